@@ -1,0 +1,322 @@
+"""`dynsim.simulate`: one trajectory of a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import jax.tree_util as jtu
+import numpy as np
+from jaxtyping import Array, ArrayLike, PyTree
+
+from dynsim.models import (
+    AbstractIMEXModel,
+    AbstractMap,
+    AbstractModel,
+    AbstractSDEModel,
+)
+from dynsim.solvers import SaveSpec, check_options, integrate, iterate_map
+
+from ._provenance import run_info
+from ._results import Trajectory
+
+SaveAtLike = int | ArrayLike | None
+
+
+# The model travels as `args`, so new parameter values are new data, not new code.
+def _drift(t, y, args):
+    model, user_args = args
+    return model.vector_field(t, y, user_args)
+
+
+def _nonstiff(t, y, args):
+    model, user_args = args
+    return model.nonstiff_part(t, y, user_args)
+
+
+def _stiff(t, y, args):
+    model, user_args = args
+    return model.stiff_part(t, y, user_args)
+
+
+def _diffusion(t, y, args):
+    model, user_args = args
+    return model.diffusion(t, y, user_args)
+
+
+def _map_step(n, y, args):
+    model, user_args = args
+    return model.step(n, y, user_args)
+
+
+class _UserEvent(eqx.Module):
+    """Adapts a user's condition `c(t, y, args)` to diffrax's event signature."""
+
+    fn: Callable[[Any, Any, Any], Any]
+
+    def __call__(self, t, y, args, **kwargs):
+        return self.fn(t, y, args[1])
+
+
+def problem_kind(model: AbstractModel) -> str:
+    """ "sde", "imex" or "ode"."""
+    if isinstance(model, AbstractSDEModel):
+        return "sde"
+    return "imex" if isinstance(model, AbstractIMEXModel) else "ode"
+
+
+def default_solver(model: AbstractModel) -> str:
+    """Tsit5 for ODEs; Euler–Maruyama (fixed step) for SDEs."""
+    return "euler" if isinstance(model, AbstractSDEModel) else "tsit5"
+
+
+def check_model(model: Any) -> None:
+    if not isinstance(model, (AbstractModel, AbstractMap)):
+        raise TypeError(
+            "expected a dynsim model (a subclass of dynsim.AbstractModel or "
+            f"dynsim.AbstractMap), got {type(model).__name__}"
+        )
+
+
+def check_t_span(t_span: Any) -> tuple[Array, Array]:
+    """(t0, t1) as float arrays; raises `ValueError` for anything else."""
+    try:
+        t0, t1 = t_span
+    except (TypeError, ValueError):
+        raise ValueError(f"t_span must be a pair (t0, t1), got {t_span!r}") from None
+    t0 = jnp.asarray(t0, dtype=jnp.result_type(float))
+    t1 = jnp.asarray(t1, dtype=jnp.result_type(float))
+    if t0.ndim or t1.ndim:
+        raise ValueError(f"t_span must hold two scalars, got {t_span!r}")
+    if not isinstance(t0, jax.core.Tracer) and not isinstance(t1, jax.core.Tracer):
+        if not (np.isfinite(float(t0)) and np.isfinite(float(t1))):
+            raise ValueError(f"t_span must be finite, got {t_span!r}")
+        if float(t1) == float(t0):
+            raise ValueError(f"t_span is empty: t0 = t1 = {float(t0)}")
+    return t0, t1
+
+
+def check_y0(model: Any, y0: PyTree[ArrayLike] | None) -> PyTree[Array]:
+    """The initial state: the model's default, or `y0` checked against its shape."""
+    expected = model.initial_state()
+    if y0 is None:
+        return expected
+    y0 = jtu.tree_map(lambda a: jnp.asarray(a, dtype=jnp.result_type(float)), y0)
+    e_shapes = jtu.tree_map(jnp.shape, expected)
+    g_shapes = jtu.tree_map(jnp.shape, y0)
+    if jtu.tree_structure(expected) != jtu.tree_structure(y0) or e_shapes != g_shapes:
+        names = ", ".join(model.state_names)
+        raise ValueError(
+            f"y0 has shape {g_shapes}, but {type(model).__name__}'s state has shape "
+            f"{e_shapes} ({names})"
+        )
+    return y0
+
+
+def save_times(saveat: SaveAtLike, t0: Array, t1: Array) -> Array | None:
+    """`saveat` -> an array of save times, or None for the end point only."""
+    if saveat is None:
+        return None
+    if isinstance(saveat, (int, np.integer)) and not isinstance(saveat, bool):
+        if saveat < 1:
+            raise ValueError(f"saveat must be >= 1 points, got {saveat}")
+        return jnp.linspace(t0, t1, int(saveat))
+    ts = jnp.asarray(saveat, dtype=jnp.result_type(float))
+    if ts.ndim != 1 or ts.shape[0] == 0:
+        raise ValueError("saveat must be an int (number of points) or a 1-D array")
+    if not isinstance(ts, jax.core.Tracer) and not isinstance(t0, jax.core.Tracer):
+        lo, hi = sorted((float(t0), float(t1)))
+        tsn = np.asarray(ts)
+        if tsn.min() < lo or tsn.max() > hi:
+            raise ValueError(f"saveat times must lie within t_span [{lo}, {hi}]")
+        direction = np.sign(float(t1) - float(t0))
+        if np.any(np.diff(tsn) * direction < 0):
+            raise ValueError("saveat times must be ordered from t0 to t1")
+    return ts
+
+
+def solve_model(
+    model: AbstractModel,
+    y0: PyTree[Array],
+    t0: Array,
+    t1: Array,
+    ts: Array | None,
+    rtol: Array,
+    atol: Array,
+    dt0: Array | None,
+    key: Array | None,
+    args: Any,
+    *,
+    solver: str | dfx.AbstractSolver,
+    adaptive: bool,
+    max_steps: int,
+    dense: bool = False,
+    event: Callable[..., Any] | None = None,
+    adjoint: Any = None,
+    throw: bool = False,
+):
+    """Solve one model (pure; traced under `jit` / `vmap` by `simulate` and `scan`)."""
+    kind = problem_kind(model)
+    sde = kind == "sde"
+    return integrate(
+        _nonstiff if kind == "imex" else _drift,
+        y0,
+        t0,
+        t1,
+        (model, args),
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        adaptive=adaptive,
+        saveat=SaveSpec(ts, dense),
+        max_steps=max_steps,
+        stiff_field=_stiff if kind == "imex" else None,
+        diffusion=_diffusion if sde else None,
+        noise_shape=tuple(model.noise_shape) if sde else None,
+        key=key,
+        event=None if event is None else _UserEvent(event),
+        adjoint=adjoint,
+        throw=throw,
+    )
+
+
+_solve_jit = eqx.filter_jit(solve_model)
+
+
+@eqx.filter_jit
+def _iterate_jit(model, y0, args, *, n, n0, save_every):
+    return iterate_map(_map_step, y0, n, (model, args), save_every=save_every, n0=n0)
+
+
+def simulate(
+    model: AbstractModel | AbstractMap,
+    t_span: tuple[ArrayLike, ArrayLike] = (0.0, 100.0),
+    *,
+    y0: PyTree[ArrayLike] | None = None,
+    saveat: SaveAtLike = None,
+    solver: str | dfx.AbstractSolver | None = None,
+    rtol: ArrayLike = 1e-6,
+    atol: ArrayLike = 1e-9,
+    dt0: ArrayLike | None = None,
+    adaptive: bool | None = None,
+    key: Array | None = None,
+    max_steps: int = 100_000,
+    throw: bool = True,
+    event: Callable[[Any, Any, Any], Any] | None = None,
+    adjoint: Any = None,
+    dense: bool = False,
+    args: Any = None,
+) -> Trajectory:
+    """Simulate one trajectory of `model` over `t_span`.
+
+    **Arguments:**
+
+    - `model`: a `dynsim.AbstractModel` (ODE, IMEX or SDE) or `dynsim.AbstractMap`.
+    - `t_span`: `(t0, t1)`; for maps `(0, n)` means n iterates.
+    - `y0`: the initial state (default `model.initial_state()`), checked for shape.
+    - `saveat`: None (the end point only), an int n (n evenly spaced points including
+      both ends; for maps, every (n_iterates / n)-th iterate) or an array of times.
+    - `solver`: a name from `dynsim.solvers.SOLVERS` or a diffrax solver. Default
+      `"tsit5"` for ODEs and `"euler"` (Euler–Maruyama) for SDEs.
+    - `rtol`, `atol`: tolerances of the adaptive (PID) step-size controller.
+    - `dt0`: initial step (adaptive) or the fixed step (`adaptive=False`, SDEs).
+    - `adaptive`: adaptive step control; default True for ODEs, False for SDEs.
+    - `key`: PRNG key of an SDE's Brownian path (default `jax.random.key(0)`); the
+      same key gives the same path.
+    - `max_steps`: the step budget.
+    - `throw`: raise on a failed solve (default); `False` returns the status instead.
+    - `event`: `c(t, y, args)`: stop where this real function changes sign (located by
+      Newton's method on the dense output) or where it is `True`.
+    - `adjoint`: None (forward-mode differentiable, fastest), or `"recursive"` /
+      `"backsolve"` / `"direct"` / a diffrax adjoint to differentiate in reverse mode.
+    - `dense`: keep the dense interpolant (`Trajectory.evaluate`).
+    - `args`: passed through to the model's `vector_field(t, y, args)`.
+
+    **Returns:** a `Trajectory` (`ts`, `ys`, `status`, `stats`, `info`).
+
+    **Raises:** `ValueError` / `TypeError` for invalid input, with the reason; a
+    runtime error for a failed solve when `throw=True`.
+    """
+    check_model(model)
+    y0 = check_y0(model, y0)
+    if isinstance(model, AbstractMap):
+        return _simulate_map(model, t_span, y0, saveat, args)
+    t0, t1 = check_t_span(t_span)
+    kind = problem_kind(model)
+    solver = default_solver(model) if solver is None else solver
+    adaptive = (kind != "sde") if adaptive is None else bool(adaptive)
+    check_options(
+        solver,
+        kind,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        adaptive=adaptive,
+        max_steps=max_steps,
+    )
+    if kind == "sde" and key is None:
+        key = jr.key(0)
+    ts = save_times(saveat, t0, t1)
+    dtype = jnp.result_type(float)
+    sol = _solve_jit(
+        model,
+        y0,
+        t0,
+        t1,
+        ts,
+        jnp.asarray(rtol, dtype),
+        jnp.asarray(atol, dtype),
+        None if dt0 is None else jnp.asarray(dt0, dtype),
+        key,
+        args,
+        solver=solver,
+        adaptive=adaptive,
+        max_steps=max_steps,
+        dense=dense,
+        event=event,
+        adjoint=adjoint,
+        throw=throw,
+    )
+    info = run_info(
+        model,
+        model.state_names,
+        solver=solver,
+        key=key,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        adaptive=adaptive,
+        max_steps=max_steps,
+    )
+    return Trajectory(sol.ts, sol.ys, sol.status, sol.stats, info, sol.interpolation)
+
+
+def _simulate_map(model, t_span, y0, saveat, args) -> Trajectory:
+    try:
+        n0, n1 = (int(v) for v in t_span)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"t_span of a map must be a pair of ints (0, n), got {t_span!r}"
+        ) from None
+    n = n1 - n0
+    if n < 1:
+        raise ValueError(f"t_span of a map must have n1 > n0, got {t_span!r}")
+    if saveat is None:
+        save_every = 0
+    elif isinstance(saveat, (int, np.integer)) and not isinstance(saveat, bool):
+        if saveat < 1 or n % saveat:
+            raise ValueError(
+                f"for a map, saveat={saveat} must divide the number of iterates {n}"
+            )
+        save_every = n // int(saveat)
+    else:
+        raise ValueError("for a map, saveat must be None or an int number of points")
+    sol = _iterate_jit(model, y0, args, n=n, n0=n0, save_every=save_every)
+    info = run_info(model, model.state_names, solver="iterate", n_iterates=n)
+    return Trajectory(sol.ts, sol.ys, sol.status, sol.stats, info)

@@ -1,0 +1,1 @@
+"""dynsim.io — HDF5 storage of results."""

@@ -1,0 +1,1 @@
+"""dynsim.plot — figures of results."""

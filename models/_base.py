@@ -1,0 +1,212 @@
+"""The model contract: what every dynamical system in dynsim provides."""
+
+import abc
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from equinox import AbstractVar
+from jaxtyping import Array, ArrayLike, PyTree
+
+_PARAM = "dynsim_param"
+
+
+def _as_param(value: ArrayLike) -> Array:
+    # Parameters are arrays of the default floating dtype, so that a new *value* is new
+    # data for a compiled function, never a new compilation.
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
+def param(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """Declare a numeric model parameter (a traced array field).
+
+    Parameters are the fields that `dynsim.scan` may vary and that provenance records.
+    Python numbers are converted to JAX arrays of the default float dtype.
+    """
+    metadata = dict(kwargs.pop("metadata", {}))
+    metadata[_PARAM] = True
+    return eqx.field(default=default, converter=_as_param, metadata=metadata, **kwargs)
+
+
+class AbstractModel(eqx.Module):
+    """A continuous-time dynamical system dy/dt = f(t, y, args).
+
+    Subclasses are equinox modules: their numeric fields (declared with
+    `dynsim.models.param`) are the parameters, structural settings are
+    `eqx.field(static=True)`. Change parameters with
+    `dataclasses.replace(model, rho=20.0)` or `eqx.tree_at`; neither recompiles.
+
+    Required: `vector_field`, `initial_state` and `state_names`.
+    """
+
+    state_names: AbstractVar[tuple[str, ...]]
+
+    @abc.abstractmethod
+    def vector_field(self, t: Any, y: PyTree[Array], args: Any) -> PyTree[Array]:
+        """The drift f(t, y, args), a PyTree of the same structure as `y`."""
+
+    @abc.abstractmethod
+    def initial_state(self) -> PyTree[Array]:
+        """A sensible default initial state y0."""
+
+    def analytic_curves(
+        self, x: str, y: str, y_values: Array
+    ) -> dict[str, tuple[Array, Array]]:
+        """Closed-form bifurcation curves in the (x, y) parameter plane, if known.
+
+        **Arguments:** `x`, `y` parameter names; `y_values` where to evaluate.
+
+        **Returns:** a dict label -> (x_values, y_values); empty when the model knows
+        none for this pair of parameters. Used to overlay theory on scan heat maps.
+        """
+        del x, y, y_values
+        return {}
+
+
+class AbstractSDEModel(AbstractModel):
+    """A stochastic system dy = f(t, y) dt + g(t, y) dW.
+
+    `diffusion(t, y, args)` returns g such that g @ dW has the shape of y (a matrix,
+    or a `lineax` operator); `noise_shape` is the shape of the Brownian motion W. The
+    noise is Itô unless the solver is a Stratonovich solver (e.g. `heun`).
+    """
+
+    noise_shape: AbstractVar[tuple[int, ...]]
+
+    @abc.abstractmethod
+    def diffusion(self, t: Any, y: PyTree[Array], args: Any) -> Any:
+        """The diffusion g(t, y, args) (matrix or lineax operator)."""
+
+
+class AbstractIMEXModel(AbstractModel):
+    """A system written as f = f_nonstiff + f_stiff, for IMEX solvers (`kencarp*`).
+
+    `vector_field` is their sum; the solver core treats `stiff_part` implicitly.
+    """
+
+    @abc.abstractmethod
+    def nonstiff_part(self, t: Any, y: PyTree[Array], args: Any) -> PyTree[Array]:
+        """The part integrated explicitly."""
+
+    @abc.abstractmethod
+    def stiff_part(self, t: Any, y: PyTree[Array], args: Any) -> PyTree[Array]:
+        """The part integrated implicitly."""
+
+    def vector_field(self, t, y, args):
+        f = self.nonstiff_part(t, y, args)
+        g = self.stiff_part(t, y, args)
+        return jtu.tree_map(jnp.add, f, g)
+
+
+class AbstractMap(eqx.Module):
+    """A discrete-time system y_{n+1} = step(n, y_n, args).
+
+    `dynsim.simulate(map_model, t_span=(0, n))` iterates it n times.
+    """
+
+    state_names: AbstractVar[tuple[str, ...]]
+    is_map: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def step(self, n: Any, y: PyTree[Array], args: Any) -> PyTree[Array]:
+        """The next state."""
+
+    @abc.abstractmethod
+    def initial_state(self) -> PyTree[Array]:
+        """A sensible default initial state y0."""
+
+
+def parameters(model: eqx.Module) -> dict[str, Array]:
+    """The model's numeric parameters, by name, including those of nested models.
+
+    Nested models' parameters are named by attribute path, e.g. `"base.rho"`.
+    """
+    out: dict[str, Array] = {}
+    for f in dataclasses.fields(model):
+        value = getattr(model, f.name, None)
+        if f.metadata.get(_PARAM, False):
+            out[f.name] = value
+        elif isinstance(value, (AbstractModel, AbstractMap)):
+            for k, v in parameters(value).items():
+                out[f"{f.name}.{k}"] = v
+    return out
+
+
+def replace_parameters(model: Any, values: dict[str, ArrayLike]) -> Any:
+    """A copy of `model` with the named (possibly dotted) parameters replaced.
+
+    **Raises:** `ValueError` naming the unknown parameter and the known ones.
+    """
+    known = parameters(model)
+    for name in values:
+        if name not in known:
+            raise ValueError(
+                f"{type(model).__name__} has no parameter {name!r}; "
+                f"its parameters are: {', '.join(sorted(known)) or '(none)'}"
+            )
+    getters: list[Callable[[Any], Any]] = []
+    news = []
+    for name, value in values.items():
+        getters.append(_getter(name))
+        news.append(jnp.broadcast_to(_as_param(value), jnp.shape(known[name])))
+    return eqx.tree_at(lambda m: [g(m) for g in getters], model, news)
+
+
+def _getter(path: str) -> Callable[[Any], Any]:
+    parts = path.split(".")
+
+    def get(m: Any) -> Any:
+        for p in parts:
+            m = getattr(m, p)
+        return m
+
+    return get
+
+
+def describe(model: eqx.Module) -> dict[str, Any]:
+    """A JSON-serialisable description of a model: its public type, parameter values
+    and static settings (nested models described recursively).
+
+    Values of traced parameters (inside `jit` / `vmap`) are recorded as None.
+    """
+    import numpy as np
+
+    cls = type(model)
+    public = f"dynsim.models.{cls.__name__}"
+    from dynsim import models as _public_models
+
+    path = (
+        public
+        if getattr(_public_models, cls.__name__, None) is cls
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    params: dict[str, Any] = {}
+    static: dict[str, Any] = {}
+    children: dict[str, Any] = {}
+    for f in dataclasses.fields(model):
+        value = getattr(model, f.name, None)
+        if f.metadata.get(_PARAM, False):
+            try:
+                params[f.name] = np.asarray(value).tolist()
+            except (
+                TypeError,
+                jax.errors.ConcretizationTypeError,
+                jax.errors.TracerArrayConversionError,
+            ):
+                params[f.name] = None
+        elif isinstance(value, (AbstractModel, AbstractMap)):
+            children[f.name] = describe(value)
+        elif f.metadata.get("static", False) and isinstance(
+            value, (int, float, str, bool, tuple)
+        ):
+            static[f.name] = value
+    out: dict[str, Any] = {"type": path, "params": params}
+    if static:
+        out["static"] = static
+    if children:
+        out["children"] = children
+    return out

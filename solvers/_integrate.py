@@ -1,0 +1,300 @@
+"""One solve of one trajectory, written once; ensembles are `jax.vmap` of this."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import optimistix as optx
+from jaxtyping import Array, ArrayLike, Int, PyTree, Real
+
+from ._registry import SolverInfo, get_solver
+from ._status import STATUS_MESSAGES, Status, status_from_result
+
+AdjointName = Literal["forward", "recursive", "backsolve", "direct"]
+
+
+class Solution(eqx.Module):
+    """The raw outcome of `integrate`.
+
+    - `ts`: save times, shape `(times,)`.
+    - `ys`: states at `ts`, a PyTree with leading axis `times`.
+    - `status`: an integer `Status` code (0 = success).
+    - `stats`: accepted / rejected / total step counts.
+    - `interpolation`: dense output (a diffrax interpolation) when asked for, else None.
+    """
+
+    ts: Real[Array, " times"]
+    ys: PyTree[Array]
+    status: Int[Array, ""]
+    stats: dict[str, Array]
+    interpolation: dfx.DenseInterpolation | None = None
+
+
+class SaveSpec(eqx.Module):
+    """Where to save: at `ts` (an array of times) or, if `ts` is None, at t1 only;
+    `dense=True` adds the dense interpolant."""
+
+    ts: Real[Array, " times"] | None = None
+    dense: bool = eqx.field(default=False, static=True)
+
+    def to_diffrax(self) -> dfx.SaveAt:
+        if self.ts is None:
+            return dfx.SaveAt(t1=True, dense=self.dense)
+        return dfx.SaveAt(ts=self.ts, dense=self.dense)
+
+
+def _check_nonnegative(name: str, value: Any) -> None:
+    # Tier-one check: only Python / concrete values can be inspected before tracing.
+    if isinstance(value, jax.core.Tracer):
+        return
+    v = jnp.asarray(value)
+    if v.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
+    if not bool(jnp.isfinite(v)) or float(v) < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {float(v)}")
+
+
+def resolve_solver(
+    solver: str | dfx.AbstractSolver, kind: str, forward_only: bool
+) -> tuple[dfx.AbstractSolver, SolverInfo | None]:
+    """A diffrax solver for a problem of `kind` ("ode", "imex" or "sde").
+
+    **Raises:** `ValueError` for an unknown name or a solver unfit for the problem.
+    """
+    if isinstance(solver, dfx.AbstractSolver):
+        return solver, None
+    info = get_solver(solver)
+    usable = set(info.kinds) | ({"imex"} if "ode" in info.kinds else set())
+    if kind not in usable:
+        fit = [n for n, i in _solvers_for(kind)]
+        raise ValueError(
+            f"solver {solver!r} cannot solve a {kind.upper()} problem; "
+            f"use one of: {', '.join(fit)}"
+        )
+    return info.make(forward_only), info
+
+
+def _solvers_for(kind: str):
+    from ._registry import SOLVERS
+
+    for name, info in SOLVERS.items():
+        if kind in info.kinds or (kind == "imex" and "ode" in info.kinds):
+            yield name, info
+
+
+def check_options(
+    solver: str | dfx.AbstractSolver,
+    kind: str,
+    *,
+    rtol: Any,
+    atol: Any,
+    dt0: Any,
+    adaptive: bool,
+    max_steps: int,
+    forward_only: bool = True,
+) -> dfx.AbstractSolver:
+    """Validate solve options before tracing and return the diffrax solver.
+
+    **Raises:** `ValueError` naming the offending option and what is allowed.
+    """
+    _check_nonnegative("rtol", rtol)
+    _check_nonnegative("atol", atol)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0:
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    dsolver, info = resolve_solver(solver, kind, forward_only)
+    if info is not None and adaptive and not info.adaptive:
+        raise ValueError(
+            f"solver {info.name!r} has no error estimate, so it cannot adapt its step; "
+            "pass adaptive=False and a step dt0"
+        )
+    if not adaptive and dt0 is None:
+        raise ValueError("a fixed-step solve (adaptive=False) needs a step dt0")
+    if kind == "sde" and dt0 is None:
+        raise ValueError("an SDE solve needs a step dt0 (the initial or fixed step)")
+    if dt0 is not None and not isinstance(dt0, jax.core.Tracer):
+        if not float(dt0) > 0:
+            raise ValueError(f"dt0 must be > 0, got {float(dt0)}")
+    return dsolver
+
+
+def _adjoint(adjoint: AdjointName | dfx.AbstractAdjoint | None) -> dfx.AbstractAdjoint:
+    if isinstance(adjoint, dfx.AbstractAdjoint):
+        return adjoint
+    table = {
+        None: dfx.ForwardMode,
+        "forward": dfx.ForwardMode,
+        "recursive": dfx.RecursiveCheckpointAdjoint,
+        "backsolve": dfx.BacksolveAdjoint,
+        "direct": dfx.DirectAdjoint,
+    }
+    if adjoint not in table:
+        raise ValueError(
+            f"unknown adjoint {adjoint!r}; use one of 'forward' (no reverse-mode "
+            "gradients, fastest), 'recursive', 'backsolve', 'direct', or a "
+            "diffrax.AbstractAdjoint"
+        )
+    return table[adjoint]()
+
+
+def integrate(
+    vector_field: Callable[[Any, PyTree, Any], PyTree],
+    y0: PyTree[ArrayLike],
+    t0: ArrayLike,
+    t1: ArrayLike,
+    args: Any = None,
+    *,
+    solver: str | dfx.AbstractSolver = "tsit5",
+    rtol: ArrayLike = 1e-6,
+    atol: ArrayLike = 1e-9,
+    dt0: ArrayLike | None = None,
+    adaptive: bool = True,
+    saveat: SaveSpec | None = None,
+    max_steps: int = 100_000,
+    stiff_field: Callable[[Any, PyTree, Any], PyTree] | None = None,
+    diffusion: Callable[[Any, PyTree, Any], Any] | None = None,
+    noise_shape: tuple[int, ...] | None = None,
+    key: Array | None = None,
+    event: dfx.Event | Callable[..., Any] | None = None,
+    adjoint: AdjointName | dfx.AbstractAdjoint | None = None,
+    throw: bool = False,
+) -> Solution:
+    """Integrate dy = f(t, y) dt [+ g(t, y) dW] from t0 to t1 with diffrax.
+
+    **Arguments:**
+
+    - `vector_field`: f(t, y, args); with `stiff_field` it is the nonstiff part.
+    - `y0`, `t0`, `t1`, `args`: the initial value problem.
+    - `solver`: a registry name (`dynsim.solvers.SOLVERS`) or a diffrax solver.
+    - `rtol`, `atol`: tolerances of the PID step-size controller (adaptive solves).
+    - `dt0`: initial step (adaptive; None picks one automatically) or the fixed step.
+    - `adaptive`: adaptive step control (default) or a constant step `dt0`.
+    - `saveat`: a `SaveSpec` (default: the state at t1 only).
+    - `max_steps`: the step budget; exceeding it gives `Status.MAX_STEPS`.
+    - `stiff_field`: the stiff part g(t, y, args) for IMEX solvers (`kencarp*`).
+    - `diffusion`, `noise_shape`, `key`: an SDE's diffusion and its Brownian motion,
+      a `VirtualBrownianTree` drawn from `key`: the same key gives the same path,
+      whatever the solver and its steps.
+    - `event`: a `diffrax.Event`, or a function `c(t, y, args)` whose sign change
+      (located by Newton's method) or `True` value stops the solve (`Status.EVENT`).
+    - `adjoint`: None / "forward" (forward-mode autodiff only, the cheapest loop), or
+      "recursive" / "backsolve" / "direct" / a diffrax adjoint for reverse mode.
+    - `throw`: raise on failure instead of returning a non-success status.
+
+    **Returns:** a `Solution`.
+
+    **Raises:** `ValueError` for invalid settings (negative tolerances, a missing step
+    for fixed-step or SDE solves, a solver unfit for the problem, ...).
+    """
+    saveat = SaveSpec() if saveat is None else saveat
+    kind = (
+        "sde"
+        if diffusion is not None
+        else ("imex" if stiff_field is not None else "ode")
+    )
+    adjoint_ = _adjoint(adjoint)
+    dsolver = check_options(
+        solver,
+        kind,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        adaptive=adaptive,
+        max_steps=max_steps,
+        forward_only=isinstance(adjoint_, dfx.ForwardMode),
+    )
+    terms = _terms(
+        vector_field,
+        stiff_field,
+        diffusion,
+        noise_shape,
+        key,
+        y0,
+        t0,
+        t1,
+        dt0,
+        dsolver,
+        kind,
+    )
+    if adaptive:
+        controller = dfx.PIDController(rtol=rtol, atol=atol)
+    else:
+        controller = dfx.ConstantStepSize()
+    if event is not None and not isinstance(event, dfx.Event):
+        event = dfx.Event(event, root_finder=optx.Newton(rtol=1e-10, atol=1e-10))
+    sol = dfx.diffeqsolve(
+        terms,
+        dsolver,
+        t0,
+        t1,
+        dt0,
+        y0,
+        args,
+        saveat=saveat.to_diffrax(),
+        stepsize_controller=controller,
+        adjoint=adjoint_,
+        event=event,
+        max_steps=max_steps,
+        throw=False,
+    )
+    status = status_from_result(sol.result, sol.ys)
+    ys = sol.ys
+    if throw:
+        ys = eqx.branched_error_if(ys, status > Status.EVENT, status, STATUS_MESSAGES)
+    stats = {
+        "num_steps": sol.stats["num_steps"],
+        "num_accepted_steps": sol.stats["num_accepted_steps"],
+        "num_rejected_steps": sol.stats["num_rejected_steps"],
+    }
+    interp = sol.interpolation if saveat.dense else None
+    return Solution(sol.ts, ys, status, stats, interp)
+
+
+def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kind):
+    drift = dfx.ODETerm(vf)
+    if kind == "imex":
+        stiff_term = dfx.ODETerm(stiff)
+        if isinstance(dsolver, (dfx.KenCarp3, dfx.KenCarp4, dfx.KenCarp5)):
+            return dfx.MultiTerm(drift, stiff_term)
+        # Any other solver integrates the sum.
+        return dfx.ODETerm(_Sum(vf, stiff))
+    if kind == "ode":
+        return drift
+    if noise_shape is None:
+        raise ValueError("an SDE solve needs the noise_shape of its Brownian motion")
+    if key is None:
+        raise ValueError("an SDE solve needs a PRNG key (key=jax.random.key(seed))")
+    dtype = jnp.result_type(*jtu.tree_leaves(y0))
+    levy = getattr(dsolver, "minimal_levy_area", dfx.AbstractBrownianIncrement)
+    levy = _CONCRETE_LEVY.get(levy, levy)
+    # The tree resolves the path to a fraction of the step, so the increments a
+    # solver sees are exact Brownian increments up to that tolerance.
+    bm = dfx.VirtualBrownianTree(
+        t0,
+        t1,
+        tol=jnp.abs(jnp.asarray(dt0)) / 8,
+        shape=jax.ShapeDtypeStruct(noise_shape, dtype),
+        key=key,
+        levy_area=levy,
+    )
+    return dfx.MultiTerm(drift, dfx.ControlTerm(diffusion, bm))
+
+
+_CONCRETE_LEVY = {
+    dfx.AbstractBrownianIncrement: dfx.BrownianIncrement,
+    dfx.AbstractSpaceTimeLevyArea: dfx.SpaceTimeLevyArea,
+    dfx.AbstractSpaceTimeTimeLevyArea: dfx.SpaceTimeTimeLevyArea,
+}
+
+
+class _Sum(eqx.Module):
+    f: Callable
+    g: Callable
+
+    def __call__(self, t, y, args):
+        return jtu.tree_map(jnp.add, self.f(t, y, args), self.g(t, y, args))
