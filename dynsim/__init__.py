@@ -1,43 +1,30 @@
 """dynsim — a simulation engine for coupled ODE / SDE / PDE dynamical systems,
 built on JAX, diffrax and equinox."""
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
+from importlib.metadata import PackageNotFoundError, version as _version
 
-from ._precision import _default_precision
-from ._precision import set_precision as set_precision
+from ._precision import _default_precision, set_precision as set_precision
 
+# Double precision unless the user opted out (see `set_precision`); before any array
+# is created by the imports below.
 _default_precision()
 
-from . import io as io  # noqa: E402
-from . import models as models
-from . import plot as plot
-from . import solvers as solvers
-from ._results import (  # noqa: E402
+from . import io as io, models as models, plot as plot, solvers as solvers
+from ._results import (
     RunInfo as RunInfo,
-)
-from ._results import (
     ScanResult as ScanResult,
-)
-from ._results import (
     Trajectory as Trajectory,
 )
-from ._simulate import simulate as simulate  # noqa: E402
-from .models import (  # noqa: E402
+from ._simulate import simulate as simulate
+from .models import (
     AbstractIMEXModel as AbstractIMEXModel,
-)
-from .models import (
     AbstractMap as AbstractMap,
-)
-from .models import (
     AbstractModel as AbstractModel,
-)
-from .models import (
     AbstractSDEModel as AbstractSDEModel,
 )
-from .solvers import Status as Status  # noqa: E402
+from .solvers import Status as Status
 
 try:
     __version__ = _version("dynsim")
-except PackageNotFoundError:  # running from a source tree without installation
+except PackageNotFoundError:  # a source tree that was not installed
     __version__ = "0.0.0+unknown"

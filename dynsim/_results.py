@@ -25,7 +25,7 @@ class RunInfo:
     - `model`: the model's import path (e.g. `"dynsim.models.Lorenz"`).
     - `model_params`: JSON text of `dynsim.models.describe(model)`.
     - `state_names`: labels of the flattened state.
-    - `solver`: JSON text of the solver settings (name, rtol, atol, dt0, max_steps, ...).
+    - `solver`: JSON text of the solver settings (name, rtol, atol, dt0, ...).
     - `seed`: the PRNG seed (or key data) for stochastic runs, else None.
     - `config`: the TOML text when run from a config file, else None.
     """
@@ -55,7 +55,7 @@ def _short_model(info: RunInfo) -> str:
 def _status_summary(status: np.ndarray) -> str:
     codes, counts = np.unique(status, return_counts=True)
     return ", ".join(
-        f"{Status(int(c)).name.lower()}={n}" for c, n in zip(codes, counts)
+        f"{Status(int(c)).name.lower()}={n}" for c, n in zip(codes, counts, strict=True)
     )
 
 
