@@ -9,12 +9,19 @@ from ._precision import _default_precision, set_precision as set_precision
 # is created by the imports below.
 _default_precision()
 
-from . import io as io, models as models, plot as plot, solvers as solvers
+from . import (
+    io as io,
+    models as models,
+    observables as observables,
+    plot as plot,
+    solvers as solvers,
+)
 from ._results import (
     RunInfo as RunInfo,
     ScanResult as ScanResult,
     Trajectory as Trajectory,
 )
+from ._scan import scan as scan
 from ._simulate import simulate as simulate
 from .models import (
     AbstractIMEXModel as AbstractIMEXModel,

@@ -1,0 +1,14 @@
+"""Observables for `dynsim.scan`: per-point reductions computed on the device."""
+
+from ._observables import (
+    OBSERVABLE_KINDS as OBSERVABLE_KINDS,
+    AbstractObservable as AbstractObservable,
+    Amplitude as Amplitude,
+    FinalState as FinalState,
+    Function as Function,
+    Max as Max,
+    Mean as Mean,
+    Min as Min,
+    SignChanges as SignChanges,
+    observable as observable,
+)
