@@ -1,0 +1,349 @@
+"""HDF5 storage of results (layout: DESIGN.md §5).
+
+```
+/                 attrs: format="dynsim", format_version, dynsim_version, created
+/<name>/          attrs: kind, model, model_params, solver, seed, versions, config,
+                         state_names, created
+/<name>/ts, /ys, /status, /stats/<k>, /params/<p>, /observables/<o>
+```
+
+Every dataset carries an `axes` attribute naming its dimensions. Loading reads
+numbers, strings and JSON only: nothing from a file is unpickled or executed.
+
+Writes are atomic per run: a run is written completely into a scratch group (or a
+scratch copy of the file) and only then moved to its name, so an interrupted write
+leaves every earlier run, and the file, as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from .._results import RunInfo, ScanResult, Trajectory
+
+FORMAT = "dynsim"
+FORMAT_VERSION = 1
+_SCRATCH = ".incomplete-"
+# Files up to this size are rewritten as a scratch copy and renamed over the original
+# (crash-safe even for HDF5's own metadata); larger files get a scratch group instead.
+_COPY_LIMIT = 256 * 2**20
+
+Result = Trajectory | ScanResult
+
+
+class FormatError(ValueError):
+    """The file is not a dynsim results file, or of an unsupported version."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("dynsim", "jax", "diffrax", "equinox", "numpy", "h5py"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ValueError(
+            f"run name must be a non-empty string without '/' and not starting with "
+            f"'.', got {name!r}"
+        )
+
+
+def _dataset(group: h5py.Group, name: str, data: Any, axes: list[str]) -> None:
+    arr = np.asarray(data)
+    ds = group.create_dataset(
+        name, data=arr, compression="gzip" if arr.size > 4096 else None
+    )
+    ds.attrs["axes"] = json.dumps(
+        axes[: arr.ndim] + ["component"] * (arr.ndim - len(axes))
+    )
+
+
+def _write_info(group: h5py.Group, kind: str, info: RunInfo) -> None:
+    a = group.attrs
+    a["kind"] = kind
+    a["model"] = info.model
+    a["model_params"] = info.model_params
+    a["solver"] = info.solver
+    a["seed"] = json.dumps(info.seed)
+    a["state_names"] = json.dumps(list(info.state_names))
+    a["versions"] = json.dumps(_versions())
+    a["created"] = _now()
+    if info.config is not None:
+        a["config"] = info.config
+
+
+def _read_info(group: h5py.Group) -> RunInfo:
+    a = group.attrs
+    seed = json.loads(a["seed"])
+    return RunInfo(
+        model=str(a["model"]),
+        model_params=str(a["model_params"]),
+        state_names=tuple(json.loads(a["state_names"])),
+        solver=str(a["solver"]),
+        seed=tuple(seed) if isinstance(seed, list) else seed,
+        config=str(a["config"]) if "config" in a else None,
+    )
+
+
+def _flat_ys(ys: Any, lead: int) -> np.ndarray:
+    if isinstance(ys, (np.ndarray, jax.Array)):
+        return np.asarray(ys)
+    # PyTree states are stored flattened, one column per entry of state_names.
+    flat = ravel_pytree
+    for _ in range(lead):
+        flat = jax.vmap(flat)
+    return np.asarray(flat(ys)[0])
+
+
+def _write_trajectory(g: h5py.Group, r: Trajectory) -> None:
+    _write_info(g, "trajectory", r.info)
+    _dataset(g, "ts", r.ts, ["time"])
+    _dataset(g, "ys", _flat_ys(r.ys, 1), ["time", "state"])
+    _dataset(g, "status", r.status, [])
+    s = g.create_group("stats")
+    for k, v in r.stats.items():
+        _dataset(s, k, v, [])
+
+
+def _read_trajectory(g: h5py.Group) -> Trajectory:
+    stats = {k: jnp.asarray(v[()]) for k, v in g["stats"].items()}
+    return Trajectory(
+        ts=jnp.asarray(g["ts"][()]),
+        ys=jnp.asarray(g["ys"][()]),
+        status=jnp.asarray(g["status"][()]),
+        stats=stats,
+        info=_read_info(g),
+    )
+
+
+def _write_scan(g: h5py.Group, r: ScanResult) -> None:
+    _write_info(g, "scan", r.info)
+    g.attrs["axes"] = json.dumps(list(r.axes))
+    g.attrs["shape"] = json.dumps(list(r.shape))
+    g.attrs["grid"] = bool(r.grid)
+    p = g.create_group("params")
+    for k, v in r.params.items():
+        _dataset(p, k, v, ["point"])
+    _dataset(g, "status", r.status, ["point"])
+    s = g.create_group("stats")
+    for k, v in r.stats.items():
+        _dataset(s, k, v, ["point"])
+    o = g.create_group("observables")
+    for k, v in r.values.items():
+        _dataset(o, k, v, ["point", "state"])
+    if r.ts is not None:
+        _dataset(g, "ts", r.ts, ["time"])
+    if r.ys is not None:
+        _dataset(g, "ys", _flat_ys(r.ys, 2), ["point", "time", "state"])
+
+
+def _read_scan(g: h5py.Group) -> ScanResult:
+    axes = tuple(json.loads(g.attrs["axes"]))
+    return ScanResult(
+        # Parameter datasets in the scan's axis order (HDF5 lists them by name).
+        params={k: g["params"][k][()] for k in axes},
+        axes=axes,
+        shape=tuple(json.loads(g.attrs["shape"])),
+        grid=bool(g.attrs["grid"]),
+        status=g["status"][()],
+        stats={k: v[()] for k, v in g["stats"].items()},
+        values={k: v[()] for k, v in g["observables"].items()},
+        ts=g["ts"][()] if "ts" in g else None,
+        ys=g["ys"][()] if "ys" in g else None,
+        info=_read_info(g),
+    )
+
+
+_WRITERS = {Trajectory: _write_trajectory, ScanResult: _write_scan}
+_READERS = {"trajectory": _read_trajectory, "scan": _read_scan}
+
+
+def _check_format(f: h5py.File, path: Any) -> None:
+    fmt = f.attrs.get("format")
+    if fmt is None:
+        raise FormatError(f"{path}: not a dynsim results file (no 'format' attribute)")
+    if str(fmt) != FORMAT:
+        raise FormatError(
+            f"{path}: not a dynsim results file (format attribute is {str(fmt)!r}, "
+            f"expected {FORMAT!r})"
+        )
+    v = int(f.attrs.get("format_version", -1))
+    if not 1 <= v <= FORMAT_VERSION:
+        raise FormatError(
+            f"{path}: dynsim format version {v} is not supported by this dynsim "
+            f"(which reads versions 1..{FORMAT_VERSION}); upgrade dynsim"
+        )
+
+
+@contextlib.contextmanager
+def _open_existing(path: Path, mode: str) -> Iterator[h5py.File]:
+    try:
+        f = h5py.File(path, mode)
+    except OSError as e:
+        raise FormatError(f"{path}: cannot be read as HDF5 ({e})") from None
+    with f:
+        _check_format(f, path)
+        yield f
+
+
+def save(
+    result: Result,
+    path: str | os.PathLike,
+    name: str = "run",
+    *,
+    overwrite: bool = False,
+) -> str:
+    """Save a result as run `name` in the HDF5 file at `path` (created if missing).
+
+    **Arguments:** `result` (a dynsim result type), `path`, `name` of the run (a
+    group), `overwrite` an existing run of that name (default: refuse).
+
+    **Returns:** the run name.
+
+    **Raises:** `ValueError` if the run exists and `overwrite` is False, `FormatError`
+    if the file exists but is not a dynsim file, `TypeError` for a non-result.
+    """
+    writer = _WRITERS.get(type(result))
+    if writer is None:
+        raise TypeError(
+            f"cannot save a {type(result).__name__}; savable results: "
+            f"{', '.join(t.__name__ for t in _WRITERS)}"
+        )
+    _check_name(name)
+    path = Path(path)
+    if not path.exists():
+        _write_new_file(path, name, result, writer)
+        return name
+    with _open_existing(path, "r") as f:
+        if name in f and not overwrite:
+            raise ValueError(
+                f"{path} already holds a run {name!r}; pass overwrite=True or "
+                "another name"
+            )
+    if path.stat().st_size <= _COPY_LIMIT:
+        fd, tmp = tempfile.mkstemp(
+            prefix=path.name + ".", suffix=".tmp", dir=path.parent
+        )
+        os.close(fd)
+        try:
+            shutil.copy2(path, tmp)
+            with h5py.File(tmp, "a") as f:
+                _replace_run(f, name, result, writer)
+            _fsync(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        with _open_existing(path, "a") as f:
+            _replace_run(f, name, result, writer)
+    return name
+
+
+def _write_new_file(path: Path, name: str, result: Result, writer) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["dynsim_version"] = _versions()["dynsim"]
+            f.attrs["created"] = _now()
+            writer(f.create_group(name), result)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _replace_run(f: h5py.File, name: str, result: Result, writer) -> None:
+    scratch = f"{_SCRATCH}{name}-{uuid.uuid4().hex[:8]}"
+    writer(f.create_group(scratch), result)
+    f.flush()
+    if name in f:
+        del f[name]
+    f.move(scratch, name)
+    f.flush()
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def runs(path: str | os.PathLike) -> dict[str, str]:
+    """The runs in a dynsim file: name -> kind (unfinished scratch groups skipped)."""
+    with _open_existing(Path(path), "r") as f:
+        return {
+            k: str(g.attrs.get("kind", "?"))
+            for k, g in f.items()
+            if not k.startswith(".")
+        }
+
+
+def load(path: str | os.PathLike, name: str | None = None) -> Result:
+    """Load run `name` (optional when the file holds exactly one run).
+
+    **Raises:** `FileNotFoundError`; `FormatError` for a file that is not a dynsim
+    file (missing or wrong `format` attribute, unsupported version); `KeyError` for
+    an unknown run, listing the runs present.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    with _open_existing(path, "r") as f:
+        names = [k for k in f if not k.startswith(".")]
+        if name is None:
+            if len(names) != 1:
+                raise KeyError(
+                    f"{path} holds {len(names)} runs ({', '.join(names)}); pass name="
+                )
+            name = names[0]
+        if name not in names:
+            raise KeyError(f"{path} has no run {name!r}; runs: {', '.join(names)}")
+        g = f[name]
+        kind = str(g.attrs.get("kind", ""))
+        reader = _READERS.get(kind)
+        if reader is None:
+            raise FormatError(f"{path}:{name}: unknown result kind {kind!r}")
+        return reader(g)
+
+
+def attributes(path: str | os.PathLike, name: str) -> dict[str, Any]:
+    """The raw attributes of a run (provenance), JSON fields decoded."""
+    with _open_existing(Path(path), "r") as f:
+        out = {}
+        for k, v in f[name].attrs.items():
+            v = v.decode() if isinstance(v, bytes) else v
+            if isinstance(v, str) and k not in ("config", "kind", "model", "created"):
+                with contextlib.suppress(ValueError):
+                    v = json.loads(v)
+            out[k] = v.item() if isinstance(v, np.generic) else v
+        return out
