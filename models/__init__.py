@@ -6,6 +6,8 @@ from ._base import (
     AbstractModel as AbstractModel,
     AbstractSDEModel as AbstractSDEModel,
     describe as describe,
+    from_description as from_description,
+    model_class as model_class,
     param as param,
     parameters as parameters,
     replace_parameters as replace_parameters,

@@ -210,3 +210,43 @@ def describe(model: eqx.Module) -> dict[str, Any]:
     if children:
         out["children"] = children
     return out
+
+
+def model_class(name: str) -> type:
+    """A concrete model class shipped in `dynsim.models`, by name.
+
+    Only dynsim's own models are resolved: nothing named in a file or config is
+    imported. **Raises:** `ValueError` listing the known models.
+    """
+    from dynsim import models as public
+
+    short = name.removeprefix("dynsim.models.")
+    cls = getattr(public, short, None)
+    if (
+        not isinstance(cls, type)
+        or not issubclass(cls, (AbstractModel, AbstractMap))
+        or short.startswith("Abstract")
+    ):
+        known = sorted(
+            n
+            for n, c in vars(public).items()
+            if isinstance(c, type)
+            and issubclass(c, (AbstractModel, AbstractMap))
+            and not n.startswith("Abstract")
+        )
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}")
+    return cls
+
+
+def from_description(desc: dict[str, Any]) -> Any:
+    """Rebuild a model from `describe(model)` (dynsim's own model types only)."""
+    cls = model_class(desc["type"])
+    kwargs: dict[str, Any] = {}
+    for k, v in desc.get("params", {}).items():
+        if v is None:
+            raise ValueError(f"parameter {k!r} of {desc['type']} was not recorded")
+        kwargs[k] = v
+    kwargs.update(desc.get("static", {}))
+    for k, child in desc.get("children", {}).items():
+        kwargs[k] = from_description(child)
+    return cls(**kwargs)

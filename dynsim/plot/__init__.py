@@ -1,1 +1,9 @@
-"""dynsim.plot — figures of results."""
+"""dynsim.plot — figures of results, as a scientist would print them."""
+
+from ._plots import (
+    phase_portrait as phase_portrait,
+    save_figures as save_figures,
+    scan_heatmap as scan_heatmap,
+    scan_line as scan_line,
+    time_series as time_series,
+)

@@ -1,0 +1,1 @@
+"""Example run configurations (TOML), installed as the package `dynsim.configs`."""

@@ -1,0 +1,5 @@
+import sys
+
+from dynsim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,281 @@
+"""Run configurations (TOML): parsing and validation.
+
+A config names a model, a task (`simulate` or `scan`), the solver and the output.
+Every key is checked against the schema below: a misspelt or misplaced key is a
+`ConfigError` whose one-line message names the key and the allowed ones.
+
+```toml
+[run]
+name = "selkov"                      # run (group) name in the HDF5 file
+task = "scan"                        # "simulate" | "scan"
+output = "results/selkov.h5"         # relative to the working directory
+figures = true
+seed = 0                             # PRNG seed for SDE models
+
+[model]
+name = "Selkov"                      # a class of dynsim.models
+params = { zeta = 0.15 }             # constructor arguments; a table with a
+                                     # `name` key builds a nested model
+
+[solver]
+name = "tsit5"
+rtol = 1e-6
+atol = 1e-9
+
+[time]
+t_span = [0.0, 600.0]
+saveat = 2000                        # simulate: number of saved points
+
+[scan]
+grid = true
+params.alpha = { start = 0.0, stop = 1.0, num = 60 }   # or a list of values
+params.mu = [0.5, 1.0, 2.0]
+observables.amplitude = { kind = "amplitude", state = "v", t_from = 400.0 }
+
+[plot]
+curves = true                        # overlay the model's closed-form curves
+threshold = 0.01                     # contour level on heat maps
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynsim.models import model_class
+from dynsim.observables import OBSERVABLE_KINDS, AbstractObservable, observable
+from dynsim.solvers import SOLVERS
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message names the offending key."""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+Check = tuple[Callable[[Any], bool], str]
+_STR: Check = (lambda v: isinstance(v, str), "a string")
+_BOOL: Check = (lambda v: isinstance(v, bool), "true or false")
+_NUM: Check = (_is_number, "a number")
+_POS_INT: Check = (lambda v: _is_int(v) and v > 0, "a positive integer")
+_TABLE: Check = (lambda v: isinstance(v, dict), "a table")
+_PAIR: Check = (
+    lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)),
+    "a pair of numbers [t0, t1]",
+)
+
+SCHEMA: dict[str, dict[str, Check]] = {
+    "run": {
+        "name": _STR,
+        "task": (lambda v: v in ("simulate", "scan"), "'simulate' or 'scan'"),
+        "output": _STR,
+        "figures": _BOOL,
+        "seed": (_is_int, "an integer"),
+    },
+    "model": {"name": _STR, "params": _TABLE},
+    "solver": {
+        "name": (lambda v: v in SOLVERS, f"one of {', '.join(SOLVERS)}"),
+        "rtol": _NUM,
+        "atol": _NUM,
+        "dt0": _NUM,
+        "adaptive": _BOOL,
+        "max_steps": _POS_INT,
+    },
+    "time": {
+        "t_span": _PAIR,
+        "saveat": _POS_INT,
+    },
+    "scan": {
+        "grid": _BOOL,
+        "params": _TABLE,
+        "observables": _TABLE,
+        "samples": _POS_INT,
+        "chunk_size": _POS_INT,
+    },
+    "plot": {"curves": _BOOL, "threshold": _NUM},
+}
+REQUIRED = {"model": ("name",), "time": ("t_span",)}
+_RANGE_KEYS = ("start", "stop", "num")
+_OBS_KEYS = ("kind", "state", "t_from", "level")
+
+
+def _unknown(key: str, where: str, allowed: Any) -> ConfigError:
+    allowed = list(allowed)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(
+        f"unknown key {key!r} in {where}{hint}; allowed: {', '.join(allowed)}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """A validated configuration; `text` is the TOML source (kept as provenance)."""
+
+    name: str
+    task: str
+    output: Path
+    figures: bool
+    seed: int
+    model_name: str
+    model_params: Mapping[str, Any]
+    solver: Mapping[str, Any]
+    t_span: tuple[float, float]
+    saveat: int | None
+    scan_grid: bool
+    scan_params: Mapping[str, np.ndarray]
+    observables: Mapping[str, AbstractObservable]
+    samples: int
+    chunk_size: int | None
+    curves: bool
+    threshold: float | None
+    text: str
+
+    def build_model(self) -> Any:
+        return _build_model(self.model_name, self.model_params, "[model]")
+
+
+def _build_model(name: str, params: Mapping[str, Any], where: str) -> Any:
+    try:
+        cls = model_class(name)
+    except ValueError as e:
+        raise ConfigError(f"{where} name: {e}") from None
+    kwargs = {}
+    for k, v in params.items():
+        if isinstance(v, dict) and "name" in v:
+            inner = {kk: vv for kk, vv in v.items() if kk != "name"}
+            kwargs[k] = _build_model(
+                v["name"], inner.get("params", inner), f"{where} params.{k}"
+            )
+        else:
+            kwargs[k] = v
+    allowed = [f.name for f in dataclasses.fields(cls) if f.init]
+    for k in kwargs:
+        if k not in allowed:
+            raise _unknown(k, f"{where} params of {name}", allowed)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where} params of {name}: {e}") from None
+
+
+def _values(name: str, spec: Any) -> np.ndarray:
+    where = f"[scan] params.{name}"
+    if isinstance(spec, list):
+        if not spec or not all(map(_is_number, spec)):
+            raise ConfigError(f"{where} must be a non-empty list of numbers")
+        return np.asarray(spec, dtype=float)
+    if isinstance(spec, dict):
+        for k in spec:
+            if k not in _RANGE_KEYS:
+                raise _unknown(k, where, _RANGE_KEYS)
+        missing = [k for k in _RANGE_KEYS if k not in spec]
+        if missing:
+            raise ConfigError(f"{where} is missing {', '.join(missing)}")
+        if not (_is_number(spec["start"]) and _is_number(spec["stop"])):
+            raise ConfigError(f"{where} start and stop must be numbers")
+        if not (_is_int(spec["num"]) and spec["num"] > 0):
+            raise ConfigError(f"{where} num must be a positive integer")
+        return np.linspace(spec["start"], spec["stop"], spec["num"])
+    if _is_number(spec):
+        return np.asarray([float(spec)])
+    raise ConfigError(
+        f"{where} must be a list of numbers or a table {{start, stop, num}}"
+    )
+
+
+def _observable(name: str, spec: Any) -> AbstractObservable:
+    where = f"[scan] observables.{name}"
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ConfigError(
+            f"{where} must be a table with a 'kind' (one of "
+            f"{', '.join(OBSERVABLE_KINDS)})"
+        )
+    for k in spec:
+        if k not in _OBS_KEYS:
+            raise _unknown(k, where, _OBS_KEYS)
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    if "t_from" in options:
+        options["t_from"] = float(options["t_from"])
+    try:
+        return observable(spec["kind"], **options)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def parse_config(text: str, source: str = "<config>") -> RunConfig:
+    """Parse and validate TOML text. **Raises:** `ConfigError`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source} is not valid TOML: {e}") from None
+    for section, table in raw.items():
+        if section not in SCHEMA:
+            raise _unknown(section, f"{source} (top level)", SCHEMA)
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        for key, value in table.items():
+            if key not in SCHEMA[section]:
+                raise _unknown(key, f"[{section}]", SCHEMA[section])
+            ok, what = SCHEMA[section][key]
+            if not ok(value):
+                raise ConfigError(f"[{section}] {key} must be {what}, got {value!r}")
+    for section, keys in REQUIRED.items():
+        for key in keys:
+            if key not in raw.get(section, {}):
+                raise ConfigError(f"missing required key {key!r} in [{section}]")
+    run = raw.get("run", {})
+    scan = raw.get("scan", {})
+    task = run.get("task", "scan" if "params" in scan else "simulate")
+    if task == "scan" and not scan.get("params"):
+        raise ConfigError("task 'scan' needs [scan] params (the parameters to vary)")
+    name = run.get("name", Path(source).stem if source != "<config>" else "run")
+    model = raw["model"]
+    plot = raw.get("plot", {})
+    cfg = RunConfig(
+        name=name,
+        task=task,
+        output=Path(run.get("output", f"results/{name}.h5")),
+        figures=run.get("figures", True),
+        seed=run.get("seed", 0),
+        model_name=model["name"],
+        model_params=model.get("params", {}),
+        solver=dict(raw.get("solver", {})),
+        t_span=tuple(float(v) for v in raw["time"]["t_span"]),  # type: ignore[arg-type]
+        saveat=raw["time"].get("saveat"),
+        scan_grid=scan.get("grid", True),
+        scan_params={k: _values(k, v) for k, v in scan.get("params", {}).items()},
+        observables={
+            k: _observable(k, v) for k, v in scan.get("observables", {}).items()
+        },
+        samples=scan.get("samples", 1000),
+        chunk_size=scan.get("chunk_size"),
+        curves=plot.get("curves", True),
+        threshold=plot.get("threshold"),
+        text=text,
+    )
+    cfg.build_model()  # fail now, not after a long run, if the model is invalid
+    return cfg
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a config file. **Raises:** `ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    return parse_config(text, str(path))

@@ -1,0 +1,227 @@
+"""Publication-style figures of results (matplotlib's object API; no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .._results import ScanResult, Trajectory
+
+
+def _new_axes(ax: Axes | None, size=(5.0, 3.6)) -> tuple[Figure, Axes]:
+    if ax is not None:
+        fig = ax.get_figure()
+        assert isinstance(fig, Figure)
+        return fig, ax
+    fig = Figure(figsize=size, dpi=150, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _style(ax: Axes) -> None:
+    ax.spines["top"].set_visible(False)
+    ax.spines["right"].set_visible(False)
+
+
+def _title(info) -> str:
+    return info.model.rsplit(".", 1)[-1]
+
+
+def time_series(
+    traj: Trajectory, states: Sequence[str] | None = None, *, ax: Axes | None = None
+) -> Figure:
+    """The state components against time (or iterate index for maps)."""
+    fig, ax = _new_axes(ax)
+    names = traj.state_names
+    states = list(states) if states is not None else list(names[:8])
+    ts = np.asarray(traj.ts)
+    finite = np.isfinite(ts)
+    map_like = traj.info.solver_settings.get("name") == "iterate"
+    for name in states:
+        y = np.asarray(traj[name])
+        if map_like:
+            ax.plot(ts[finite], y[finite], ".", ms=2, label=name)
+        else:
+            ax.plot(ts[finite], y[finite], lw=1.0, label=name)
+    ax.set_xlabel("iterate n" if map_like else "time t")
+    ax.set_ylabel("state")
+    ax.set_title(_title(traj.info))
+    if len(states) > 1:
+        ax.legend(frameon=False, fontsize=8)
+    _style(ax)
+    return fig
+
+
+def phase_portrait(
+    traj: Trajectory,
+    x: str | None = None,
+    y: str | None = None,
+    *,
+    ax: Axes | None = None,
+) -> Figure:
+    """One state component against another."""
+    names = traj.state_names
+    if len(names) < 2:
+        raise ValueError("a phase portrait needs at least two state components")
+    x = names[0] if x is None else x
+    y = names[1] if y is None else y
+    fig, ax = _new_axes(ax, size=(4.2, 3.8))
+    xs, ys = np.asarray(traj[x]), np.asarray(traj[y])
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    map_like = traj.info.solver_settings.get("name") == "iterate"
+    if map_like:
+        ax.plot(xs[keep], ys[keep], ".", ms=1.5, color="k")
+    else:
+        ax.plot(xs[keep], ys[keep], lw=0.7, color="k")
+        ax.plot(xs[keep][:1], ys[keep][:1], "o", color="C3", ms=4, label="start")
+        ax.legend(frameon=False, fontsize=8)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(_title(traj.info))
+    _style(ax)
+    return fig
+
+
+def scan_heatmap(
+    result: ScanResult,
+    observable: str,
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    component: int | None = None,
+    curves: Mapping[str, tuple[Any, Any]] | None = None,
+    threshold: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """A 2-D grid scan's observable as a colour map over (x, y), with failed points
+    hatched, optional theory curves `label -> (x_values, y_values)` overlaid and,
+    with `threshold`, the contour where the observable crosses it."""
+    if not result.grid or len(result.axes) != 2:
+        raise ValueError("a heat map needs a 2-D grid scan")
+    if observable not in result.values:
+        raise KeyError(
+            f"no observable {observable!r}; have {', '.join(result.values) or 'none'}"
+        )
+    x = result.axes[0] if x is None else x
+    y = result.axes[1] if y is None else y
+    if {x, y} != set(result.axes):
+        raise ValueError(f"x and y must be the scan axes {result.axes}")
+    z = result.reshape(result.values[observable])
+    if z.ndim == 3:
+        z = z[..., 0 if component is None else component]
+    if result.axes.index(x) == 0:
+        z = z.T  # rows are y, columns are x
+    xs, ys = result.axis_values(x), result.axis_values(y)
+    fig, ax = _new_axes(ax, size=(5.2, 4.0))
+    mesh = ax.pcolormesh(xs, ys, z, shading="nearest", cmap="magma", rasterized=True)
+    fig.colorbar(mesh, ax=ax, label=observable)
+    failed = ~result.reshape(result.ok)
+    if result.axes.index(x) == 0:
+        failed = failed.T
+    if failed.any():
+        ax.contourf(
+            xs,
+            ys,
+            failed.astype(float),
+            levels=[0.5, 1.5],
+            colors="none",
+            hatches=["xxx"],
+        )
+    if threshold is not None and np.nanmax(z) > threshold > np.nanmin(z):
+        ax.contour(
+            xs, ys, z, levels=[threshold], colors="w", linewidths=0.8, linestyles=":"
+        )
+    for i, (label, (cx, cy)) in enumerate((curves or {}).items()):
+        cx, cy = np.asarray(cx), np.asarray(cy)
+        ax.plot(cx, cy, ls="--", lw=1.6, color=("c", "lime", "w")[i % 3], label=label)
+    if curves:
+        ax.legend(frameon=True, fontsize=8, loc="best")
+    ax.set_xlim(xs.min(), xs.max())
+    ax.set_ylim(ys.min(), ys.max())
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(_title(result.info))
+    return fig
+
+
+def scan_line(
+    result: ScanResult,
+    observable: str,
+    *,
+    component: int | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """A 1-D scan's observable against its parameter."""
+    if len(result.axes) != 1:
+        raise ValueError("a line plot needs a 1-D scan")
+    p = result.axes[0]
+    v = np.asarray(result.values[observable])
+    if v.ndim == 2:
+        v = v[:, 0 if component is None else component]
+    fig, ax = _new_axes(ax)
+    order = np.argsort(result.params[p])
+    ax.plot(result.params[p][order], v[order], ".-", ms=3, lw=0.8, color="k")
+    bad = ~result.ok
+    if bad.any():
+        ax.plot(
+            result.params[p][bad], np.zeros(bad.sum()), "x", color="C3", label="failed"
+        )
+        ax.legend(frameon=False)
+    ax.set_xlabel(p)
+    ax.set_ylabel(observable)
+    ax.set_title(_title(result.info))
+    _style(ax)
+    return fig
+
+
+def save_figures(
+    result: Trajectory | ScanResult,
+    directory: str | Path,
+    stem: str,
+    *,
+    curves_for: Any = None,
+    threshold: float | None = None,
+) -> list[Path]:
+    """Draw a result's standard figures and save them as PNG files.
+
+    **Arguments:** `result`; `directory` and file `stem`; `curves_for`: a model whose
+    `analytic_curves` are overlaid on 2-D heat maps; `threshold` for heat-map contours.
+
+    **Returns:** the paths written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    figs: list[tuple[str, Figure]] = []
+    if isinstance(result, Trajectory):
+        figs.append(("timeseries", time_series(result)))
+        if len(result.state_names) >= 2:
+            figs.append(("phase", phase_portrait(result)))
+    elif isinstance(result, ScanResult):
+        for name in result.values:
+            if result.grid and len(result.axes) == 2:
+                x, y = result.axes
+                curves = None
+                if curves_for is not None:
+                    curves = curves_for.analytic_curves(x, y, result.axis_values(y))
+                figs.append(
+                    (
+                        name,
+                        scan_heatmap(
+                            result, name, x=x, y=y, curves=curves, threshold=threshold
+                        ),
+                    )
+                )
+            elif len(result.axes) == 1:
+                figs.append((name, scan_line(result, name)))
+    else:
+        raise TypeError(f"no figures for a {type(result).__name__}")
+    paths = []
+    for suffix, fig in figs:
+        path = directory / f"{stem}_{suffix}.png"
+        fig.savefig(path)
+        paths.append(path)
+    return paths
