@@ -270,10 +270,17 @@ def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kin
     if key is None:
         raise ValueError("an SDE solve needs a PRNG key (key=jax.random.key(seed))")
     dtype = jnp.result_type(*jtu.tree_leaves(y0))
-    levy = getattr(dsolver, "minimal_levy_area", dfx.AbstractBrownianIncrement)
-    levy = _CONCRETE_LEVY.get(levy, levy)
     # The tree resolves the path to a fraction of the step, so the increments a
-    # solver sees are exact Brownian increments up to that tolerance.
+    # solver sees are exact Brownian increments up to that tolerance, and a key is
+    # one path whatever the step sizes. It carries the Lévy area the solver needs
+    # and no more (the draws depend on it: solvers needing different areas see
+    # different paths from one key).
+    levy = getattr(dsolver, "minimal_levy_area", dfx.AbstractBrownianIncrement)
+    levy = {
+        dfx.AbstractBrownianIncrement: dfx.BrownianIncrement,
+        dfx.AbstractSpaceTimeLevyArea: dfx.SpaceTimeLevyArea,
+        dfx.AbstractSpaceTimeTimeLevyArea: dfx.SpaceTimeTimeLevyArea,
+    }.get(levy, levy)
     bm = dfx.VirtualBrownianTree(
         t0,
         t1,
@@ -284,12 +291,6 @@ def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kin
     )
     return dfx.MultiTerm(drift, dfx.ControlTerm(diffusion, bm))
 
-
-_CONCRETE_LEVY = {
-    dfx.AbstractBrownianIncrement: dfx.BrownianIncrement,
-    dfx.AbstractSpaceTimeLevyArea: dfx.SpaceTimeLevyArea,
-    dfx.AbstractSpaceTimeTimeLevyArea: dfx.SpaceTimeTimeLevyArea,
-}
 
 
 class _Sum(eqx.Module):
