@@ -106,6 +106,8 @@ def check_y0(model: Any, y0: PyTree[ArrayLike] | None) -> PyTree[Array]:
     expected = model.initial_state()
     if y0 is None:
         return expected
+    if jtu.treedef_is_leaf(jtu.tree_structure(expected)):
+        y0 = jnp.asarray(y0)  # a list or tuple of numbers is one array
     y0 = jtu.tree_map(lambda a: jnp.asarray(a, dtype=jnp.result_type(float)), y0)
     e_shapes = jtu.tree_map(jnp.shape, expected)
     g_shapes = jtu.tree_map(jnp.shape, y0)

@@ -225,6 +225,11 @@ def integrate(
         controller = dfx.PIDController(rtol=rtol, atol=atol)
     else:
         controller = dfx.ConstantStepSize()
+        if isinstance(dsolver, dfx.AbstractImplicitSolver):
+            # No controller tolerances to borrow: solve each stage to near round-off.
+            eps = float(jnp.finfo(jnp.result_type(float)).eps)
+            newton = optx.Newton(rtol=100 * eps, atol=100 * eps)
+            dsolver = eqx.tree_at(lambda s: s.root_finder, dsolver, newton)
     if event is not None and not isinstance(event, dfx.Event):
         event = dfx.Event(event, root_finder=optx.Newton(rtol=1e-10, atol=1e-10))
     sol = dfx.diffeqsolve(
@@ -290,7 +295,6 @@ def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kin
         levy_area=levy,
     )
     return dfx.MultiTerm(drift, dfx.ControlTerm(diffusion, bm))
-
 
 
 class _Sum(eqx.Module):

@@ -1,0 +1,168 @@
+"""dynsim.simulate: closed forms, maps, events, dense output, gradients, bad input."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dynsim as ds
+from tests.helpers import BlowUp, Decay, ExpSin
+
+
+def test_saveat_points_match_closed_form():
+    model = ExpSin(k=0.7)
+    traj = ds.simulate(model, (0.0, 3.0), saveat=31, rtol=1e-10, atol=1e-12)
+    assert traj.ts.shape == (31,) and traj.ys.shape == (31, 1)
+    assert np.allclose(np.asarray(traj.ys[:, 0]), model.exact(traj.ts), atol=1e-8)
+    assert traj.ok and traj.status == ds.Status.SUCCESS
+    assert np.array_equal(np.asarray(traj["y"]), np.asarray(traj.ys[:, 0]))
+
+
+def test_dense_output():
+    model = ExpSin(k=1.0)
+    traj = ds.simulate(model, (0.0, 2.0), dense=True, rtol=1e-10, atol=1e-12)
+    t = jnp.linspace(0.1, 1.9, 7)
+    assert np.allclose(np.asarray(traj.evaluate(t)[:, 0]), model.exact(t), atol=1e-7)
+    with pytest.raises(ValueError, match="dense"):
+        ds.simulate(model, (0.0, 1.0)).evaluate(0.5)
+
+
+def test_event_stops_at_the_crossing():
+    # y' = -y from 1 reaches 0.25 at t = ln 4.
+    traj = ds.simulate(
+        Decay(),
+        (0.0, 10.0),
+        event=lambda t, y, args: y[0] - 0.25,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    assert traj.status == ds.Status.EVENT and traj.ok
+    assert float(traj.ts[-1]) == pytest.approx(np.log(4.0), abs=1e-8)
+
+
+def test_henon_map_iterates():
+    model = ds.models.Henon()
+    # 20 iterates: chaos amplifies round-off differences by ~e^(0.42 n).
+    traj = ds.simulate(model, (0, 20), saveat=20)
+    x, y = 0.1, 0.1
+    expected = []
+    for _ in range(20):
+        x, y = 1 - 1.4 * x**2 + y, 0.3 * x
+        expected.append((x, y))
+    assert np.allclose(np.asarray(traj.ys), np.array(expected), rtol=1e-10)
+    assert np.array_equal(np.asarray(traj.ts), np.arange(1, 21))
+
+
+def test_failed_solve_raises_or_returns_status():
+    with pytest.raises(Exception, match="maximum number of steps"):
+        ds.simulate(BlowUp(a=2.0), (0.0, 1.0), max_steps=500)
+    traj = ds.simulate(BlowUp(a=2.0), (0.0, 1.0), max_steps=500, throw=False)
+    assert traj.status == ds.Status.MAX_STEPS and not traj.ok
+    assert "max_steps" in traj.message
+
+
+def test_new_parameter_values_do_not_recompile():
+    model = Decay(k=1.0)
+    ds.simulate(model, (0.0, 1.0))
+    with jax.log_compiles():
+        # A new value of k and of t1: same shapes and dtypes, so the compiled solve
+        # is reused. Count compilations through JAX's monitoring events.
+        events = []
+        jax.monitoring.register_event_duration_secs_listener(
+            lambda name, *a, **k: events.append(name)
+        )
+        ds.simulate(dataclasses.replace(model, k=2.0), (0.0, 2.0))
+        compiled = [e for e in events if "backend_compile" in e]
+        jax.monitoring.clear_event_listeners()
+    assert compiled == []
+
+
+def test_gradients_forward_and_reverse():
+    # y(1) = e^{-k}: dy/dk = -e^{-k}.
+    def end(k, adjoint):
+        model = eqx.tree_at(lambda m: m.k, Decay(), k)
+        traj = ds.simulate(model, (0.0, 1.0), rtol=1e-10, atol=1e-12, adjoint=adjoint)
+        return traj.ys[-1, 0]
+
+    k = jnp.asarray(0.8)
+    exact = -np.exp(-0.8)
+    assert float(jax.jacfwd(end)(k, None)) == pytest.approx(exact, rel=1e-6)
+    assert float(jax.grad(end)(k, "recursive")) == pytest.approx(exact, rel=1e-6)
+
+
+def test_vmap_over_simulate():
+    ks = jnp.linspace(0.5, 1.5, 4)
+
+    def end(k):
+        model = eqx.tree_at(lambda m: m.k, Decay(), k)
+        return ds.simulate(model, (0.0, 1.0), rtol=1e-10, atol=1e-12).ys[-1, 0]
+
+    assert np.allclose(
+        np.asarray(jax.vmap(end)(ks)), np.exp(-np.asarray(ks)), rtol=1e-8
+    )
+
+
+def test_imex_split_model_with_kencarp():
+    class Split(ds.AbstractIMEXModel):
+        state_names = ("u", "v")
+
+        def nonstiff_part(self, t, y, args):
+            return jnp.array([jnp.sin(t), 0.0])
+
+        def stiff_part(self, t, y, args):
+            return jnp.array([-1000.0 * (y[0] - y[1]), -y[1]])
+
+        def initial_state(self):
+            return jnp.array([1.0, 1.0])
+
+    model = Split()
+    kc = ds.simulate(model, (0.0, 2.0), solver="kencarp4", rtol=1e-8, atol=1e-10)
+    ref = ds.simulate(model, (0.0, 2.0), solver="kvaerno5", rtol=1e-10, atol=1e-12)
+    assert np.allclose(np.asarray(kc.ys[-1]), np.asarray(ref.ys[-1]), atol=1e-6)
+    assert kc.ok
+
+
+class TestBadInput:
+    def test_negative_tolerance(self):
+        with pytest.raises(ValueError, match="rtol"):
+            ds.simulate(Decay(), (0.0, 1.0), rtol=-1e-6)
+        with pytest.raises(ValueError, match="atol"):
+            ds.simulate(Decay(), (0.0, 1.0), atol=-1.0)
+
+    def test_wrong_y0_shape(self):
+        with pytest.raises(ValueError, match=r"y0 has shape \(2,\).*\(3,\)"):
+            ds.simulate(ds.models.Lorenz(), (0.0, 1.0), y0=[1.0, 2.0])
+
+    def test_unknown_solver(self):
+        with pytest.raises(ValueError, match="unknown solver 'rk45'.*tsit5"):
+            ds.simulate(Decay(), (0.0, 1.0), solver="rk45")
+
+    def test_solver_unfit_for_problem(self):
+        with pytest.raises(ValueError, match="cannot solve a ODE"):
+            ds.simulate(Decay(), (0.0, 1.0), solver="sra")
+        with pytest.raises(ValueError, match="cannot adapt"):
+            ds.simulate(Decay(), (0.0, 1.0), solver="euler")
+
+    def test_sde_needs_dt0(self):
+        model = ds.models.OrnsteinUhlenbeck()
+        with pytest.raises(ValueError, match="dt0"):
+            ds.simulate(model, (0.0, 1.0))
+
+    def test_bad_t_span_and_saveat(self):
+        with pytest.raises(ValueError, match="t_span"):
+            ds.simulate(Decay(), (0.0,))
+        with pytest.raises(ValueError, match="empty"):
+            ds.simulate(Decay(), (1.0, 1.0))
+        with pytest.raises(ValueError, match="within t_span"):
+            ds.simulate(Decay(), (0.0, 1.0), saveat=[0.5, 2.0])
+
+    def test_not_a_model(self):
+        with pytest.raises(TypeError, match="dynsim model"):
+            ds.simulate(lambda t, y: -y, (0.0, 1.0))
+
+    def test_bad_max_steps(self):
+        with pytest.raises(ValueError, match="max_steps"):
+            ds.simulate(Decay(), (0.0, 1.0), max_steps=0)
