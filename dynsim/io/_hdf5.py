@@ -285,7 +285,11 @@ def _write_new_file(path: Path, name: str, result: Result, writer) -> None:
 
 def _replace_run(f: h5py.File, name: str, result: Result, writer) -> None:
     scratch = f"{_SCRATCH}{name}-{uuid.uuid4().hex[:8]}"
-    writer(f.create_group(scratch), result)
+    try:
+        writer(f.create_group(scratch), result)
+    except BaseException:
+        del f[scratch]
+        raise
     f.flush()
     if name in f:
         del f[name]

@@ -1,0 +1,135 @@
+"""HDF5 round trips, provenance, format checks and atomic writes."""
+
+import json
+
+import h5py
+import jax.random as jr
+import numpy as np
+import pytest
+
+import dynsim as ds
+import dynsim.io._hdf5 as hdf5
+
+
+@pytest.fixture
+def traj():
+    return ds.simulate(ds.models.Lorenz(rho=20.0), (0.0, 2.0), saveat=21)
+
+
+@pytest.fixture
+def scan_result():
+    return ds.scan(
+        ds.models.Selkov(), {"alpha": [0.3, 0.9], "mu": [1.0, 1.5, 2.0]}, (0.0, 50.0),
+        observables={"amp": ds.observables.Amplitude("v", t_from=25.0),
+                     "last": ds.observables.FinalState()},
+    )
+
+
+def test_trajectory_round_trip(tmp_path, traj):
+    path = tmp_path / "out.h5"
+    ds.io.save(traj, path, name="run1")
+    back = ds.io.load(path, name="run1")
+    assert isinstance(back, ds.Trajectory)
+    for a, b in [(traj.ts, back.ts), (traj.ys, back.ys), (traj.status, back.status)]:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert back.info == traj.info
+    assert back.info.params["params"]["rho"] == 20.0
+    assert {k: int(v) for k, v in back.stats.items()} == {
+        k: int(v) for k, v in traj.stats.items()
+    }
+
+
+def test_scan_round_trip_and_provenance(tmp_path, scan_result):
+    path = tmp_path / "scan.h5"
+    ds.io.save(scan_result, path, name="s")
+    back = ds.io.load(path)  # the only run
+    assert isinstance(back, ds.ScanResult)
+    assert back.axes == scan_result.axes and back.shape == scan_result.shape
+    for k in scan_result.params:
+        assert np.array_equal(back.params[k], scan_result.params[k])
+    for k in scan_result.values:
+        assert np.array_equal(back.values[k], scan_result.values[k])
+    assert np.array_equal(back.status, scan_result.status)
+    assert back.info == scan_result.info
+    attrs = ds.io.attributes(path, "s")
+    assert attrs["kind"] == "scan" and attrs["model"] == "dynsim.models.Selkov"
+    assert attrs["solver"]["name"] == "tsit5" and attrs["solver"]["rtol"] == 1e-6
+    assert set(attrs["versions"]) >= {"dynsim", "jax", "diffrax", "equinox", "numpy"}
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "dynsim" and f.attrs["format_version"] == 1
+        assert "created" in f.attrs and "dynsim_version" in f.attrs
+        assert json.loads(f["s/status"].attrs["axes"]) == ["point"]
+        assert json.loads(f["s/observables/last"].attrs["axes"]) == ["point", "state"]
+
+
+def test_sde_seed_recorded(tmp_path):
+    model = ds.models.OrnsteinUhlenbeck()
+    traj = ds.simulate(model, (0.0, 1.0), dt0=0.1, key=jr.key(123))
+    ds.io.save(traj, tmp_path / "sde.h5")
+    assert ds.io.load(tmp_path / "sde.h5").info.seed == traj.info.seed is not None
+
+
+def test_several_runs_and_overwrite(tmp_path, traj, scan_result):
+    path = tmp_path / "many.h5"
+    ds.io.save(traj, path, name="a")
+    ds.io.save(scan_result, path, name="b")
+    assert ds.io.runs(path) == {"a": "trajectory", "b": "scan"}
+    with pytest.raises(ValueError, match="already holds a run 'a'"):
+        ds.io.save(scan_result, path, name="a")
+    ds.io.save(scan_result, path, name="a", overwrite=True)
+    assert isinstance(ds.io.load(path, "a"), ds.ScanResult)
+    with pytest.raises(KeyError, match="holds 2 runs"):
+        ds.io.load(path)
+    with pytest.raises(KeyError, match="no run 'zz'"):
+        ds.io.load(path, "zz")
+
+
+def test_wrong_or_missing_format_is_rejected(tmp_path):
+    missing = tmp_path / "plain.h5"
+    with h5py.File(missing, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(ds.io.FormatError, match="no 'format' attribute"):
+        ds.io.load(missing)
+    wrong = tmp_path / "other.h5"
+    with h5py.File(wrong, "w") as f:
+        f.attrs["format"] = "pde-storage"
+    with pytest.raises(ds.io.FormatError, match="'pde-storage'"):
+        ds.io.load(wrong)
+    future = tmp_path / "future.h5"
+    with h5py.File(future, "w") as f:
+        f.attrs["format"] = "dynsim"
+        f.attrs["format_version"] = 99
+    with pytest.raises(ds.io.FormatError, match="version 99"):
+        ds.io.load(future)
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(ds.io.FormatError, match="cannot be read as HDF5"):
+        ds.io.load(text)
+    with pytest.raises(ds.io.FormatError):
+        ds.io.save(ds.simulate(ds.models.Lorenz(), (0.0, 0.1)), missing, "r")
+
+
+@pytest.mark.parametrize("size_limit", [hdf5._COPY_LIMIT, 0])
+def test_interrupted_write_leaves_earlier_runs_intact(tmp_path, traj, scan_result,
+                                                      monkeypatch, size_limit):
+    # Both write paths: scratch copy of the file (small files) and scratch group.
+    monkeypatch.setattr(hdf5, "_COPY_LIMIT", size_limit)
+    path = tmp_path / "safe.h5"
+    ds.io.save(traj, path, name="first")
+    before = path.read_bytes() if size_limit else None
+
+    def crash(group, result):
+        group.create_dataset("partial", data=np.arange(10))
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setitem(hdf5._WRITERS, ds.ScanResult, crash)
+    for name in ("second", "first"):
+        with pytest.raises(KeyboardInterrupt):
+            ds.io.save(scan_result, path, name=name, overwrite=True)
+    if before is not None:
+        assert path.read_bytes() == before
+    assert ds.io.runs(path) == {"first": "trajectory"}
+    assert np.array_equal(np.asarray(ds.io.load(path, "first").ys), np.asarray(traj.ys))
+    assert not list(tmp_path.glob("*.tmp"))
+    with h5py.File(path) as f:
+        assert list(f) == ["first"]  # no scratch group left behind

@@ -1,0 +1,137 @@
+"""dynsim.scan: per-point solves, observables, failures, compilation reuse."""
+
+import jax.random as jr
+import numpy as np
+import pytest
+
+import dynsim as ds
+import dynsim._scan as scan_module
+from tests.helpers import BlowUp, Decay
+
+
+def test_grid_and_zip_layouts():
+    ks = np.array([0.5, 1.0, 2.0])
+    res = ds.scan(Decay(), {"k": ks}, (0.0, 1.0), rtol=1e-10, atol=1e-12)
+    assert res.shape == (3,) and res.ys.shape == (3, 1, 1)
+    assert np.allclose(res.ys[:, -1, 0], np.exp(-ks), rtol=1e-8)
+
+    model = ds.models.Brusselator()
+    a, b = np.array([1.0, 2.0]), np.array([1.0, 3.0, 5.0])
+    grid = ds.scan(model, {"a": a, "b": b}, (0.0, 1.0))
+    assert grid.shape == (2, 3) and grid.axes == ("a", "b")
+    assert np.array_equal(grid.reshape(grid.params["b"])[1], b)
+    assert np.array_equal(grid.axis_values("a"), a)
+    zipped = ds.scan(model, {"a": a, "b": b[:2]}, (0.0, 1.0), grid=False)
+    assert zipped.shape == (2,)
+    # Same point, same answer, whatever the layout.
+    assert np.allclose(zipped.ys[1], grid.reshape(grid.ys)[1, 1])
+
+
+def test_observables_match_hopf_normal_form():
+    # r' = μ r + a r³: for μ > 0, a = -1 the cycle has radius √μ and angular
+    # frequency ω (b = 0); for μ < 0 the origin attracts.
+    mus = np.array([-0.2, 0.04, 0.25, 1.0])
+    obs = {
+        "amp": ds.observables.Amplitude("x", t_from=150.0),
+        "mean": ds.observables.Mean("x", t_from=150.0),
+        "crossings": ds.observables.SignChanges("x", t_from=150.0),
+        "final": ds.observables.FinalState(),
+        "top": ds.observables.Max("y", t_from=150.0),
+    }
+    res = ds.scan(
+        ds.models.HopfNormalForm(omega=2.0), {"mu": mus}, (0.0, 200.0),
+        observables=obs, samples=4001, rtol=1e-9, atol=1e-11,
+    )
+    amp = res.values["amp"]
+    assert amp[0] < 1e-6
+    assert np.allclose(amp[1:], np.sqrt(mus[1:]), rtol=1e-3)
+    assert np.allclose(res.values["top"][1:], np.sqrt(mus[1:]), rtol=1e-3)
+    assert np.all(np.abs(res.values["mean"][1:]) < 2e-2 * np.sqrt(mus[1:]))
+    # 50 time units at ω = 2: 2·50·2/(2π) ≈ 31.8 zero crossings.
+    assert np.all(np.abs(res.values["crossings"][1:] - 100 / np.pi) <= 1)
+    assert res.values["final"].shape == (4, 2)
+
+
+def test_failing_points_are_recorded_not_fatal():
+    # x' = a x², x(0) = 1 blows up at t = 1/a: inside [0, 1] for a > 1.
+    a = np.array([0.25, 0.5, 2.0, 0.75, 4.0])
+    res = ds.scan(BlowUp(), {"a": a}, (0.0, 1.0), max_steps=2000, rtol=1e-8, atol=1e-10)
+    failed = a > 1
+    assert np.array_equal(~res.ok, failed)
+    assert np.all(res.status[failed] == ds.Status.MAX_STEPS)
+    good = res.ys[~failed, -1, 0]
+    assert np.allclose(good, 1 / (1 - a[~failed]), rtol=1e-6)
+    assert res.n_failed == 2 and "max_steps=2" in repr(res)
+
+
+def test_observables_of_failed_points_are_nan():
+    res = ds.scan(
+        BlowUp(), {"a": [0.5, 3.0]}, (0.0, 1.0), max_steps=500,
+        observables={"m": ds.observables.Max()},
+    )
+    assert np.isfinite(res.values["m"][0]) and np.isnan(res.values["m"][1])
+
+
+def test_new_values_reuse_the_compiled_scan(monkeypatch):
+    # A scan traces its per-point solve once; new parameter values, other grids of the
+    # same chunk size and other tolerances reuse the compiled kernel.
+    traces = []
+    original = scan_module._point
+
+    def counting(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "_point", counting)
+    model = ds.models.VanDerPol()
+    obs = {"amp": ds.observables.Amplitude("x", t_from=5.0)}
+    for mus, rtol in [([0.1, 0.2, 0.3], 1e-6), ([1.5, 2.5, 3.5], 1e-7),
+                      ([4.0, 5.0, 6.0, 7.0, 8.0], 1e-6)]:
+        ds.scan(model, {"mu": mus}, (0.0, 10.0), observables=obs, chunk_size=3,
+                samples=17, rtol=rtol)
+    assert len(traces) == 1
+
+
+def test_chunking_does_not_change_results():
+    # Equal up to round-off (vector widths differ between chunk sizes).
+    model = ds.models.VanDerPol()
+    mu = np.linspace(0.0, 3.0, 10)
+    one = ds.scan(model, {"mu": mu}, (0.0, 5.0))
+    many = ds.scan(model, {"mu": mu}, (0.0, 5.0), chunk_size=3, progress=False)
+    assert np.allclose(one.ys, many.ys, rtol=1e-10, atol=1e-12)
+    assert np.array_equal(one.stats["num_steps"], many.stats["num_steps"])
+
+
+def test_sde_scan_points_get_independent_reproducible_noise():
+    model = ds.models.OrnsteinUhlenbeck(theta=1.0, sigma=1.0)
+    sig = np.ones(6)
+    a = ds.scan(model, {"sigma": sig}, (0.0, 1.0), dt0=1e-2, key=jr.key(5))
+    b = ds.scan(model, {"sigma": sig}, (0.0, 1.0), dt0=1e-2, key=jr.key(5),
+                chunk_size=4)
+    assert np.allclose(a.ys, b.ys, rtol=1e-12)
+    assert len(np.unique(a.ys[:, -1, 0])) == 6
+
+
+def test_map_scan():
+    res = ds.scan(ds.models.Henon(), {"a": [0.2, 1.4]}, (0, 2000),
+                  observables={"amp": ds.observables.Amplitude("x", t_from=1000)})
+    # a = 0.2: a stable fixed point; a = 1.4: the chaotic attractor (x in ±1.28).
+    assert res.values["amp"][0] < 1e-9 and res.values["amp"][1] > 1.0
+
+
+class TestBadInput:
+    def test_unknown_parameter(self):
+        with pytest.raises(ValueError, match="no parameter 'rh0'.*rho"):
+            ds.scan(ds.models.Lorenz(), {"rh0": [1.0]}, (0.0, 1.0))
+
+    def test_bad_values(self):
+        with pytest.raises(ValueError, match="1-D"):
+            ds.scan(ds.models.Lorenz(), {"rho": [[1.0, 2.0]]}, (0.0, 1.0))
+        with pytest.raises(ValueError, match="same length"):
+            ds.scan(ds.models.Brusselator(), {"a": [1.0], "b": [1.0, 2.0]},
+                    (0.0, 1.0), grid=False)
+
+    def test_unknown_state_in_observable(self):
+        with pytest.raises(ValueError, match="no state 'q'"):
+            ds.scan(ds.models.Lorenz(), {"rho": [1.0]}, (0.0, 1.0),
+                    observables={"m": ds.observables.Max("q")})
