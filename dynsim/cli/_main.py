@@ -155,7 +155,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             model = from_description(result.info.params)
         except (ValueError, TypeError):
             pass  # a user's own model type: no closed-form curves to overlay
-        for p in save_figures(result, outdir, f"{path.stem}_{name}", curves_for=model):
+        stem = name if path.stem == name else f"{path.stem}_{name}"
+        for p in save_figures(result, outdir, stem, curves_for=model):
             _say(f"figure: {p}")
     return 0
 

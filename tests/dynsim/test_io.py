@@ -19,9 +19,13 @@ def traj():
 @pytest.fixture
 def scan_result():
     return ds.scan(
-        ds.models.Selkov(), {"alpha": [0.3, 0.9], "mu": [1.0, 1.5, 2.0]}, (0.0, 50.0),
-        observables={"amp": ds.observables.Amplitude("v", t_from=25.0),
-                     "last": ds.observables.FinalState()},
+        ds.models.Selkov(),
+        {"alpha": [0.3, 0.9], "mu": [1.0, 1.5, 2.0]},
+        (0.0, 50.0),
+        observables={
+            "amp": ds.observables.Amplitude("v", t_from=25.0),
+            "last": ds.observables.FinalState(),
+        },
     )
 
 
@@ -110,8 +114,9 @@ def test_wrong_or_missing_format_is_rejected(tmp_path):
 
 
 @pytest.mark.parametrize("size_limit", [hdf5._COPY_LIMIT, 0])
-def test_interrupted_write_leaves_earlier_runs_intact(tmp_path, traj, scan_result,
-                                                      monkeypatch, size_limit):
+def test_interrupted_write_leaves_earlier_runs_intact(
+    tmp_path, traj, scan_result, monkeypatch, size_limit
+):
     # Both write paths: scratch copy of the file (small files) and scratch group.
     monkeypatch.setattr(hdf5, "_COPY_LIMIT", size_limit)
     path = tmp_path / "safe.h5"

@@ -39,8 +39,13 @@ def test_observables_match_hopf_normal_form():
         "top": ds.observables.Max("y", t_from=150.0),
     }
     res = ds.scan(
-        ds.models.HopfNormalForm(omega=2.0), {"mu": mus}, (0.0, 200.0),
-        observables=obs, samples=4001, rtol=1e-9, atol=1e-11,
+        ds.models.HopfNormalForm(omega=2.0),
+        {"mu": mus},
+        (0.0, 200.0),
+        observables=obs,
+        samples=4001,
+        rtol=1e-9,
+        atol=1e-11,
     )
     amp = res.values["amp"]
     assert amp[0] < 1e-6
@@ -66,7 +71,10 @@ def test_failing_points_are_recorded_not_fatal():
 
 def test_observables_of_failed_points_are_nan():
     res = ds.scan(
-        BlowUp(), {"a": [0.5, 3.0]}, (0.0, 1.0), max_steps=500,
+        BlowUp(),
+        {"a": [0.5, 3.0]},
+        (0.0, 1.0),
+        max_steps=500,
         observables={"m": ds.observables.Max()},
     )
     assert np.isfinite(res.values["m"][0]) and np.isnan(res.values["m"][1])
@@ -85,10 +93,20 @@ def test_new_values_reuse_the_compiled_scan(monkeypatch):
     monkeypatch.setattr(scan_module, "_point", counting)
     model = ds.models.VanDerPol()
     obs = {"amp": ds.observables.Amplitude("x", t_from=5.0)}
-    for mus, rtol in [([0.1, 0.2, 0.3], 1e-6), ([1.5, 2.5, 3.5], 1e-7),
-                      ([4.0, 5.0, 6.0, 7.0, 8.0], 1e-6)]:
-        ds.scan(model, {"mu": mus}, (0.0, 10.0), observables=obs, chunk_size=3,
-                samples=17, rtol=rtol)
+    for mus, rtol in [
+        ([0.1, 0.2, 0.3], 1e-6),
+        ([1.5, 2.5, 3.5], 1e-7),
+        ([4.0, 5.0, 6.0, 7.0, 8.0], 1e-6),
+    ]:
+        ds.scan(
+            model,
+            {"mu": mus},
+            (0.0, 10.0),
+            observables=obs,
+            chunk_size=3,
+            samples=17,
+            rtol=rtol,
+        )
     assert len(traces) == 1
 
 
@@ -106,15 +124,20 @@ def test_sde_scan_points_get_independent_reproducible_noise():
     model = ds.models.OrnsteinUhlenbeck(theta=1.0, sigma=1.0)
     sig = np.ones(6)
     a = ds.scan(model, {"sigma": sig}, (0.0, 1.0), dt0=1e-2, key=jr.key(5))
-    b = ds.scan(model, {"sigma": sig}, (0.0, 1.0), dt0=1e-2, key=jr.key(5),
-                chunk_size=4)
+    b = ds.scan(
+        model, {"sigma": sig}, (0.0, 1.0), dt0=1e-2, key=jr.key(5), chunk_size=4
+    )
     assert np.allclose(a.ys, b.ys, rtol=1e-12)
     assert len(np.unique(a.ys[:, -1, 0])) == 6
 
 
 def test_map_scan():
-    res = ds.scan(ds.models.Henon(), {"a": [0.2, 1.4]}, (0, 2000),
-                  observables={"amp": ds.observables.Amplitude("x", t_from=1000)})
+    res = ds.scan(
+        ds.models.Henon(),
+        {"a": [0.2, 1.4]},
+        (0, 2000),
+        observables={"amp": ds.observables.Amplitude("x", t_from=1000)},
+    )
     # a = 0.2: a stable fixed point; a = 1.4: the chaotic attractor (x in ±1.28).
     assert res.values["amp"][0] < 1e-9 and res.values["amp"][1] > 1.0
 
@@ -128,10 +151,18 @@ class TestBadInput:
         with pytest.raises(ValueError, match="1-D"):
             ds.scan(ds.models.Lorenz(), {"rho": [[1.0, 2.0]]}, (0.0, 1.0))
         with pytest.raises(ValueError, match="same length"):
-            ds.scan(ds.models.Brusselator(), {"a": [1.0], "b": [1.0, 2.0]},
-                    (0.0, 1.0), grid=False)
+            ds.scan(
+                ds.models.Brusselator(),
+                {"a": [1.0], "b": [1.0, 2.0]},
+                (0.0, 1.0),
+                grid=False,
+            )
 
     def test_unknown_state_in_observable(self):
         with pytest.raises(ValueError, match="no state 'q'"):
-            ds.scan(ds.models.Lorenz(), {"rho": [1.0]}, (0.0, 1.0),
-                    observables={"m": ds.observables.Max("q")})
+            ds.scan(
+                ds.models.Lorenz(),
+                {"rho": [1.0]},
+                (0.0, 1.0),
+                observables={"m": ds.observables.Max("q")},
+            )

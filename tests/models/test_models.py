@@ -56,8 +56,9 @@ class TestSelkov:
         base = models.Selkov(mu=1.5)
         a_h = float(base.hopf_alpha())
         obs = {"amp": ds.observables.Amplitude("v", t_from=1500.0)}
-        res = ds.scan(base, {"alpha": [a_h - 0.05, a_h + 0.05]}, (0.0, 2000.0),
-                      observables=obs)
+        res = ds.scan(
+            base, {"alpha": [a_h - 0.05, a_h + 0.05]}, (0.0, 2000.0), observables=obs
+        )
         assert res.values["amp"][0] > 0.1 and res.values["amp"][1] < 1e-4
 
 
@@ -122,8 +123,12 @@ def test_lorenz96_shape_and_check():
 class TestParameters:
     def test_parameters_and_nested_names(self):
         m = models.AdditiveNoise(models.Lorenz(), sigma=0.2)
-        assert set(models.parameters(m)) == {"sigma", "base.sigma", "base.rho",
-                                             "base.beta"}
+        assert set(models.parameters(m)) == {
+            "sigma",
+            "base.sigma",
+            "base.rho",
+            "base.beta",
+        }
         m2 = models.replace_parameters(m, {"base.rho": 12.0})
         assert float(m2.base.rho) == 12.0 and float(m.base.rho) == 28.0
 
