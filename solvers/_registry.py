@@ -14,6 +14,8 @@ import diffrax as dfx
 import equinox as eqx
 import optimistix as optx
 
+from ._unrolled import UnrolledDopri5, UnrolledTsit5
+
 Kind = Literal["ode", "imex", "sde"]
 
 
@@ -72,8 +74,9 @@ _SDE: tuple[Kind, ...] = ("sde",)
 _BOTH: tuple[Kind, ...] = ("ode", "sde")
 
 _TABLE = [
-    SolverInfo("tsit5", _rk(dfx.Tsit5), _ODE, True, 5),
-    SolverInfo("dopri5", _rk(dfx.Dopri5), _ODE, True, 5),
+    # Stages unrolled into one fused computation: see `_unrolled.py`.
+    SolverInfo("tsit5", lambda forward_only: UnrolledTsit5(), _ODE, True, 5),
+    SolverInfo("dopri5", lambda forward_only: UnrolledDopri5(), _ODE, True, 5),
     SolverInfo("dopri8", _rk(dfx.Dopri8), _ODE, True, 8),
     SolverInfo("bosh3", _rk(dfx.Bosh3), _ODE, True, 3),
     SolverInfo("midpoint", _rk(dfx.Midpoint), _ODE, True, 2),
