@@ -1,0 +1,1 @@
+"""Runnable speed comparisons against peers (`python -m benchmarks.<name>`)."""

@@ -1,0 +1,89 @@
+"""Shared benchmark plumbing: timing by the contract of BENCHMARKS.md, machine
+records, and writing results (JSON + PNG) to benchmarks/results/."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import jax
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def block(x: Any) -> Any:
+    """Wait for every JAX array in `x`."""
+    return jax.block_until_ready(x)
+
+
+def timed(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, float, Any]:
+    """Run `fn` once (warm-up, includes compilation), then `repeats` times.
+
+    **Returns:** (first-call seconds, minimum repeat seconds, last result). The compile
+    time of a JAX arm is reported as first − minimum.
+    """
+    start = time.perf_counter()
+    out = block(fn())
+    first = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = block(fn())
+        best = min(best, time.perf_counter() - start)
+    return first, best, out
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, devices, thread settings and library versions."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("dynsim", "jax", "jaxlib", "diffrax", "equinox", "numpy", "scipy"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = "missing"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "python": platform.python_version(),
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=float))
+    return path
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """A Markdown table: columns are (key, header, format)."""
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = [
+        "| "
+        + " | ".join(
+            format(r[k], f) if r.get(k) is not None else "–" for k, _, f in columns
+        )
+        + " |"
+        for r in rows
+    ]
+    return "\n".join([head, rule, *body])
