@@ -46,7 +46,7 @@ def run_info(
     model: Any,
     state_names: tuple[str, ...],
     *,
-    solver: str | dfx.AbstractSolver | None,
+    solver: str | dfx.AbstractSolver | None = None,
     key: Any = None,
     config: str | None = None,
     **settings: Any,

@@ -18,8 +18,8 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, PyTree
 from tqdm.auto import tqdm
 
-from dynsim.models import AbstractMap, parameters, replace_parameters
-from dynsim.solvers import Status, check_options, iterate_map
+from dynsim.models import AbstractMap, check_parameter_names, replace_parameters
+from dynsim.solvers import Status, iterate_map
 
 from ._observables import AbstractObservable, Function
 from ._provenance import run_info
@@ -27,10 +27,9 @@ from ._results import ScanResult
 from ._simulate import (
     _map_step,
     check_model,
-    check_t_span,
     check_y0,
-    default_solver,
-    problem_kind,
+    map_span,
+    prepare_solve,
     save_times,
     solve_model,
 )
@@ -231,13 +230,7 @@ def scan(
     **Raises:** `ValueError` naming an unknown parameter, a bad array or option.
     """
     check_model(model)
-    known = parameters(model)
-    for name in params:
-        if name not in known:
-            raise ValueError(
-                f"{type(model).__name__} has no parameter {name!r}; its parameters "
-                f"are: {', '.join(sorted(known)) or '(none)'}"
-            )
+    check_parameter_names(model, params)
     flat_params, shape = _point_grid(params, grid)
     n_points = int(np.prod(shape))
     y0 = check_y0(model, y0)
@@ -249,39 +242,37 @@ def scan(
     is_map = isinstance(model, AbstractMap)
     dtype = jnp.result_type(float)
     if is_map:
-        t0 = t1 = rtol_ = atol_ = dt0_ = None
+        solve_args: tuple = (None,) * 6
         options, ts, n_times = _map_options(t_span, bound, samples, saveat)
-        solver_name: Any = "iterate"
+        settings: dict[str, Any] = dict(solver="iterate")
     else:
-        t0, t1 = check_t_span(t_span)
-        kind = problem_kind(model)
-        solver_name = default_solver(model) if solver is None else solver
-        adaptive = (kind != "sde") if adaptive is None else bool(adaptive)
-        check_options(
-            solver_name,
-            kind,
+        setup = prepare_solve(
+            model,
+            t_span,
+            solver=solver,
             rtol=rtol,
             atol=atol,
             dt0=dt0,
             adaptive=adaptive,
             max_steps=max_steps,
+            key=key,
         )
-        if kind == "sde" and key is None:
-            key = jr.key(0)
+        t0, t1 = float(setup.t0), float(setup.t1)
         if bound:
-            starts = [float(t0)] + [
+            starts = [t0] + [
                 float(o.obs.t_from) for _, o in bound if o.obs.t_from is not None
             ]
-            lo = min(max(s, float(t0)) for s in starts)
-            if lo >= float(t1):
-                raise ValueError(f"observable window starts after t1 = {float(t1)}")
-            ts = jnp.linspace(lo, t1, samples)
+            lo = min(max(s, t0) for s in starts)
+            if lo >= t1:
+                raise ValueError(f"observable window starts after t1 = {t1}")
+            ts = jnp.linspace(lo, setup.t1, samples)
         else:
-            ts = save_times(saveat, t0, t1)
+            ts = save_times(saveat, setup.t0, setup.t1)
         n_times = 1 if ts is None else int(ts.shape[0])
-        options = dict(solver=solver_name, adaptive=adaptive, max_steps=max_steps)
-        rtol_, atol_ = jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype)
-        dt0_ = None if dt0 is None else jnp.asarray(dt0, dtype)
+        options = setup.options
+        solve_args = (setup.t0, setup.t1, ts, setup.rtol, setup.atol, setup.dt0)
+        key = setup.key
+        settings = dict(**options, rtol=rtol, atol=atol, dt0=dt0)
 
     n_devices = jax.local_device_count()
     if chunk_size is None:
@@ -323,12 +314,7 @@ def scan(
                 index,
                 model,
                 y0,
-                t0,
-                t1,
-                ts,
-                rtol_,
-                atol_,
-                dt0_,
+                *solve_args,
                 key,
                 args,
                 observables=bound,
@@ -342,18 +328,7 @@ def scan(
         return np.concatenate(xs, axis=0)
 
     obs_vals, ys, status, stats = jtu.tree_map(cat, *pieces)
-    info = run_info(
-        model,
-        state_names,
-        solver=solver_name,
-        key=key,
-        config=config,
-        rtol=None if is_map else rtol,
-        atol=None if is_map else atol,
-        dt0=dt0,
-        adaptive=None if is_map else adaptive,
-        max_steps=None if is_map else max_steps,
-    )
+    info = run_info(model, state_names, key=key, config=config, **settings)
     return ScanResult(
         params=flat_params,
         axes=tuple(flat_params),
@@ -369,15 +344,7 @@ def scan(
 
 
 def _map_options(t_span, bound, samples, saveat):
-    try:
-        n0, n1 = (int(v) for v in t_span)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"t_span of a map must be a pair of ints, got {t_span!r}"
-        ) from None
-    n = n1 - n0
-    if n < 1:
-        raise ValueError(f"t_span of a map must have n1 > n0, got {t_span!r}")
+    n0, n = map_span(t_span)
     if bound:
         every = max(1, n // samples)
         if n % every:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import diffrax as dfx
 import equinox as eqx
@@ -142,6 +142,74 @@ def save_times(saveat: SaveAtLike, t0: Array, t1: Array) -> Array | None:
     return ts
 
 
+class SolveSetup(NamedTuple):
+    """Validated inputs of a model solve, as arrays where values may change."""
+
+    t0: Array
+    t1: Array
+    rtol: Array
+    atol: Array
+    dt0: Array | None
+    key: Array | None
+    options: dict[str, Any]  # solver, adaptive, max_steps: static
+
+
+def prepare_solve(
+    model: AbstractModel,
+    t_span: Any,
+    *,
+    solver: str | dfx.AbstractSolver | None,
+    rtol: ArrayLike,
+    atol: ArrayLike,
+    dt0: ArrayLike | None,
+    adaptive: bool | None,
+    max_steps: int,
+    key: Array | None,
+) -> SolveSetup:
+    """Check the options of a solve (before tracing) and fill in the defaults.
+
+    **Raises:** `ValueError` naming the invalid option.
+    """
+    t0, t1 = check_t_span(t_span)
+    kind = problem_kind(model)
+    solver = default_solver(model) if solver is None else solver
+    adaptive = (kind != "sde") if adaptive is None else bool(adaptive)
+    check_options(
+        solver,
+        kind,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        adaptive=adaptive,
+        max_steps=max_steps,
+    )
+    if kind == "sde" and key is None:
+        key = jr.key(0)
+    dtype = jnp.result_type(float)
+    return SolveSetup(
+        t0,
+        t1,
+        jnp.asarray(rtol, dtype),
+        jnp.asarray(atol, dtype),
+        None if dt0 is None else jnp.asarray(dt0, dtype),
+        key,
+        dict(solver=solver, adaptive=adaptive, max_steps=max_steps),
+    )
+
+
+def map_span(t_span: Any) -> tuple[int, int]:
+    """(n0, n): the first index and the number of iterates of a map's `t_span`."""
+    try:
+        n0, n1 = (int(v) for v in t_span)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"t_span of a map must be a pair of ints (0, n), got {t_span!r}"
+        ) from None
+    if n1 <= n0:
+        raise ValueError(f"t_span of a map must have n1 > n0, got {t_span!r}")
+    return n0, n1 - n0
+
+
 def solve_model(
     model: AbstractModel,
     y0: PyTree[Array],
@@ -249,37 +317,30 @@ def simulate(
     y0 = check_y0(model, y0)
     if isinstance(model, AbstractMap):
         return _simulate_map(model, t_span, y0, saveat, args)
-    t0, t1 = check_t_span(t_span)
-    kind = problem_kind(model)
-    solver = default_solver(model) if solver is None else solver
-    adaptive = (kind != "sde") if adaptive is None else bool(adaptive)
-    check_options(
-        solver,
-        kind,
+    setup = prepare_solve(
+        model,
+        t_span,
+        solver=solver,
         rtol=rtol,
         atol=atol,
         dt0=dt0,
         adaptive=adaptive,
         max_steps=max_steps,
+        key=key,
     )
-    if kind == "sde" and key is None:
-        key = jr.key(0)
-    ts = save_times(saveat, t0, t1)
-    dtype = jnp.result_type(float)
+    ts = save_times(saveat, setup.t0, setup.t1)
     sol = _solve_jit(
         model,
         y0,
-        t0,
-        t1,
+        setup.t0,
+        setup.t1,
         ts,
-        jnp.asarray(rtol, dtype),
-        jnp.asarray(atol, dtype),
-        None if dt0 is None else jnp.asarray(dt0, dtype),
-        key,
+        setup.rtol,
+        setup.atol,
+        setup.dt0,
+        setup.key,
         args,
-        solver=solver,
-        adaptive=adaptive,
-        max_steps=max_steps,
+        **setup.options,
         dense=dense,
         event=event,
         adjoint=adjoint,
@@ -288,27 +349,17 @@ def simulate(
     info = run_info(
         model,
         model.state_names,
-        solver=solver,
-        key=key,
+        key=setup.key,
         rtol=rtol,
         atol=atol,
         dt0=dt0,
-        adaptive=adaptive,
-        max_steps=max_steps,
+        **setup.options,
     )
     return Trajectory(sol.ts, sol.ys, sol.status, sol.stats, info, sol.interpolation)
 
 
 def _simulate_map(model, t_span, y0, saveat, args) -> Trajectory:
-    try:
-        n0, n1 = (int(v) for v in t_span)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"t_span of a map must be a pair of ints (0, n), got {t_span!r}"
-        ) from None
-    n = n1 - n0
-    if n < 1:
-        raise ValueError(f"t_span of a map must have n1 > n0, got {t_span!r}")
+    n0, n = map_span(t_span)
     if saveat is None:
         save_every = 0
     elif isinstance(saveat, (int, np.integer)) and not isinstance(saveat, bool):

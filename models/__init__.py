@@ -5,6 +5,7 @@ from ._base import (
     AbstractMap as AbstractMap,
     AbstractModel as AbstractModel,
     AbstractSDEModel as AbstractSDEModel,
+    check_parameter_names as check_parameter_names,
     describe as describe,
     from_description as from_description,
     model_class as model_class,

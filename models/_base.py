@@ -136,18 +136,27 @@ def parameters(model: eqx.Module) -> dict[str, Array]:
     return out
 
 
-def replace_parameters(model: Any, values: dict[str, ArrayLike]) -> Any:
-    """A copy of `model` with the named (possibly dotted) parameters replaced.
+def check_parameter_names(model: Any, names: Any) -> dict[str, Array]:
+    """Check that every name is a parameter of `model`; returns `parameters(model)`.
 
     **Raises:** `ValueError` naming the unknown parameter and the known ones.
     """
     known = parameters(model)
-    for name in values:
+    for name in names:
         if name not in known:
             raise ValueError(
                 f"{type(model).__name__} has no parameter {name!r}; "
                 f"its parameters are: {', '.join(sorted(known)) or '(none)'}"
             )
+    return known
+
+
+def replace_parameters(model: Any, values: dict[str, ArrayLike]) -> Any:
+    """A copy of `model` with the named (possibly dotted) parameters replaced.
+
+    **Raises:** `ValueError` naming the unknown parameter and the known ones.
+    """
+    known = check_parameter_names(model, values)
     getters: list[Callable[[Any], Any]] = []
     news = []
     for name, value in values.items():

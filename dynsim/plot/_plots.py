@@ -144,7 +144,7 @@ def scan_heatmap(
     ax.set_ylim(ys.min(), ys.max())
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(_title(result.info))
+    ax.set_title(f"{_title(result.info)}: {observable}")
     return fig
 
 
