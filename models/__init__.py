@@ -31,4 +31,4 @@ from ._normal_forms import (
     HopfNormalForm as HopfNormalForm,
     PitchforkNormalForm as PitchforkNormalForm,
 )
-from ._selkov import Selkov as Selkov
+from .selkov import Selkov as Selkov, SelkovWellMixed as SelkovWellMixed

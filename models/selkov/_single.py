@@ -8,7 +8,23 @@ from typing import ClassVar
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._base import AbstractModel, param
+from .._base import AbstractModel, param
+
+
+def kinetics(v, w, alpha, mu, zeta) -> tuple[Array, Array]:
+    """The paper's reaction terms, elementwise: F₁ = α w + w v² − v,
+    F₂ = ζ [μ − (α w + w v²)]."""
+    production = alpha * w + w * v**2
+    return production - v, zeta * (mu - production)
+
+
+def kinetics_jacobian(v, w, alpha, mu, zeta) -> Array:
+    """∂(F₁, F₂)/∂(v, w), shape (..., 2, 2), at (v, w) elementwise."""
+    dv = 2.0 * w * v
+    dw = alpha + v**2
+    return jnp.stack(
+        [jnp.stack([dv - 1.0, dw], -1), jnp.stack([-zeta * dv, -zeta * dw], -1)], -2
+    )
 
 
 class Selkov(AbstractModel):
@@ -33,8 +49,7 @@ class Selkov(AbstractModel):
 
     def kinetics(self, v: ArrayLike, w: ArrayLike) -> tuple[Array, Array]:
         """The reaction terms F₁, F₂ of the paper (no efflux), elementwise in v, w."""
-        production = self.alpha * w + w * v**2
-        return production - v, self.zeta * (self.mu - production)
+        return kinetics(v, w, self.alpha, self.mu, self.zeta)
 
     def vector_field(self, t, y, args):
         v, w = y
