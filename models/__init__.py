@@ -31,4 +31,8 @@ from ._normal_forms import (
     HopfNormalForm as HopfNormalForm,
     PitchforkNormalForm as PitchforkNormalForm,
 )
-from .selkov import Selkov as Selkov, SelkovWellMixed as SelkovWellMixed
+from .selkov import (
+    Selkov as Selkov,
+    SelkovLargeD as SelkovLargeD,
+    SelkovWellMixed as SelkovWellMixed,
+)

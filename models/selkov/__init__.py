@@ -2,6 +2,22 @@
 arXiv 2007.08765): one cell, m cells in a well-mixed bulk, the large-D ODE, the full
 2-D PDE–ODE, and the small-ε linear stability theory (GCEP)."""
 
+from ._disk import (
+    neumann_green as neumann_green,
+    neumann_green_matrix as neumann_green_matrix,
+    neumann_regular as neumann_regular,
+    reduced_wave_green as reduced_wave_green,
+    reduced_wave_matrix as reduced_wave_matrix,
+    reduced_wave_regular as reduced_wave_regular,
+)
+from ._gcep import (
+    GCEPMode as GCEPMode,
+    SmallEpsSteadyState as SmallEpsSteadyState,
+    gcep as gcep,
+    gcep_matrix as gcep_matrix,
+    small_eps_steady_state as small_eps_steady_state,
+)
+from ._large_d import SelkovLargeD as SelkovLargeD
 from ._single import (
     Selkov as Selkov,
     kinetics as kinetics,

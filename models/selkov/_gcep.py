@@ -1,0 +1,213 @@
+"""Small-ε linear stability of the cell–bulk model in the unit disk: the steady state
+and the globally coupled eigenvalue problem (GCEP) of Iyaniwura & Ward (2021), §2.
+
+Strong localized perturbation theory (ν = −1/log ε): near cell j the bulk is
+U ≈ Aⱼ + Sⱼ log(|x − xⱼ|/ε); the membrane condition gives d₁Aⱼ − d₂vⱼ = D Sⱼ and
+matching to the outer solution U = −2π Σ Sᵢ G(x; xᵢ) gives
+
+    (I + 2πν𝒢 + νD P₁) S = −ν P₂ v,        P₁ = diag(1/d₁ⱼ), P₂ = diag(d₂ⱼ/d₁ⱼ),
+
+with 𝒢 the reduced-wave Green's matrix of Δ − 1/D. The cells obey
+u̇ⱼ = F(uⱼ) + (2πD/τ) Sⱼ e₁; for Sel'kov kinetics F₂ = 0 gives F₁ = μ − v, so the
+steady state solves a linear system for v (the paper's eq. 2.28). Perturbing by
+e^{λt} gives M(λ) c = 0 with
+
+    M(λ) = I + 2πν𝒢_λ + νD P₁ + (2πνD/τ) P₂ K(λ),
+    Kⱼ(λ) = (λ − J₂₂)/(λ² − λ tr Jⱼ + det Jⱼ)   (= (λ + det J)/(…) for Sel'kov),
+
+𝒢_λ the reduced-wave Green's matrix of Δ − (1 + τλ)/D. The null vector c holds the
+cells' flux perturbations and K c their v-amplitudes (equal phases: in phase).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ._disk import AREA, reduced_wave_green, reduced_wave_matrix
+from ._single import kinetics_jacobian
+
+
+def _params(model: Any) -> dict[str, Any]:
+    m = len(model.centers)
+    out = {"centers": np.asarray(model.centers, dtype=float), "m": m}
+    for name in ("D", "tau", "eps"):
+        out[name] = float(np.asarray(getattr(model, name)))
+    for name in ("d1", "d2", "alpha", "mu", "zeta"):
+        out[name] = np.broadcast_to(np.asarray(getattr(model, name), float), (m,))
+    out["nu"] = -1.0 / np.log(out["eps"])
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallEpsSteadyState:
+    """The steady state to all orders in ν: cell states, fluxes S and the bulk."""
+
+    v: np.ndarray
+    w: np.ndarray
+    S: np.ndarray
+    U_mean: float
+    U_wall: np.ndarray
+    centers: np.ndarray
+    D: float
+
+    def bulk(self, x: np.ndarray) -> np.ndarray:
+        """U(x) = −2π Σ Sᵢ G(x; xᵢ) at points x (..., 2) away from the cells."""
+        theta = 1.0 / np.sqrt(self.D)
+        total = sum(
+            s * reduced_wave_green(x, c, theta).real
+            for s, c in zip(self.S, self.centers, strict=True)
+        )
+        return -2 * np.pi * np.asarray(total)
+
+
+def small_eps_steady_state(model: Any) -> SmallEpsSteadyState:
+    """The small-ε steady state of a unit-disk cell–bulk model (Sel'kov kinetics)."""
+    p = _params(model)
+    D, tau, nu = p["D"], p["tau"], p["nu"]
+    green = reduced_wave_matrix(p["centers"], 1.0 / np.sqrt(D)).real
+    m0 = np.eye(p["m"]) + 2 * np.pi * nu * green + nu * D * np.diag(1 / p["d1"])
+    p2 = np.diag(p["d2"] / p["d1"])
+    a = np.eye(p["m"]) + 2 * np.pi * D * nu / tau * np.linalg.solve(m0, p2)
+    v = np.linalg.solve(a, p["mu"])
+    S = -nu * np.linalg.solve(m0, p2 @ v)
+    w = p["mu"] / (p["alpha"] + v**2)
+    return SmallEpsSteadyState(
+        v=v,
+        w=w,
+        S=S,
+        U_mean=float(-2 * np.pi * D * S.sum() / AREA),
+        U_wall=(D * S + p["d2"] * v) / p["d1"],
+        centers=p["centers"],
+        D=D,
+    )
+
+
+def gcep_matrix(model: Any, lam: complex, steady: SmallEpsSteadyState | None = None):
+    """M(λ) of the GCEP (complex m×m)."""
+    p = _params(model)
+    steady = small_eps_steady_state(model) if steady is None else steady
+    D, tau, nu = p["D"], p["tau"], p["nu"]
+    theta = np.sqrt((1.0 + tau * lam) / D + 0j)
+    J = np.asarray(
+        kinetics_jacobian(steady.v, steady.w, p["alpha"], p["mu"], p["zeta"])
+    )
+    tr = J[:, 0, 0] + J[:, 1, 1]
+    det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
+    K = (lam - J[:, 1, 1]) / (lam**2 - lam * tr + det)
+    return (
+        np.eye(p["m"])
+        + 2 * np.pi * nu * reduced_wave_matrix(p["centers"], theta)
+        + nu * D * np.diag(1 / p["d1"])
+        + 2 * np.pi * nu * D / tau * np.diag(p["d2"] / p["d1"] * K)
+    ), K
+
+
+@dataclasses.dataclass(frozen=True)
+class GCEPMode:
+    """One eigenvalue λ of the GCEP with its null vector c (fluxes) and the cells'
+    relative v-amplitudes K c (normalised to max modulus 1); `kind` is "in-phase" when
+    all cells oscillating noticeably share the phase (within π/2), else
+    "anti-phase"."""
+
+    lam: complex
+    c: np.ndarray
+    amplitudes: np.ndarray
+    kind: str
+
+    @property
+    def unstable(self) -> bool:
+        return self.lam.real > 0
+
+
+def _smallest(model, lam, steady):
+    M, K = gcep_matrix(model, lam, steady)
+    ev, vec = np.linalg.eig(M)
+    i = int(np.argmin(np.abs(ev)))
+    return ev[i], vec[:, i], K
+
+
+def _newton(model, lam, steady, tol=1e-12, max_iter=60) -> complex | None:
+    for _ in range(max_iter):
+        h = 1e-6 * (1 + abs(lam))
+        g = _smallest(model, lam, steady)[0]
+        dg = _smallest(model, lam + h, steady)[0] - _smallest(model, lam - h, steady)[0]
+        dg /= 2 * h
+        if dg == 0 or not np.isfinite(dg):
+            return None
+        step = g / dg
+        lam = lam - step
+        if not np.isfinite(lam):
+            return None
+        if abs(step) < tol * (1 + abs(lam)):
+            return lam if abs(_smallest(model, lam, steady)[0]) < 1e-9 else None
+    return None
+
+
+def gcep(model: Any, guesses: Any = None) -> list[GCEPMode]:
+    """Eigenvalues of the GCEP (with Im λ ≥ 0), by Newton's method on the smallest
+    eigenvalue of M(λ) from several starting points, sorted by decreasing Re λ.
+
+    **Arguments:** `model` with unit-disk cell–bulk parameters (`centers`, `D`, `tau`,
+    `eps`, `d1`, `d2`, `alpha`, `mu`, `zeta`: `SelkovLargeD` or `SelkovCellBulk`);
+    `guesses`: starting values. By default the eigenvalues of the large-D ODE with the
+    same parameters, and points on the imaginary axis.
+
+    **Returns:** a list of `GCEPMode` (the roots found: a root far from every guess can
+    be missed; pass guesses to look elsewhere). Roots with ε|θ(λ)| > 1/2, where the
+    log-expansion behind the GCEP no longer holds, are discarded.
+    """
+    steady = small_eps_steady_state(model)
+    p = _params(model)
+    if guesses is None:
+        ld = _large_d_eigenvalues(model)
+        guesses = [z for z in ld if z.imag > 0] + [0.05 + 1j * w for w in (0.5, 1.5)]
+    roots: list[complex] = []
+    for g in guesses:
+        g = complex(g)
+        if g.imag < 0:
+            g = g.conjugate()
+        lam = _newton(model, g, steady)
+        if lam is None or lam.imag < -1e-9:
+            continue
+        # The theory needs the inner scale ε|θ| ≪ 1; roots beyond it are artefacts.
+        if p["eps"] * abs(np.sqrt((1 + p["tau"] * lam) / p["D"] + 0j)) > 0.5:
+            continue
+        lam = complex(lam.real, abs(lam.imag))
+        if all(abs(lam - r) > 1e-6 * (1 + abs(r)) for r in roots):
+            roots.append(lam)
+    modes = []
+    for lam in sorted(roots, key=lambda z: -z.real):
+        _, c, K = _smallest(model, lam, steady)
+        amp = K * c
+        amp = amp / amp[np.argmax(np.abs(amp))]
+        big = np.abs(amp) > 1e-3
+        phases = np.angle(amp[big])
+        spread = np.max(np.abs(np.angle(np.exp(1j * (phases[:, None] - phases[None])))))
+        kind = "in-phase" if spread < np.pi / 2 else "anti-phase"
+        modes.append(GCEPMode(lam, c, amp, kind))
+    return modes
+
+
+def _large_d_eigenvalues(model: Any) -> np.ndarray:
+    import jax
+
+    from ._large_d import SelkovLargeD
+
+    p = _params(model)
+    ld = SelkovLargeD(
+        centers=model.centers,
+        D=p["D"],
+        tau=p["tau"],
+        eps=p["eps"],
+        d1=p["d1"],
+        d2=p["d2"],
+        alpha=p["alpha"],
+        mu=p["mu"],
+        zeta=p["zeta"],
+    )
+    y = ld.steady_state()
+    J = jax.jacfwd(lambda u: ld.vector_field(0.0, u, None))(y)
+    return np.linalg.eigvals(np.asarray(J))
