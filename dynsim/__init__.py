@@ -28,6 +28,7 @@ from .models import (
     AbstractMap as AbstractMap,
     AbstractModel as AbstractModel,
     AbstractSDEModel as AbstractSDEModel,
+    AbstractSemilinearModel as AbstractSemilinearModel,
 )
 from .solvers import Status as Status
 

@@ -19,6 +19,7 @@ from dynsim.models import (
     AbstractMap,
     AbstractModel,
     AbstractSDEModel,
+    AbstractSemilinearModel,
 )
 from dynsim.solvers import SaveSpec, check_options, integrate, iterate_map
 
@@ -42,6 +43,21 @@ def _nonstiff(t, y, args):
 def _stiff(t, y, args):
     model, user_args = args
     return model.stiff_part(t, y, user_args)
+
+
+def _linear(t, y, args):
+    model, _ = args
+    return model.linear_part(y)
+
+
+def _factor(c, args):
+    model, _ = args
+    return model.factor_shifted(c)
+
+
+def _linear_solve(factor, rhs, args):
+    model, _ = args
+    return model.solve_shifted(factor, rhs)
 
 
 def _diffusion(t, y, args):
@@ -233,6 +249,7 @@ def solve_model(
     """Solve one model (pure; traced under `jit` / `vmap` by `simulate` and `scan`)."""
     kind = problem_kind(model)
     sde = kind == "sde"
+    semilinear = isinstance(model, AbstractSemilinearModel)
     return integrate(
         _nonstiff if kind == "imex" else _drift,
         y0,
@@ -246,7 +263,8 @@ def solve_model(
         adaptive=adaptive,
         saveat=SaveSpec(ts, dense),
         max_steps=max_steps,
-        stiff_field=_stiff if kind == "imex" else None,
+        stiff_field=(_linear if semilinear else _stiff) if kind == "imex" else None,
+        linear_solve=(_factor, _linear_solve) if semilinear else None,
         diffusion=_diffusion if sde else None,
         noise_shape=tuple(model.noise_shape) if sde else None,
         key=key,

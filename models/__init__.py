@@ -1,10 +1,12 @@
 """dynsim.models — the dynamical systems dynsim ships, and the contract for your own."""
 
+from . import selkov as selkov
 from ._base import (
     AbstractIMEXModel as AbstractIMEXModel,
     AbstractMap as AbstractMap,
     AbstractModel as AbstractModel,
     AbstractSDEModel as AbstractSDEModel,
+    AbstractSemilinearModel as AbstractSemilinearModel,
     check_parameter_names as check_parameter_names,
     describe as describe,
     from_description as from_description,
@@ -33,6 +35,7 @@ from ._normal_forms import (
 )
 from .selkov import (
     Selkov as Selkov,
+    SelkovCellBulk as SelkovCellBulk,
     SelkovLargeD as SelkovLargeD,
     SelkovWellMixed as SelkovWellMixed,
 )

@@ -102,6 +102,31 @@ class AbstractIMEXModel(AbstractModel):
         return jtu.tree_map(jnp.add, f, g)
 
 
+class AbstractSemilinearModel(AbstractIMEXModel):
+    """A system f = N(t, y) + A y whose stiff part A is linear and whose shifted
+    systems (I − c A) x = r have a fast solver.
+
+    `nonstiff_part` is N; `linear_part(y)` is A y; `factor_shifted(c)` prepares the
+    solve for a given c (called once per step) and `solve_shifted(factor, r)` returns
+    x. The `kencarp*` solvers then need one such solve per stage and no Jacobian.
+    """
+
+    @abc.abstractmethod
+    def linear_part(self, y: PyTree[Array]) -> PyTree[Array]:
+        """A y."""
+
+    @abc.abstractmethod
+    def factor_shifted(self, c: Array) -> PyTree:
+        """What `solve_shifted` needs for I − c A."""
+
+    @abc.abstractmethod
+    def solve_shifted(self, factor: PyTree, rhs: PyTree[Array]) -> PyTree[Array]:
+        """x with x − c A x = rhs."""
+
+    def stiff_part(self, t, y, args):
+        return self.linear_part(y)
+
+
 class AbstractMap(eqx.Module):
     """A discrete-time system y_{n+1} = step(n, y_n, args).
 

@@ -1,6 +1,12 @@
 """dynsim.solvers — the solver core on diffrax: named solvers, adaptive stepping,
 events, SDEs with reproducible Brownian paths, maps, and a status per solve."""
 
+from ._imex import (
+    LinearKenCarp3 as LinearKenCarp3,
+    LinearKenCarp4 as LinearKenCarp4,
+    LinearKenCarp5 as LinearKenCarp5,
+    LinearTerm as LinearTerm,
+)
 from ._integrate import (
     SaveSpec as SaveSpec,
     Solution as Solution,
@@ -9,6 +15,11 @@ from ._integrate import (
     resolve_solver as resolve_solver,
 )
 from ._maps import iterate_map as iterate_map
+from ._pde import (
+    AbstractGrid as AbstractGrid,
+    DiskGrid as DiskGrid,
+    SquareGrid as SquareGrid,
+)
 from ._registry import (
     SOLVERS as SOLVERS,
     SolverInfo as SolverInfo,

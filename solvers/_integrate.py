@@ -13,6 +13,7 @@ import jax.tree_util as jtu
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Int, PyTree, Real
 
+from ._imex import LINEAR_IMEX, LinearTerm
 from ._registry import SolverInfo, get_solver
 from ._status import STATUS_MESSAGES, Status, status_from_result
 
@@ -157,6 +158,7 @@ def integrate(
     saveat: SaveSpec | None = None,
     max_steps: int = 100_000,
     stiff_field: Callable[[Any, PyTree, Any], PyTree] | None = None,
+    linear_solve: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
     diffusion: Callable[[Any, PyTree, Any], Any] | None = None,
     noise_shape: tuple[int, ...] | None = None,
     key: Array | None = None,
@@ -177,6 +179,10 @@ def integrate(
     - `saveat`: a `SaveSpec` (default: the state at t1 only).
     - `max_steps`: the step budget; exceeding it gives `Status.MAX_STEPS`.
     - `stiff_field`: the stiff part g(t, y, args) for IMEX solvers (`kencarp*`).
+    - `linear_solve`: `(factor, solve)` when the stiff part is linear, g = A y:
+      `factor(c, args)` prepares and `solve(factor, r, args)` returns x with
+      x − c A x = r. The `kencarp*` solvers then do one such solve per stage
+      (`LinearKenCarp*`) instead of Newton iterations with a dense Jacobian.
     - `diffusion`, `noise_shape`, `key`: an SDE's diffusion and its Brownian motion,
       a `VirtualBrownianTree` drawn from `key`: the same key gives the same path,
       whatever the solver and its steps.
@@ -208,6 +214,9 @@ def integrate(
         max_steps=max_steps,
         forward_only=isinstance(adjoint_, dfx.ForwardMode),
     )
+    if linear_solve is not None and type(dsolver) in LINEAR_IMEX:
+        dsolver = LINEAR_IMEX[type(dsolver)]()
+        stiff_field = LinearTerm(stiff_field, *linear_solve)
     terms = _terms(
         vector_field,
         stiff_field,
@@ -263,9 +272,10 @@ def integrate(
 def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kind):
     drift = dfx.ODETerm(vf)
     if kind == "imex":
-        stiff_term = dfx.ODETerm(stiff)
+        if isinstance(stiff, LinearTerm):
+            return dfx.MultiTerm(drift, stiff)
         if isinstance(dsolver, (dfx.KenCarp3, dfx.KenCarp4, dfx.KenCarp5)):
-            return dfx.MultiTerm(drift, stiff_term)
+            return dfx.MultiTerm(drift, dfx.ODETerm(stiff))
         # Any other solver integrates the sum.
         return dfx.ODETerm(_Sum(vf, stiff))
     if kind == "ode":

@@ -22,6 +22,8 @@ from equinox import AbstractClassVar
 def _lincomb(coeffs, ks):
     """Σ c_j k_j over the nonzero coefficients (PyTree-wise)."""
     terms = [(float(c), k) for c, k in zip(coeffs, ks, strict=False) if c != 0.0]
+    if not terms:
+        return jtu.tree_map(jnp.zeros_like, ks[0])
 
     def combine(*leaves):
         out = terms[0][0] * leaves[0]

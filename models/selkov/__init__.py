@@ -2,6 +2,7 @@
 arXiv 2007.08765): one cell, m cells in a well-mixed bulk, the large-D ODE, the full
 2-D PDE–ODE, and the small-ε linear stability theory (GCEP)."""
 
+from ._cell_bulk import SelkovCellBulk as SelkovCellBulk
 from ._disk import (
     neumann_green as neumann_green,
     neumann_green_matrix as neumann_green_matrix,
