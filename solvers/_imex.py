@@ -105,6 +105,12 @@ class AbstractLinearIMEX(dfx.AbstractAdaptiveSolver):
         err_e = _lincomb(explicit_tab.b_error, ns)
         err_i = _lincomb(implicit_tab.b_error, ls)
         y_error = jtu.tree_map(lambda a, b: dt * (a + b), err_e, err_i)
+        # Filter the estimate through (I − γ dt A)⁻¹ (Hairer & Wanner, Solving ODEs
+        # II, §IV.8, as in RADAU5): the embedded method is not L-stable, so for stiff
+        # components the raw estimate is of the size of the component itself and
+        # would hold dt near 1/|λ_stiff| (measured: 8 644 steps instead of ~100 on a
+        # 1e4-stiff toy). The filter leaves the nonstiff components' estimate as is.
+        y_error = implicit.solve(factor, y_error, args)
         n1, l1 = self._fields(terms, t1, y1, args)
         k0 = jtu.tree_map(lambda a, b: dt * (a + b), n0, l0)
         k1 = jtu.tree_map(lambda a, b: dt * (a + b), n1, l1)

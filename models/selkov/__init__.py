@@ -14,8 +14,10 @@ from ._disk import (
 from ._gcep import (
     GCEPMode as GCEPMode,
     SmallEpsSteadyState as SmallEpsSteadyState,
+    discrete_eigenvalues as discrete_eigenvalues,
     gcep as gcep,
     gcep_matrix as gcep_matrix,
+    nonlinear_eigenvalues as nonlinear_eigenvalues,
     small_eps_steady_state as small_eps_steady_state,
 )
 from ._large_d import SelkovLargeD as SelkovLargeD

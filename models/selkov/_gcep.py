@@ -122,18 +122,24 @@ class GCEPMode:
         return self.lam.real > 0
 
 
-def _smallest(model, lam, steady):
-    M, K = gcep_matrix(model, lam, steady)
+def _smallest(matrix, lam):
+    M, K = matrix(lam)
     ev, vec = np.linalg.eig(M)
     i = int(np.argmin(np.abs(ev)))
     return ev[i], vec[:, i], K
 
 
-def _newton(model, lam, steady, tol=1e-12, max_iter=60) -> complex | None:
+def _newton(matrix, lam, tol=1e-12, max_iter=60) -> complex | None:
+    """A root of the smallest eigenvalue of M(λ) (an analytic branch), by Newton's
+    method with a central-difference derivative."""
     for _ in range(max_iter):
         h = 1e-6 * (1 + abs(lam))
-        g = _smallest(model, lam, steady)[0]
-        dg = _smallest(model, lam + h, steady)[0] - _smallest(model, lam - h, steady)[0]
+        try:
+            with np.errstate(all="ignore"):
+                g = _smallest(matrix, lam)[0]
+                dg = _smallest(matrix, lam + h)[0] - _smallest(matrix, lam - h)[0]
+        except np.linalg.LinAlgError:  # Newton ran off to where M(λ) overflows
+            return None
         dg /= 2 * h
         if dg == 0 or not np.isfinite(dg):
             return None
@@ -142,8 +148,38 @@ def _newton(model, lam, steady, tol=1e-12, max_iter=60) -> complex | None:
         if not np.isfinite(lam):
             return None
         if abs(step) < tol * (1 + abs(lam)):
-            return lam if abs(_smallest(model, lam, steady)[0]) < 1e-9 else None
+            return lam if abs(_smallest(matrix, lam)[0]) < 1e-9 else None
     return None
+
+
+def nonlinear_eigenvalues(matrix, guesses, accept=lambda lam: True) -> list[GCEPMode]:
+    """Roots λ (Im λ ≥ 0) of det M(λ) = 0 for `matrix(λ) -> (M, K)`, from `guesses`,
+    with their null vectors c and cell amplitudes K c; sorted by decreasing Re λ."""
+    roots: list[complex] = []
+    for g in guesses:
+        g = complex(g)
+        lam = _newton(matrix, g.conjugate() if g.imag < 0 else g)
+        if lam is None or lam.imag < -1e-9 or not accept(lam):
+            continue
+        lam = complex(lam.real, abs(lam.imag))
+        if all(abs(lam - r) > 1e-6 * (1 + abs(r)) for r in roots):
+            roots.append(lam)
+    modes = []
+    for lam in sorted(roots, key=lambda z: -z.real):
+        _, c, K = _smallest(matrix, lam)
+        amp = K * c
+        amp = amp / amp[np.argmax(np.abs(amp))]
+        big = np.abs(amp) > 1e-3
+        phases = np.angle(amp[big])
+        spread = np.max(np.abs(np.angle(np.exp(1j * (phases[:, None] - phases[None])))))
+        kind = "in-phase" if spread < np.pi / 2 else "anti-phase"
+        modes.append(GCEPMode(lam, c, amp, kind))
+    return modes
+
+
+def _default_guesses(model) -> list[complex]:
+    ld = _large_d_eigenvalues(model)
+    return [z for z in ld if z.imag > 0] + [0.05 + 1j * w for w in (0.5, 1.5)]
 
 
 def gcep(model: Any, guesses: Any = None) -> list[GCEPMode]:
@@ -161,34 +197,54 @@ def gcep(model: Any, guesses: Any = None) -> list[GCEPMode]:
     """
     steady = small_eps_steady_state(model)
     p = _params(model)
-    if guesses is None:
-        ld = _large_d_eigenvalues(model)
-        guesses = [z for z in ld if z.imag > 0] + [0.05 + 1j * w for w in (0.5, 1.5)]
-    roots: list[complex] = []
-    for g in guesses:
-        g = complex(g)
-        if g.imag < 0:
-            g = g.conjugate()
-        lam = _newton(model, g, steady)
-        if lam is None or lam.imag < -1e-9:
-            continue
+
+    def valid(lam):
         # The theory needs the inner scale ε|θ| ≪ 1; roots beyond it are artefacts.
-        if p["eps"] * abs(np.sqrt((1 + p["tau"] * lam) / p["D"] + 0j)) > 0.5:
-            continue
-        lam = complex(lam.real, abs(lam.imag))
-        if all(abs(lam - r) > 1e-6 * (1 + abs(r)) for r in roots):
-            roots.append(lam)
-    modes = []
-    for lam in sorted(roots, key=lambda z: -z.real):
-        _, c, K = _smallest(model, lam, steady)
-        amp = K * c
-        amp = amp / amp[np.argmax(np.abs(amp))]
-        big = np.abs(amp) > 1e-3
-        phases = np.angle(amp[big])
-        spread = np.max(np.abs(np.angle(np.exp(1j * (phases[:, None] - phases[None])))))
-        kind = "in-phase" if spread < np.pi / 2 else "anti-phase"
-        modes.append(GCEPMode(lam, c, amp, kind))
-    return modes
+        return p["eps"] * abs(np.sqrt((1 + p["tau"] * lam) / p["D"] + 0j)) <= 0.5
+
+    return nonlinear_eigenvalues(
+        lambda lam: gcep_matrix(model, lam, steady),
+        _default_guesses(model) if guesses is None else guesses,
+        valid,
+    )
+
+
+def discrete_eigenvalues(model: Any, guesses: Any = None) -> list[GCEPMode]:
+    """Eigenvalues of the Jacobian of a discretised `SelkovCellBulk` at its steady
+    state (with Im λ ≥ 0), exactly, through the m×m reduction
+
+        [I + diag(c_v K(λ)/τ) + diag(c_u) W Zλ] q = 0,
+        Zλ = ((1 + τλ) − DΔ_h)⁻¹ Wᵀ/areas,
+
+    (q: the cells' exchange perturbations, W the spread/sample weights), found by
+    Newton's method like `gcep`. Modes confined to the bulk (no cell involvement)
+    are not found: they are all damped (Re λ ≤ −1/τ).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    y = np.asarray(model.steady_state())
+    grid = model.grid
+    size, m = grid.size, model.n_cells
+    v, w = y[size : size + m], y[size + m :]
+    _, weights, _ = model._geo
+    c_u, c_v = (np.asarray(c) for c in model._coefficients())
+    p = _params(model)
+    J = np.asarray(kinetics_jacobian(v, w, p["alpha"], p["mu"], p["zeta"]))
+    tr = J[:, 0, 0] + J[:, 1, 1]
+    det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
+    spread = jnp.asarray((weights / grid.areas).T + 0j)
+    shifted = jax.jit(lambda a: grid.solve_shifted(a, p["D"], spread))
+
+    def matrix(lam):
+        K = (lam - J[:, 1, 1]) / (lam**2 - lam * tr + det)
+        z = np.asarray(shifted(jnp.asarray(1.0 + p["tau"] * lam + 0j)))
+        M = np.eye(m) + np.diag(c_v * K / p["tau"]) + c_u[:, None] * (weights @ z)
+        return M, K
+
+    return nonlinear_eigenvalues(
+        matrix, _default_guesses(model) if guesses is None else guesses
+    )
 
 
 def _large_d_eigenvalues(model: Any) -> np.ndarray:
