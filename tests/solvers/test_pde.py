@@ -1,4 +1,4 @@
-"""Grids, conservative Neumann Laplacians, fast shifted solves, linearly implicit IMEX."""
+"""Grids, conservative Neumann Laplacians, fast shifted solves, linear IMEX."""
 
 import jax
 import jax.numpy as jnp
