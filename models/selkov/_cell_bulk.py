@@ -6,6 +6,7 @@ import functools
 from typing import Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -136,10 +137,14 @@ class SelkovCellBulk(AbstractSemilinearModel):
             for x, y in self.centers:
                 if max(abs(x), abs(y)) >= self.length / 2:
                     raise ValueError(f"cell centre ({x}, {y}) is outside the square")
+        self._geo  # builds the grid and cell weights, or raises
         try:
             fac = np.asarray(self.fac)
-        except Exception:  # traced parameters: checked at run time instead
-            return
+        except (
+            jax.errors.ConcretizationTypeError,
+            jax.errors.TracerArrayConversionError,
+        ):
+            return  # traced parameters: checked at run time instead
         if np.any(fac <= 0):
             raise ValueError(self._fac_message(fac))
 
