@@ -137,7 +137,7 @@ class SelkovCellBulk(AbstractSemilinearModel):
             for x, y in self.centers:
                 if max(abs(x), abs(y)) >= self.length / 2:
                     raise ValueError(f"cell centre ({x}, {y}) is outside the square")
-        self._geo  # builds the grid and cell weights, or raises
+        _ = self._geo  # builds the grid and cell weights, or raises
         try:
             fac = np.asarray(self.fac)
         except (
