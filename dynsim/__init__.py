@@ -10,6 +10,7 @@ from ._precision import _default_precision, set_precision as set_precision
 _default_precision()
 
 from . import (
+    analysis as analysis,
     io as io,
     models as models,
     observables as observables,

@@ -36,15 +36,18 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .._results import RunInfo, ScanResult, Trajectory
+from ..analysis import PhaseDiagram
+from ..analysis._phase_diagram import KIND_NAMES
 
 FORMAT = "dynsim"
 FORMAT_VERSION = 1
 _SCRATCH = ".incomplete-"
+_ATTR_LIMIT = 32 * 1024
 # Files up to this size are rewritten as a scratch copy and renamed over the original
 # (crash-safe even for HDF5's own metadata); larger files get a scratch group instead.
 _COPY_LIMIT = 256 * 2**20
 
-Result = Trajectory | ScanResult
+Result = Trajectory | ScanResult | PhaseDiagram
 
 
 class FormatError(ValueError):
@@ -90,7 +93,11 @@ def _write_info(group: h5py.Group, kind: str, info: RunInfo) -> None:
     a["model_params"] = info.model_params
     a["solver"] = info.solver
     a["seed"] = json.dumps(info.seed)
-    a["state_names"] = json.dumps(list(info.state_names))
+    names = json.dumps(list(info.state_names))
+    if len(names) < _ATTR_LIMIT:
+        a["state_names"] = names
+    else:  # HDF5 attributes hold 64 KiB: long name lists (grids) go in a dataset
+        group.create_dataset("state_names", data=np.array(info.state_names, dtype="S"))
     a["versions"] = json.dumps(_versions())
     a["created"] = _now()
     if info.config is not None:
@@ -103,7 +110,11 @@ def _read_info(group: h5py.Group) -> RunInfo:
     return RunInfo(
         model=str(a["model"]),
         model_params=str(a["model_params"]),
-        state_names=tuple(json.loads(a["state_names"])),
+        state_names=(
+            tuple(json.loads(a["state_names"]))
+            if "state_names" in a
+            else tuple(n.decode() for n in group["state_names"][()])
+        ),
         solver=str(a["solver"]),
         seed=tuple(seed) if isinstance(seed, list) else seed,
         config=str(a["config"]) if "config" in a else None,
@@ -179,8 +190,43 @@ def _read_scan(g: h5py.Group) -> ScanResult:
     )
 
 
-_WRITERS = {Trajectory: _write_trajectory, ScanResult: _write_scan}
-_READERS = {"trajectory": _read_trajectory, "scan": _read_scan}
+def _write_phase_diagram(g: h5py.Group, r: PhaseDiagram) -> None:
+    _write_info(g, "phase_diagram", r.info)
+    g.attrs["method"] = r.method
+    g.attrs["x_name"] = r.x_name
+    g.attrs["y_name"] = r.y_name
+    g.attrs["kind_codes"] = json.dumps(KIND_NAMES)
+    _dataset(g, "x", r.x, [r.x_name])
+    _dataset(g, "y", r.y, [r.y_name])
+    for name in ("growth", "frequency", "kind", "amplitude"):
+        _dataset(g, name, getattr(r, name), [r.x_name, r.y_name])
+
+
+def _read_phase_diagram(g: h5py.Group) -> PhaseDiagram:
+    return PhaseDiagram(
+        x_name=str(g.attrs["x_name"]),
+        x=g["x"][()],
+        y_name=str(g.attrs["y_name"]),
+        y=g["y"][()],
+        growth=g["growth"][()],
+        frequency=g["frequency"][()],
+        kind=g["kind"][()],
+        amplitude=g["amplitude"][()],
+        method=str(g.attrs["method"]),
+        info=_read_info(g),
+    )
+
+
+_WRITERS = {
+    Trajectory: _write_trajectory,
+    ScanResult: _write_scan,
+    PhaseDiagram: _write_phase_diagram,
+}
+_READERS = {
+    "trajectory": _read_trajectory,
+    "scan": _read_scan,
+    "phase_diagram": _read_phase_diagram,
+}
 
 
 def _check_format(f: h5py.File, path: Any) -> None:

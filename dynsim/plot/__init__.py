@@ -1,6 +1,7 @@
 """dynsim.plot — figures of results, as a scientist would print them."""
 
 from ._plots import (
+    phase_diagram as phase_diagram,
     phase_portrait as phase_portrait,
     save_figures as save_figures,
     scan_heatmap as scan_heatmap,

@@ -179,7 +179,7 @@ def scan_line(
 
 
 def save_figures(
-    result: Trajectory | ScanResult,
+    result: Any,
     directory: str | Path,
     stem: str,
     *,
@@ -217,6 +217,8 @@ def save_figures(
                 )
             elif len(result.axes) == 1:
                 figs.append((name, scan_line(result, name)))
+    elif type(result).__name__ == "PhaseDiagram":
+        figs.append((f"phase_{result.method}", phase_diagram(result)))
     else:
         raise TypeError(f"no figures for a {type(result).__name__}")
     paths = []
@@ -225,3 +227,81 @@ def save_figures(
         fig.savefig(path)
         paths.append(path)
     return paths
+
+
+_KIND_COLOURS = {1: "#3b75af", 2: "#e1812c"}
+_KIND_LABELS = {1: "in-phase", 2: "anti-phase"}
+
+
+def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
+    """Stability lobes: the first result's unstable regions shaded by mode (in-phase,
+    anti-phase) with its Re λ = 0 contour; further results overlaid (eigenvalue
+    methods as contours, simulations as markers)."""
+    if not results:
+        raise ValueError("phase_diagram needs at least one PhaseDiagram")
+    fig, ax = _new_axes(ax, size=(5.4, 4.2))
+    base = results[0]
+    xs, ys = base.x, base.y
+    X, Y = np.meshgrid(xs, ys, indexing="ij")
+    handles = []
+    from matplotlib.patches import Patch
+
+    for code, colour in _KIND_COLOURS.items():
+        mask = (base.kind == code).astype(float)
+        if mask.any():
+            ax.contourf(X, Y, mask, levels=[0.5, 1.5], colors=[colour], alpha=0.35)
+            handles.append(
+                Patch(
+                    color=colour,
+                    alpha=0.35,
+                    label=f"{_KIND_LABELS[code]} ({base.method})",
+                )
+            )
+    styles = ["-", "--", ":", "-."]
+    for i, r in enumerate(results):
+        if r.method == "simulate":
+            for code, marker in ((1, "o"), (2, "x")):
+                sel = r.kind == code
+                if sel.any():
+                    Xr, Yr = np.meshgrid(r.x, r.y, indexing="ij")
+                    h = ax.scatter(
+                        Xr[sel],
+                        Yr[sel],
+                        s=9,
+                        marker=marker,
+                        color="k",
+                        linewidths=0.8,
+                        label=f"oscillates, {_KIND_LABELS[code]} (simulation)",
+                    )
+                    handles.append(h)
+        elif np.isfinite(r.growth).any() and np.nanmax(r.growth) > 0 > np.nanmin(
+            r.growth
+        ):
+            Xr, Yr = np.meshgrid(r.x, r.y, indexing="ij")
+            ax.contour(
+                Xr,
+                Yr,
+                r.growth,
+                levels=[0.0],
+                colors="k",
+                linestyles=styles[i % 4],
+                linewidths=1.2,
+            )
+            from matplotlib.lines import Line2D
+
+            handles.append(
+                Line2D(
+                    [], [], color="k", ls=styles[i % 4], label=f"Re λ = 0 ({r.method})"
+                )
+            )
+    if (
+        xs.size > 2
+        and np.all(xs > 0)
+        and np.allclose(np.diff(np.log(xs)), np.log(xs[1] / xs[0]))
+    ):
+        ax.set_xscale("log")
+    ax.set_xlabel(base.x_name)
+    ax.set_ylabel(base.y_name)
+    ax.set_title(f"{_title(base.info)}: where the steady state is unstable")
+    ax.legend(handles=handles, fontsize=7, frameon=True, loc="best")
+    return fig

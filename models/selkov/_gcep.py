@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import equinox as eqx
+import jax
 import numpy as np
 
 from ._disk import AREA, reduced_wave_green, reduced_wave_matrix
@@ -85,18 +87,26 @@ def small_eps_steady_state(model: Any) -> SmallEpsSteadyState:
     )
 
 
-def gcep_matrix(model: Any, lam: complex, steady: SmallEpsSteadyState | None = None):
-    """M(λ) of the GCEP (complex m×m)."""
+def _cell_response(v, w, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(J₂₂, tr J, det J) of each cell's kinetics Jacobian at (v, w) (NumPy)."""
+    J = np.asarray(kinetics_jacobian(v, w, p["alpha"], p["mu"], p["zeta"]))
+    tr = J[:, 0, 0] + J[:, 1, 1]
+    det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
+    return J[:, 1, 1], tr, det
+
+
+def gcep_matrix(
+    model: Any, lam: complex, steady: SmallEpsSteadyState | None = None, response=None
+):
+    """M(λ) of the GCEP (complex m×m) and K(λ)."""
     p = _params(model)
     steady = small_eps_steady_state(model) if steady is None else steady
     D, tau, nu = p["D"], p["tau"], p["nu"]
     theta = np.sqrt((1.0 + tau * lam) / D + 0j)
-    J = np.asarray(
-        kinetics_jacobian(steady.v, steady.w, p["alpha"], p["mu"], p["zeta"])
+    j22, tr, det = (
+        _cell_response(steady.v, steady.w, p) if response is None else (response)
     )
-    tr = J[:, 0, 0] + J[:, 1, 1]
-    det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
-    K = (lam - J[:, 1, 1]) / (lam**2 - lam * tr + det)
+    K = (lam - j22) / (lam**2 - lam * tr + det)
     return (
         np.eye(p["m"])
         + 2 * np.pi * nu * reduced_wave_matrix(p["centers"], theta)
@@ -130,26 +140,28 @@ def _smallest(matrix, lam):
 
 
 def _newton(matrix, lam, tol=1e-12, max_iter=60) -> complex | None:
-    """A root of the smallest eigenvalue of M(λ) (an analytic branch), by Newton's
-    method with a central-difference derivative."""
-    for _ in range(max_iter):
-        h = 1e-6 * (1 + abs(lam))
-        try:
-            with np.errstate(all="ignore"):
-                g = _smallest(matrix, lam)[0]
-                dg = _smallest(matrix, lam + h)[0] - _smallest(matrix, lam - h)[0]
-        except np.linalg.LinAlgError:  # Newton ran off to where M(λ) overflows
-            return None
-        dg /= 2 * h
-        if dg == 0 or not np.isfinite(dg):
-            return None
-        step = g / dg
-        lam = lam - step
-        if not np.isfinite(lam):
-            return None
-        if abs(step) < tol * (1 + abs(lam)):
-            return lam if abs(_smallest(matrix, lam)[0]) < 1e-9 else None
-    return None
+    """A root of the smallest eigenvalue g(λ) of M(λ) (an analytic branch), by the
+    secant method (superlinear, one evaluation of M per iteration)."""
+    try:
+        with np.errstate(all="ignore"):
+            lam0, lam1 = lam, lam + 1e-4 * (1 + abs(lam))
+            g0 = _smallest(matrix, lam0)[0]
+            for _ in range(max_iter):
+                g1 = _smallest(matrix, lam1)[0]
+                if g1 == g0 or not np.isfinite(g1):
+                    break
+                lam2 = lam1 - g1 * (lam1 - lam0) / (g1 - g0)
+                if not np.isfinite(lam2):
+                    return None
+                lam0, g0, lam1 = lam1, g1, lam2
+                if abs(lam1 - lam0) < tol * (1 + abs(lam1)):
+                    break
+            else:
+                return None
+            ok = abs(_smallest(matrix, lam1)[0]) < 1e-9
+    except (np.linalg.LinAlgError, ArithmeticError):
+        return None  # the iteration ran off to where M(λ) overflows
+    return lam1 if ok else None
 
 
 def nonlinear_eigenvalues(matrix, guesses, accept=lambda lam: True) -> list[GCEPMode]:
@@ -202,8 +214,9 @@ def gcep(model: Any, guesses: Any = None) -> list[GCEPMode]:
         # The theory needs the inner scale ε|θ| ≪ 1; roots beyond it are artefacts.
         return p["eps"] * abs(np.sqrt((1 + p["tau"] * lam) / p["D"] + 0j)) <= 0.5
 
+    response = _cell_response(steady.v, steady.w, p)
     return nonlinear_eigenvalues(
-        lambda lam: gcep_matrix(model, lam, steady),
+        lambda lam: gcep_matrix(model, lam, steady, response),
         _default_guesses(model) if guesses is None else guesses,
         valid,
     )
@@ -230,14 +243,12 @@ def discrete_eigenvalues(model: Any, guesses: Any = None) -> list[GCEPMode]:
     _, weights, _ = model._geo
     c_u, c_v = (np.asarray(c) for c in model._coefficients())
     p = _params(model)
-    J = np.asarray(kinetics_jacobian(v, w, p["alpha"], p["mu"], p["zeta"]))
-    tr = J[:, 0, 0] + J[:, 1, 1]
-    det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
+    j22, tr, det = _cell_response(v, w, p)
     spread = jnp.asarray((weights / grid.areas).T + 0j)
     shifted = jax.jit(lambda a: grid.solve_shifted(a, p["D"], spread))
 
     def matrix(lam):
-        K = (lam - J[:, 1, 1]) / (lam**2 - lam * tr + det)
+        K = (lam - j22) / (lam**2 - lam * tr + det)
         z = np.asarray(shifted(jnp.asarray(1.0 + p["tau"] * lam + 0j)))
         M = np.eye(m) + np.diag(c_v * K / p["tau"]) + c_u[:, None] * (weights @ z)
         return M, K
@@ -248,8 +259,6 @@ def discrete_eigenvalues(model: Any, guesses: Any = None) -> list[GCEPMode]:
 
 
 def _large_d_eigenvalues(model: Any) -> np.ndarray:
-    import jax
-
     from ._large_d import SelkovLargeD
 
     p = _params(model)
@@ -264,6 +273,10 @@ def _large_d_eigenvalues(model: Any) -> np.ndarray:
         mu=p["mu"],
         zeta=p["zeta"],
     )
-    y = ld.steady_state()
-    J = jax.jacfwd(lambda u: ld.vector_field(0.0, u, None))(y)
-    return np.linalg.eigvals(np.asarray(J))
+    return np.linalg.eigvals(np.asarray(_steady_jacobian(ld)))
+
+
+@eqx.filter_jit
+def _steady_jacobian(model):
+    y = model.steady_state()
+    return jax.jacfwd(lambda u: model.vector_field(0.0, u, None))(y)

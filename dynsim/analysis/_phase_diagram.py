@@ -1,0 +1,232 @@
+"""Stability phase diagrams of the Sel'kov cell–bulk models on a 2-D parameter grid."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from dynsim.models import replace_parameters, selkov
+from dynsim.models.selkov import SelkovCellBulk
+
+from .._observables import Amplitude, Function
+from .._provenance import run_info
+from .._results import RunInfo
+from .._scan import scan
+
+METHODS = ("gcep", "jacobian", "simulate")
+STABLE, IN_PHASE, ANTI_PHASE = 0, 1, 2
+KIND_NAMES = {STABLE: "stable", IN_PHASE: "in-phase", ANTI_PHASE: "anti-phase"}
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class PhaseDiagram:
+    """Where the steady state is unstable on a grid of two parameters.
+
+    - `x_name`, `x`, `y_name`, `y`: the grid axes (arrays are `(nx, ny)`-indexed).
+    - `growth`: Re λ of the leading eigenvalue (NaN for `method="simulate"` or where
+      no eigenvalue was found); `frequency`: its Im λ.
+    - `kind`: 0 stable, 1 in-phase, 2 anti-phase (the leading unstable mode, or for
+      simulations the observed oscillation).
+    - `amplitude`: oscillation amplitude of v₀ after the transient (simulations).
+    - `method`: "gcep" (small-ε theory), "jacobian" (eigenvalues of the model's own
+      Jacobian: the discretised PDE through its exact m×m reduction, or the ODE's
+      dense Jacobian) or "simulate" (brute force).
+    """
+
+    x_name: str
+    x: np.ndarray
+    y_name: str
+    y: np.ndarray
+    growth: np.ndarray
+    frequency: np.ndarray
+    kind: np.ndarray
+    amplitude: np.ndarray
+    method: str
+    info: RunInfo
+
+    def __post_init__(self):
+        for name in ("x", "y", "growth", "frequency", "kind", "amplitude"):
+            a = np.array(getattr(self, name))
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
+        shape = (self.x.size, self.y.size)
+        for name in ("growth", "frequency", "kind", "amplitude"):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} must have shape {shape}")
+
+    @property
+    def unstable(self) -> np.ndarray:
+        return self.kind != STABLE
+
+    def to_numpy(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in ("x", "y", "growth", "frequency", "kind", "amplitude")
+        }
+
+    def __repr__(self) -> str:
+        counts = {KIND_NAMES[k]: int(np.sum(self.kind == k)) for k in KIND_NAMES}
+        model = self.info.model.rsplit(".", 1)[-1]
+        return (
+            f"PhaseDiagram({model}, {self.method}, {self.x_name} x {self.y_name} "
+            f"[{self.x.size}x{self.y.size}]; "
+            + ", ".join(f"{k}={v}" for k, v in counts.items())
+            + ")"
+        )
+
+
+def _kind(lam: complex, mode_kind: str) -> int:
+    if lam.real <= 0:
+        return STABLE
+    return IN_PHASE if mode_kind == "in-phase" else ANTI_PHASE
+
+
+def _cell_indices(model) -> np.ndarray:
+    names = model.state_names
+    m = model.n_cells
+    return np.array([names.index(f"v{j}") for j in range(m)])
+
+
+def _dense_modes(model) -> list[selkov.GCEPMode]:
+    """Eigenvalues of a small ODE model's Jacobian at its steady state, with the
+    cells' v-components of each eigenvector as the mode's amplitudes."""
+    ev, vec = np.linalg.eig(np.asarray(selkov._gcep._steady_jacobian(model)))
+    idx = _cell_indices(model)
+    modes = []
+    for i in np.argsort(-ev.real):
+        if ev[i].imag < 0:
+            continue
+        amp = vec[idx, i]
+        amp = amp / amp[np.argmax(np.abs(amp))]
+        big = np.abs(amp) > 1e-3
+        ph = np.angle(amp[big])
+        spread = np.max(np.abs(np.angle(np.exp(1j * (ph[:, None] - ph[None])))))
+        kind = "in-phase" if spread < np.pi / 2 else "anti-phase"
+        modes.append(selkov.GCEPMode(complex(ev[i]), vec[:, i], amp, kind))
+    return modes
+
+
+def _eigen_method(model, method: str, previous):
+    if method == "jacobian" and not isinstance(model, SelkovCellBulk):
+        return _dense_modes(model)
+    # Newton from the large-D model's eigenvalues and the previous point's roots.
+    guesses = selkov._gcep._default_guesses(model) + list(previous)
+    if method == "gcep":
+        return selkov.gcep(model, guesses)
+    return selkov.discrete_eigenvalues(model, guesses)
+
+
+def phase_diagram(
+    model: Any,
+    params: Mapping[str, Sequence[float]],
+    *,
+    method: str = "gcep",
+    t_span: tuple[float, float] = (0.0, 600.0),
+    t_from: float = 400.0,
+    threshold: float = 1e-3,
+    solver: str | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    progress: bool | None = None,
+    config: str | None = None,
+) -> PhaseDiagram:
+    """The stability of the steady state of a Sel'kov cell–bulk model over a grid of
+    two parameters (e.g. `{"D": Ds, "tau": taus}`).
+
+    **Arguments:**
+
+    - `model`: `SelkovLargeD`, `SelkovCellBulk` (GCEP: unit disk) or, for "jacobian"
+      and "simulate", any model with cells named `v0`, `v1`, … and a
+      `steady_state()`.
+    - `params`: exactly two parameters and their values.
+    - `method`: "gcep", "jacobian" or "simulate" (see `PhaseDiagram`). The GCEP and
+      the PDE's eigenvalues are found by Newton's method from the large-D ODE's
+      eigenvalues and the previous grid point's roots.
+    - `t_span`, `t_from`, `threshold`, `solver`, `rtol`, `atol`: the brute-force
+      simulation (sustained oscillation = amplitude of v₀ over [t_from, t1] above
+      `threshold` and, over the window's last quarter, at least 80 % of it; in phase
+      when every pair of cells correlates positively).
+
+    **Returns:** a `PhaseDiagram`.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if len(params) != 2:
+        raise ValueError("a phase diagram needs exactly two parameters")
+    (x_name, xs), (y_name, ys) = ((k, np.asarray(v, float)) for k, v in params.items())
+    shape = (xs.size, ys.size)
+    growth = np.full(shape, np.nan)
+    freq = np.full(shape, np.nan)
+    amp = np.full(shape, np.nan)
+    kind = np.zeros(shape, dtype=np.int8)
+    if method == "simulate":
+        res = _simulate(
+            model, x_name, xs, y_name, ys, t_span, t_from, solver, rtol, atol, progress
+        )
+        amp = res.reshape(res.values["amplitude"])
+        sync = res.reshape(res.values["sync"])
+        kind = np.where(
+            amp > threshold, np.where(sync > 0, IN_PHASE, ANTI_PHASE), STABLE
+        ).astype(np.int8)
+        kind[~res.reshape(res.ok)] = STABLE
+    else:
+        total = xs.size * ys.size
+        with tqdm(
+            total=total,
+            disable=not (progress if progress is not None else total > 20),
+            desc=method,
+            unit="pt",
+            leave=False,
+        ) as bar:
+            for i, xv in enumerate(xs):
+                guesses: list[complex] = []
+                for j, yv in enumerate(ys):
+                    point = replace_parameters(model, {x_name: xv, y_name: yv})
+                    modes = _eigen_method(point, method, guesses)
+                    if modes:
+                        lead = modes[0]
+                        growth[i, j], freq[i, j] = lead.lam.real, lead.lam.imag
+                        kind[i, j] = _kind(lead.lam, lead.kind)
+                        guesses = [md.lam for md in modes[:4]]
+                    bar.update(1)
+    info = run_info(model, tuple(model.state_names), solver=method, config=config)
+    return PhaseDiagram(x_name, xs, y_name, ys, growth, freq, kind, amp, method, info)
+
+
+def _simulate(
+    model, x_name, xs, y_name, ys, t_span, t_from, solver, rtol, atol, progress
+):
+    idx = _cell_indices(model)
+
+    def sync(ts, ys_flat):
+        v = ys_flat[:, idx]
+        keep = (ts >= t_from)[:, None]
+        mean = jnp.sum(jnp.where(keep, v, 0.0), 0) / jnp.sum(keep)
+        dev = jnp.where(keep, v - mean, 0.0)
+        cov = dev.T @ dev
+        norm = jnp.sqrt(jnp.diag(cov))
+        corr = cov / (norm[:, None] * norm[None, :] + 1e-300)
+        return jnp.min(corr)
+
+    obs = {
+        "amplitude": Amplitude(state=int(idx[0]), t_from=t_from),
+        "sync": Function(sync),
+    }
+    if solver is None:
+        solver = "kencarp4" if isinstance(model, SelkovCellBulk) else "tsit5"
+    return scan(
+        model,
+        {x_name: xs, y_name: ys},
+        t_span,
+        observables=obs,
+        samples=2000,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        progress=progress,
+    )
