@@ -169,9 +169,13 @@ def phase_diagram(
             model, x_name, xs, y_name, ys, t_span, t_from, solver, rtol, atol, progress
         )
         amp = res.reshape(res.values["amplitude"])
+        late = res.reshape(res.values["late_amplitude"])
         sync = res.reshape(res.values["sync"])
+        # Sustained: above the threshold and not decaying across the window (a
+        # slowly damped oscillation near a Hopf point is not counted).
+        sustained = (amp > threshold) & (late > 0.8 * amp)
         kind = np.where(
-            amp > threshold, np.where(sync > 0, IN_PHASE, ANTI_PHASE), STABLE
+            sustained, np.where(sync > 0, IN_PHASE, ANTI_PHASE), STABLE
         ).astype(np.int8)
         kind[~res.reshape(res.ok)] = STABLE
     else:
@@ -213,8 +217,10 @@ def _simulate(
         corr = cov / (norm[:, None] * norm[None, :] + 1e-300)
         return jnp.min(corr)
 
+    late_from = t_from + 0.75 * (t_span[1] - t_from)
     obs = {
         "amplitude": Amplitude(state=int(idx[0]), t_from=t_from),
+        "late_amplitude": Amplitude(state=int(idx[0]), t_from=late_from),
         "sync": Function(sync),
     }
     if solver is None:

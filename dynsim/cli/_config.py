@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from dynsim.analysis import METHODS
 from dynsim.models import model_class
 from dynsim.observables import OBSERVABLE_KINDS, AbstractObservable, observable
 from dynsim.solvers import SOLVERS
@@ -77,10 +78,15 @@ _PAIR: Check = (
     "a pair of numbers [t0, t1]",
 )
 
+TASKS = ("simulate", "scan", "phase_diagram")
+
 SCHEMA: dict[str, dict[str, Check]] = {
     "run": {
         "name": _STR,
-        "task": (lambda v: v in ("simulate", "scan"), "'simulate' or 'scan'"),
+        "task": (
+            lambda v: v in TASKS,
+            "one of " + ", ".join(repr(t) for t in TASKS),
+        ),
         "output": _STR,
         "figures": _BOOL,
         "seed": (_is_int, "an integer"),
@@ -106,9 +112,18 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "chunk_size": _POS_INT,
     },
     "plot": {"curves": _BOOL, "threshold": _NUM},
+    "phase_diagram": {
+        "methods": (
+            lambda v: isinstance(v, list) and v and all(m in METHODS for m in v),
+            "a non-empty list of " + ", ".join(repr(m) for m in METHODS),
+        ),
+        "params": _TABLE,
+        "t_from": _NUM,
+        "threshold": _NUM,
+    },
 }
 REQUIRED = {"model": ("name",), "time": ("t_span",)}
-_RANGE_KEYS = ("start", "stop", "num")
+_RANGE_KEYS = ("start", "stop", "num", "log")
 _OBS_KEYS = ("kind", "state", "t_from", "level")
 
 
@@ -142,6 +157,10 @@ class RunConfig:
     chunk_size: int | None
     curves: bool
     threshold: float | None
+    phase_methods: tuple[str, ...]
+    phase_params: Mapping[str, np.ndarray]
+    phase_t_from: float | None
+    phase_threshold: float
     text: str
 
     def build_model(self) -> Any:
@@ -172,8 +191,8 @@ def _build_model(name: str, params: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"{where} params of {name}: {e}") from None
 
 
-def _values(name: str, spec: Any) -> np.ndarray:
-    where = f"[scan] params.{name}"
+def _values(name: str, spec: Any, section: str = "scan") -> np.ndarray:
+    where = f"[{section}] params.{name}"
     if isinstance(spec, list):
         if not spec or not all(map(_is_number, spec)):
             raise ConfigError(f"{where} must be a non-empty list of numbers")
@@ -182,13 +201,17 @@ def _values(name: str, spec: Any) -> np.ndarray:
         for k in spec:
             if k not in _RANGE_KEYS:
                 raise _unknown(k, where, _RANGE_KEYS)
-        missing = [k for k in _RANGE_KEYS if k not in spec]
+        missing = [k for k in _RANGE_KEYS[:3] if k not in spec]
         if missing:
             raise ConfigError(f"{where} is missing {', '.join(missing)}")
         if not (_is_number(spec["start"]) and _is_number(spec["stop"])):
             raise ConfigError(f"{where} start and stop must be numbers")
         if not (_is_int(spec["num"]) and spec["num"] > 0):
             raise ConfigError(f"{where} num must be a positive integer")
+        if spec.get("log", False):
+            if not (spec["start"] > 0 and spec["stop"] > 0):
+                raise ConfigError(f"{where} needs start, stop > 0 with log = true")
+            return np.geomspace(spec["start"], spec["stop"], spec["num"])
         return np.linspace(spec["start"], spec["stop"], spec["num"])
     if _is_number(spec):
         return np.asarray([float(spec)])
@@ -239,9 +262,17 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
                 raise ConfigError(f"missing required key {key!r} in [{section}]")
     run = raw.get("run", {})
     scan = raw.get("scan", {})
-    task = run.get("task", "scan" if "params" in scan else "simulate")
+    phase = raw.get("phase_diagram", {})
+    default_task = (
+        "phase_diagram" if phase else "scan" if "params" in scan else "simulate"
+    )
+    task = run.get("task", default_task)
     if task == "scan" and not scan.get("params"):
         raise ConfigError("task 'scan' needs [scan] params (the parameters to vary)")
+    if task == "phase_diagram" and len(phase.get("params", {})) != 2:
+        raise ConfigError(
+            "task 'phase_diagram' needs exactly two [phase_diagram] params"
+        )
     name = run.get("name", Path(source).stem if source != "<config>" else "run")
     model = raw["model"]
     plot = raw.get("plot", {})
@@ -265,6 +296,13 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
         chunk_size=scan.get("chunk_size"),
         curves=plot.get("curves", True),
         threshold=plot.get("threshold"),
+        phase_methods=tuple(phase.get("methods", ["gcep"])),
+        phase_params={
+            k: _values(k, v, "phase_diagram")
+            for k, v in phase.get("params", {}).items()
+        },
+        phase_t_from=phase.get("t_from"),
+        phase_threshold=phase.get("threshold", 1e-3),
         text=text,
     )
     cfg.build_model()  # fail now, not after a long run, if the model is invalid

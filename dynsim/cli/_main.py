@@ -17,8 +17,9 @@ from .. import io
 from .._results import ScanResult, Trajectory
 from .._scan import scan
 from .._simulate import simulate
+from ..analysis import phase_diagram
 from ..models import from_description
-from ..plot import save_figures
+from ..plot import phase_diagram as plot_phase_diagram, save_figures
 from ..solvers import Status
 from ._config import ConfigError, RunConfig, load_config, parse_config
 
@@ -46,6 +47,8 @@ def execute(
     name = solver.pop("name", None)
     key = jr.key(cfg.seed)
     start = time.perf_counter()
+    if cfg.task == "phase_diagram":
+        return _phase_diagrams(cfg, model, out, figures, progress)
     if cfg.task == "simulate":
         result = simulate(
             model,
@@ -100,6 +103,46 @@ def execute(
         )
         for p in paths:
             _say(f"figure: {p}")
+    return out, paths
+
+
+def _phase_diagrams(cfg, model, out, figures, progress):
+    t0, t1 = cfg.t_span
+    t_from = (
+        cfg.phase_t_from if cfg.phase_t_from is not None else t0 + 2 * (t1 - t0) / 3
+    )
+    solver = dict(cfg.solver)
+    results = []
+    for method in cfg.phase_methods:
+        start = time.perf_counter()
+        _say(
+            f"phase diagram of {cfg.model_name} over "
+            f"{' x '.join(cfg.phase_params)} by {method} ..."
+        )
+        pd = phase_diagram(
+            model,
+            cfg.phase_params,
+            method=method,
+            t_span=cfg.t_span,
+            t_from=t_from,
+            threshold=cfg.phase_threshold,
+            solver=solver.get("name"),
+            rtol=solver.get("rtol", 1e-6),
+            atol=solver.get("atol", 1e-9),
+            progress=progress,
+            config=cfg.text,
+        )
+        name = f"{cfg.name}_{method}"
+        io.save(pd, out, name, overwrite=True)
+        _say(f"  {pd}  ({time.perf_counter() - start:.1f} s) -> run {name!r} in {out}")
+        results.append(pd)
+    paths: list[Path] = []
+    if cfg.figures if figures is None else figures:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        path = out.parent / f"{cfg.name}_phase_diagram.png"
+        plot_phase_diagram(*results).savefig(path)
+        paths.append(path)
+        _say(f"figure: {path}")
     return out, paths
 
 

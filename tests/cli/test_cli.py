@@ -117,13 +117,19 @@ def test_bad_results_file(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing.h5")]) == 2
 
 
-def test_demo_config_is_valid_and_scans_selkov():
-    text = resources.files("dynsim.configs").joinpath("demo.toml").read_text()
-    cfg = parse_config(text, "demo.toml")
-    assert cfg.task == "scan" and cfg.model_name == "Selkov"
-    assert set(cfg.scan_params) == {"alpha", "mu"}
-    model = cfg.build_model()
-    assert "Hopf (closed form)" in model.analytic_curves("alpha", "mu", [1.0])
+@pytest.mark.parametrize(
+    "name", ["demo.toml", "selkov_single_cell.toml", "selkov_phase_pde.toml"]
+)
+def test_shipped_configs_are_valid(name):
+    text = resources.files("dynsim.configs").joinpath(name).read_text()
+    cfg = parse_config(text, name)
+    cfg.build_model()
+    if name == "demo.toml":
+        assert cfg.task == "phase_diagram" and cfg.model_name == "SelkovLargeD"
+        assert set(cfg.phase_methods) == {"gcep", "jacobian", "simulate"}
+    if name == "selkov_single_cell.toml":
+        model = cfg.build_model()
+        assert "Hopf (closed form)" in model.analytic_curves("alpha", "mu", [1.0])
 
 
 def test_parse_errors_are_config_errors():

@@ -1,0 +1,82 @@
+"""Phase diagrams of the Sel'kov cell–bulk models: three methods that must agree."""
+
+import numpy as np
+import pytest
+
+import dynsim as ds
+from dynsim.analysis import IN_PHASE, STABLE, phase_diagram
+from dynsim.cli import main
+from dynsim.models import SelkovLargeD
+
+THREE = [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.0)]
+GRID = {"D": [1.0, 8.0], "tau": [0.2, 0.55, 1.1]}
+
+
+@pytest.fixture(scope="module")
+def diagrams():
+    model = SelkovLargeD(centers=THREE)
+    return {
+        m: phase_diagram(model, GRID, method=m, progress=False)
+        for m in ("gcep", "jacobian", "simulate")
+    }
+
+
+def test_methods_agree_on_the_lobe(diagrams):
+    # τ = 0.55 lies inside the in-phase lobe, 0.2 and 1.1 outside (paper §4), at
+    # D = 1 and D = 8, by the GCEP, the large-D ODE's Jacobian and simulation.
+    expected = np.array([[STABLE, IN_PHASE, STABLE]] * 2)
+    for d in diagrams.values():
+        assert np.array_equal(d.kind, expected), (d.method, d.kind)
+    g, j = diagrams["gcep"], diagrams["jacobian"]
+    # The large-D ODE approaches the GCEP as D grows (its error is O(1/D)).
+    err = np.abs(g.growth - j.growth)
+    assert err[1].max() < err[0].max() and err[1].max() < 5e-3
+    assert np.all(diagrams["simulate"].amplitude[:, 1] > 0.1)
+
+
+def test_hdf5_round_trip_and_plot(diagrams, tmp_path):
+    path = tmp_path / "pd.h5"
+    for name, d in diagrams.items():
+        ds.io.save(d, path, name)
+    back = ds.io.load(path, "gcep")
+    assert np.array_equal(back.kind, diagrams["gcep"].kind)
+    assert np.allclose(back.growth, diagrams["gcep"].growth)
+    assert back.info == diagrams["gcep"].info and back.method == "gcep"
+    fig = ds.plot.phase_diagram(*diagrams.values())
+    fig.savefig(tmp_path / "pd.png")
+    assert (tmp_path / "pd.png").stat().st_size > 10_000
+
+
+def test_phase_diagram_config(tmp_path):
+    cfg = tmp_path / "pd.toml"
+    cfg.write_text(
+        """
+[run]
+name = "lobe"
+[model]
+name = "SelkovLargeD"
+params = { centers = [[0.5, 0.0], [-0.5, 0.0], [0.0, 0.0]] }
+[time]
+t_span = [0.0, 300.0]
+[phase_diagram]
+methods = ["jacobian", "simulate"]
+params.D = { start = 1.0, stop = 4.0, num = 2, log = true }
+params.tau = [0.3, 0.6]
+t_from = 200.0
+"""
+    )
+    out = tmp_path / "lobe.h5"
+    assert main(["run", str(cfg), "--output", str(out)]) == 0
+    assert set(ds.io.runs(out)) == {"lobe_jacobian", "lobe_simulate"}
+    assert (tmp_path / "lobe_phase_diagram.png").exists()
+    bad = cfg.read_text().replace('"simulate"]', '"brute"]')
+    cfg.write_text(bad)
+    assert main(["run", str(cfg)]) == 2
+
+
+def test_bad_arguments():
+    model = SelkovLargeD(centers=THREE)
+    with pytest.raises(ValueError, match="unknown method"):
+        phase_diagram(model, GRID, method="arnoldi")
+    with pytest.raises(ValueError, match="exactly two"):
+        phase_diagram(model, {"D": [1.0]})
