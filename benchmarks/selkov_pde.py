@@ -117,6 +117,7 @@ def run(n: int) -> tuple[list[dict], dict]:
         max_steps=1_000_000,
     )
     ref_cells = cells(model, ref.ys[-1])
+    print(f"n = {n}: reference done ({int(ref.stats['num_steps'])} steps)", flush=True)
     rows = []
     for tol in DYNSIM_TOLS:
         t, compile_s, traj = run_dynsim(model, y0, tol)
@@ -132,6 +133,7 @@ def run(n: int) -> tuple[list[dict], dict]:
                 "error": float(np.abs(cells(model, traj.ys[-1]) - ref_cells).max()),
             }
         )
+        print(f"  dynsim rtol={tol:.0e}: {t:.2f} s", flush=True)
     for tol in SCIPY_TOLS:
         t, sol = run_scipy(model, y0, tol)
         rows.append(
@@ -148,6 +150,7 @@ def run(n: int) -> tuple[list[dict], dict]:
                 else float("nan"),
             }
         )
+        print(f"  SciPy BDF rtol={tol:.0e}: {t:.2f} s", flush=True)
     dyn = [r for r in rows if r["arm"].startswith("dynsim")]
     sci = [r for r in rows if r["arm"].startswith("SciPy") and np.isfinite(r["error"])]
     # The smallest error both arms reach.

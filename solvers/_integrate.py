@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Int, PyTree, Real
 
@@ -54,10 +55,10 @@ def _check_nonnegative(name: str, value: Any) -> None:
     # Tier-one check: only Python / concrete values can be inspected before tracing.
     if isinstance(value, jax.core.Tracer):
         return
-    v = jnp.asarray(value)
+    v = np.asarray(value)
     if v.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
-    if not bool(jnp.isfinite(v)) or float(v) < 0:
+    if not bool(np.isfinite(v)) or float(v) < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {float(v)}")
 
 

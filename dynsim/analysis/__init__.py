@@ -1,5 +1,20 @@
-"""dynsim.analysis — analyses of models: stability phase diagrams (more to come)."""
+"""dynsim.analysis — analyses of models: continuation and bifurcations, equilibria
+and eigenvalues, stability phase diagrams."""
 
+from ._arclength import MESSAGES as MESSAGES, Status as ContinuationStatus
+from ._branch import (
+    Bifurcation as Bifurcation,
+    Branch as Branch,
+    CycleBranch as CycleBranch,
+)
+from ._continuation import continuation as continuation, switch_branch as switch_branch
+from ._linalg import (
+    Equilibrium as Equilibrium,
+    eigenvalues as eigenvalues,
+    equilibrium as equilibrium,
+    jacobian as jacobian,
+)
+from ._normal_form import first_lyapunov as first_lyapunov
 from ._phase_diagram import (
     ANTI_PHASE as ANTI_PHASE,
     IN_PHASE as IN_PHASE,
@@ -7,4 +22,6 @@ from ._phase_diagram import (
     STABLE as STABLE,
     PhaseDiagram as PhaseDiagram,
     phase_diagram as phase_diagram,
+    ring as ring,
+    with_cells as with_cells,
 )

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dynsim.models import replace_parameters, selkov
+from dynsim.models._base import describe, from_description
 from dynsim.models.selkov import SelkovCellBulk
 
 from .._observables import Amplitude, Function
@@ -19,6 +20,7 @@ from .._results import RunInfo
 from .._scan import scan
 
 METHODS = ("gcep", "jacobian", "simulate")
+CELLS = "m"
 STABLE, IN_PHASE, ANTI_PHASE = 0, 1, 2
 KIND_NAMES = {STABLE: "stable", IN_PHASE: "in-phase", ANTI_PHASE: "anti-phase"}
 
@@ -111,6 +113,38 @@ def _dense_modes(model) -> list[selkov.GCEPMode]:
     return modes
 
 
+def ring(m: int, radius: float) -> tuple[tuple[float, float], ...]:
+    """m cell centres equally spaced on a circle of the given radius (the first on
+    the positive x-axis)."""
+    angles = 2 * np.pi * np.arange(m) / m
+    return tuple((radius * np.cos(a), radius * np.sin(a)) for a in angles)
+
+
+def with_cells(model: Any, m: int, ring_radius: float = 0.5) -> Any:
+    """The same model with m identical cells: on a ring of radius `ring_radius` for
+    models with `centers`, or `n_cells = m` for the well-mixed model."""
+    if m != int(m) or m < 1:
+        raise ValueError(f"the number of cells must be a positive integer, got {m}")
+    desc = describe(model)
+    static = desc.get("static", {})
+    if "centers" in static:
+        static["centers"] = ring(int(m), ring_radius)
+    elif "n_cells" in static:
+        static["n_cells"] = int(m)
+    else:
+        raise ValueError(
+            f"{type(model).__name__} has no cells to count; parameter {CELLS!r} "
+            "needs a model with `centers` or `n_cells`"
+        )
+    per_cell = [k for k, v in desc["params"].items() if np.ndim(v) > 0]
+    if per_cell:
+        raise ValueError(
+            f"parameters {per_cell} differ between cells; a grid over {CELLS!r} "
+            "needs identical cells (scalar parameters)"
+        )
+    return from_description(desc)
+
+
 def _eigen_method(model, method: str, previous):
     if method == "jacobian" and not isinstance(model, SelkovCellBulk):
         return _dense_modes(model)
@@ -132,6 +166,7 @@ def phase_diagram(
     solver: str | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-9,
+    ring_radius: float = 0.5,
     progress: bool | None = None,
     config: str | None = None,
 ) -> PhaseDiagram:
@@ -143,7 +178,9 @@ def phase_diagram(
     - `model`: `SelkovLargeD`, `SelkovCellBulk` (GCEP: unit disk) or, for "jacobian"
       and "simulate", any model with cells named `v0`, `v1`, … and a
       `steady_state()`.
-    - `params`: exactly two parameters and their values.
+    - `params`: exactly two parameters and their values. The name `"m"` stands for
+      the number of identical cells, placed equally spaced on a ring of radius
+      `ring_radius` (an (m, τ) diagram); the model's other settings are kept.
     - `method`: "gcep", "jacobian" or "simulate" (see `PhaseDiagram`). The GCEP and
       the PDE's eigenvalues are found by Newton's method from the large-D ODE's
       eigenvalues and the previous grid point's roots.
@@ -159,25 +196,52 @@ def phase_diagram(
     if len(params) != 2:
         raise ValueError("a phase diagram needs exactly two parameters")
     (x_name, xs), (y_name, ys) = ((k, np.asarray(v, float)) for k, v in params.items())
+    if y_name == CELLS:
+        # Count cells along x internally; transpose back at the end.
+        flipped = phase_diagram(
+            model,
+            {y_name: ys, x_name: xs},
+            method=method,
+            t_span=t_span,
+            t_from=t_from,
+            threshold=threshold,
+            solver=solver,
+            rtol=rtol,
+            atol=atol,
+            ring_radius=ring_radius,
+            progress=progress,
+            config=config,
+        )
+        return PhaseDiagram(
+            x_name,
+            xs,
+            y_name,
+            ys,
+            *(getattr(flipped, k).T for k in ("growth", "frequency", "kind")),
+            flipped.amplitude.T,
+            method,
+            flipped.info,
+        )
     shape = (xs.size, ys.size)
     growth = np.full(shape, np.nan)
     freq = np.full(shape, np.nan)
     amp = np.full(shape, np.nan)
     kind = np.zeros(shape, dtype=np.int8)
+
+    def model_at(x):
+        return with_cells(model, x, ring_radius) if x_name == CELLS else model
+
     if method == "simulate":
-        res = _simulate(
-            model, x_name, xs, y_name, ys, t_span, t_from, solver, rtol, atol, progress
-        )
-        amp = res.reshape(res.values["amplitude"])
-        late = res.reshape(res.values["late_amplitude"])
-        sync = res.reshape(res.values["sync"])
-        # Sustained: above the threshold and not decaying across the window (a
-        # slowly damped oscillation near a Hopf point is not counted).
-        sustained = (amp > threshold) & (late > 0.8 * amp)
-        kind = np.where(
-            sustained, np.where(sync > 0, IN_PHASE, ANTI_PHASE), STABLE
-        ).astype(np.int8)
-        kind[~res.reshape(res.ok)] = STABLE
+        sim = dict(t_span=t_span, t_from=t_from, solver=solver, rtol=rtol, atol=atol)
+        if x_name == CELLS:
+            for i, xv in enumerate(xs):
+                amp[i], kind[i] = _simulate(
+                    model_at(xv), {y_name: ys}, threshold, progress, **sim
+                )
+        else:
+            amp, kind = _simulate(
+                model, {x_name: xs, y_name: ys}, threshold, progress, **sim
+            )
     else:
         total = xs.size * ys.size
         with tqdm(
@@ -189,8 +253,10 @@ def phase_diagram(
         ) as bar:
             for i, xv in enumerate(xs):
                 guesses: list[complex] = []
+                base = model_at(xv)
                 for j, yv in enumerate(ys):
-                    point = replace_parameters(model, {x_name: xv, y_name: yv})
+                    values = {y_name: yv} if x_name == CELLS else {x_name: xv, y_name: yv}
+                    point = replace_parameters(base, values)
                     modes = _eigen_method(point, method, guesses)
                     if modes:
                         lead = modes[0]
@@ -202,9 +268,8 @@ def phase_diagram(
     return PhaseDiagram(x_name, xs, y_name, ys, growth, freq, kind, amp, method, info)
 
 
-def _simulate(
-    model, x_name, xs, y_name, ys, t_span, t_from, solver, rtol, atol, progress
-):
+def _simulate(model, grid, threshold, progress, *, t_span, t_from, solver, rtol, atol):
+    """Brute force over a grid: (amplitude, kind) arrays of the grid's shape."""
     idx = _cell_indices(model)
 
     def sync(ts, ys_flat):
@@ -225,9 +290,9 @@ def _simulate(
     }
     if solver is None:
         solver = "kencarp4" if isinstance(model, SelkovCellBulk) else "tsit5"
-    return scan(
+    res = scan(
         model,
-        {x_name: xs, y_name: ys},
+        grid,
         t_span,
         observables=obs,
         samples=2000,
@@ -236,3 +301,12 @@ def _simulate(
         atol=atol,
         progress=progress,
     )
+    amp = res.reshape(res.values["amplitude"])
+    late = res.reshape(res.values["late_amplitude"])
+    sync = res.reshape(res.values["sync"])
+    # Sustained: above the threshold and not decaying across the window (a slowly
+    # damped oscillation near a Hopf point is not counted).
+    sustained = (amp > threshold) & (late > 0.8 * amp)
+    kind = np.where(sustained, np.where(sync > 0, IN_PHASE, ANTI_PHASE), STABLE)
+    kind[~res.reshape(res.ok)] = STABLE
+    return amp, kind.astype(np.int8)

@@ -120,6 +120,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "params": _TABLE,
         "t_from": _NUM,
         "threshold": _NUM,
+        "ring_radius": _NUM,
     },
 }
 REQUIRED = {"model": ("name",), "time": ("t_span",)}
@@ -161,6 +162,7 @@ class RunConfig:
     phase_params: Mapping[str, np.ndarray]
     phase_t_from: float | None
     phase_threshold: float
+    phase_ring_radius: float
     text: str
 
     def build_model(self) -> Any:
@@ -303,6 +305,7 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
         },
         phase_t_from=phase.get("t_from"),
         phase_threshold=phase.get("threshold", 1e-3),
+        phase_ring_radius=phase.get("ring_radius", 0.5),
         text=text,
     )
     cfg.build_model()  # fail now, not after a long run, if the model is invalid

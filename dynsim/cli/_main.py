@@ -126,6 +126,7 @@ def _phase_diagrams(cfg, model, out, figures, progress):
             t_span=cfg.t_span,
             t_from=t_from,
             threshold=cfg.phase_threshold,
+            ring_radius=cfg.phase_ring_radius,
             solver=solver.get("name"),
             rtol=solver.get("rtol", 1e-6),
             atol=solver.get("atol", 1e-9),

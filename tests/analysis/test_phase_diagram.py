@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import dynsim as ds
-from dynsim.analysis import IN_PHASE, STABLE, phase_diagram
+from dynsim.analysis import IN_PHASE, STABLE, phase_diagram, with_cells
 from dynsim.cli import main
-from dynsim.models import SelkovLargeD
+from dynsim.models import SelkovLargeD, SelkovWellMixed
 
 THREE = [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.0)]
 GRID = {"D": [1.0, 8.0], "tau": [0.2, 0.55, 1.1]}
@@ -80,3 +80,31 @@ def test_bad_arguments():
         phase_diagram(model, GRID, method="arnoldi")
     with pytest.raises(ValueError, match="exactly two"):
         phase_diagram(model, {"D": [1.0]})
+
+
+def test_cell_count_axis_shows_quorum_sensing():
+    # Well-mixed limit, identical cells: one or two cells never oscillate, three do
+    # between the in-phase Hopf points τ ≈ 0.370 and 0.670 (the Routh–Hurwitz roots
+    # of the in-phase cubic, tests/models/test_selkov_wellmixed.py).
+    model = SelkovWellMixed(n_cells=1)
+    taus = [0.2, 0.5, 1.0]
+    expected = np.zeros((3, 3), int)
+    expected[2, 1] = IN_PHASE
+    for method in ("jacobian", "simulate"):
+        d = phase_diagram(model, {"m": [1, 2, 3], "tau": taus}, method=method)
+        assert np.array_equal(d.kind, expected), (method, d.kind)
+    # Either axis may count cells.
+    d = phase_diagram(model, {"tau": taus, "m": [1, 2, 3]}, method="jacobian")
+    assert d.x_name == "tau" and np.array_equal(d.kind, expected.T)
+
+
+def test_cells_on_a_ring():
+    model = with_cells(SelkovLargeD(centers=THREE, D=2.0), 4, ring_radius=0.3)
+    assert np.allclose(model.centers, [(0.3, 0), (0, 0.3), (-0.3, 0), (0, -0.3)])
+    assert float(model.D) == 2.0
+    with pytest.raises(ValueError, match="positive integer"):
+        with_cells(model, 2.5)
+    with pytest.raises(ValueError, match="identical cells"):
+        with_cells(SelkovLargeD(centers=THREE, mu=[2.0, 2.1, 2.0]), 2)
+    with pytest.raises(ValueError, match="no cells"):
+        phase_diagram(ds.models.Lorenz(), {"m": [1, 2], "rho": [1.0]})

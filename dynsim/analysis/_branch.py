@@ -1,0 +1,207 @@
+"""Result types of continuation: branches of equilibria and of periodic orbits, and
+the special points on them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from .._results import RunInfo
+from ._arclength import MESSAGES, Status
+
+KINDS = (
+    "fold",
+    "hopf",
+    "branch_point",
+    "pitchfork",
+    "transcritical",
+    "cycle_fold",
+    "period_doubling",
+)
+CRITICALITIES = ("", "supercritical", "subcritical", "degenerate")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Bifurcation:
+    """A located special point of a branch.
+
+    - `kind`: one of `KINDS`; `param`: the parameter value; `y`: the state (for
+      cycles, the orbit's initial point); `index`: it lies between points `index − 1`
+      and `index` of its branch.
+    - `frequency`: ω of a Hopf point (NaN otherwise); `period`: 2π/ω or the cycle's.
+    - `coefficient`: the first Lyapunov coefficient l₁ (Hopf), the curvature
+      d²p/ds² of the new branch (pitchfork), else NaN.
+    - `criticality`: "supercritical", "subcritical", "degenerate" or "".
+    - `eigenvalue`: the critical eigenvalue (Floquet multiplier for cycles).
+    - `direction`: for branch points, the direction of the other branch in (y, p)
+      (used by `switch_branch`); `note`: a remark (e.g. why a point is degenerate).
+    """
+
+    kind: str
+    param: float
+    y: np.ndarray
+    index: int
+    frequency: float = float("nan")
+    coefficient: float = float("nan")
+    criticality: str = ""
+    eigenvalue: complex = complex("nan")
+    direction: np.ndarray | None = None
+    note: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown bifurcation kind {self.kind!r}")
+        if self.criticality not in CRITICALITIES:
+            raise ValueError(f"unknown criticality {self.criticality!r}")
+
+    @property
+    def label(self) -> str:
+        """A short label for figures: LP, H, BP, PF, TC, LPC, PD."""
+        return {
+            "fold": "LP",
+            "hopf": "H",
+            "branch_point": "BP",
+            "pitchfork": "PF",
+            "transcritical": "TC",
+            "cycle_fold": "LPC",
+            "period_doubling": "PD",
+        }[self.kind]
+
+    def __repr__(self) -> str:
+        extra = f", {self.criticality}" if self.criticality else ""
+        if self.kind == "hopf":
+            extra += f", ω={self.frequency:.6g}, l1={self.coefficient:.4g}"
+        return f"Bifurcation({self.kind} at {self.param:.10g}{extra})"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["y"] = np.asarray(self.y).tolist()
+        d["direction"] = None if self.direction is None else self.direction.tolist()
+        d["eigenvalue"] = [self.eigenvalue.real, self.eigenvalue.imag]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Bifurcation:
+        d = dict(d)
+        d["y"] = np.asarray(d["y"])
+        d["direction"] = None if d["direction"] is None else np.asarray(d["direction"])
+        d["eigenvalue"] = complex(*d["eigenvalue"])
+        return cls(**d)
+
+
+def _frozen(obj, names):
+    for name in names:
+        a = np.array(getattr(obj, name))
+        a.flags.writeable = False
+        object.__setattr__(obj, name, a)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Branch:
+    """A branch of equilibria y(p) of `param`, point by point.
+
+    - `p` (points,), `ys` (points, state); `eigenvalues` (points, k): the leading
+      eigenvalues by decreasing real part (all of them for small dense systems);
+      `n_unstable`: how many have a positive real part; `stable`.
+    - `points`: the located `Bifurcation`s; `status`, `message`: how the
+      continuation ended (`dynsim.analysis.ContinuationStatus`).
+    - `model`: the model it was computed from (not stored in files).
+    """
+
+    param: str
+    p: np.ndarray
+    ys: np.ndarray
+    eigenvalues: np.ndarray
+    n_unstable: np.ndarray
+    points: tuple[Bifurcation, ...]
+    status: int
+    message: str
+    info: RunInfo
+    model: Any = None
+
+    def __post_init__(self):
+        _frozen(self, ("p", "ys", "eigenvalues", "n_unstable"))
+        object.__setattr__(self, "points", tuple(self.points))
+
+    @property
+    def stable(self) -> np.ndarray:
+        return self.n_unstable == 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.SPAN_REACHED, Status.CLOSED)
+
+    def special(self, kind: str) -> list[Bifurcation]:
+        return [b for b in self.points if b.kind == kind]
+
+    def __repr__(self) -> str:
+        pts = ", ".join(f"{b.label}@{b.param:.6g}" for b in self.points)
+        return (
+            f"Branch({self.param} from {self.p[0]:.6g} to {self.p[-1]:.6g}, "
+            f"{self.p.size} points, [{pts}], {MESSAGES[self.status]!r})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class CycleBranch:
+    """A branch of periodic orbits of `param`.
+
+    - `p`, `period` (points,); `x0` (points, state): a point on each orbit;
+      `y_max`, `y_min` (points, state): each component's extremes over the orbit.
+    - `multipliers` (points, state): Floquet multipliers, by decreasing modulus;
+      `trivial_error`: |μ − 1| of the multiplier nearest 1 (an accuracy check);
+      `stable`: all nontrivial multipliers inside the unit circle.
+    - `points`, `status`, `message`, `info`, `model`: as for `Branch`.
+    """
+
+    param: str
+    p: np.ndarray
+    period: np.ndarray
+    x0: np.ndarray
+    y_max: np.ndarray
+    y_min: np.ndarray
+    multipliers: np.ndarray
+    trivial_error: np.ndarray
+    stable: np.ndarray
+    points: tuple[Bifurcation, ...]
+    status: int
+    message: str
+    info: RunInfo
+    model: Any = None
+
+    def __post_init__(self):
+        _frozen(
+            self,
+            (
+                "p",
+                "period",
+                "x0",
+                "y_max",
+                "y_min",
+                "multipliers",
+                "trivial_error",
+                "stable",
+            ),
+        )
+        object.__setattr__(self, "points", tuple(self.points))
+
+    @property
+    def amplitude(self) -> np.ndarray:
+        """(y_max − y_min)/2 per component."""
+        return (self.y_max - self.y_min) / 2
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.SPAN_REACHED, Status.CLOSED)
+
+    def special(self, kind: str) -> list[Bifurcation]:
+        return [b for b in self.points if b.kind == kind]
+
+    def __repr__(self) -> str:
+        pts = ", ".join(f"{b.label}@{b.param:.6g}" for b in self.points)
+        return (
+            f"CycleBranch({self.param} from {self.p[0]:.6g} to {self.p[-1]:.6g}, "
+            f"{self.p.size} orbits, [{pts}], {MESSAGES[self.status]!r})"
+        )

@@ -1,0 +1,200 @@
+"""Equilibria, Jacobians and their eigenvalues, dense or sparse.
+
+A model's Jacobian comes from JAX (`jax.jacfwd`, dense) unless the model provides
+`sparse_jacobian(y) -> scipy.sparse matrix` (large discretised PDEs), in which case
+linear solves use a sparse LU and eigenvalues come from shift-invert Arnoldi
+(`scipy.sparse.linalg.eigs`, ARPACK) instead of a dense eigendecomposition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from dynsim.models import replace_parameters
+
+# Above this size a model without `sparse_jacobian` still gets a dense Jacobian, but
+# eigenvalues are computed by Arnoldi (k of them) rather than all of them.
+DENSE_EIG_LIMIT = 400
+
+
+@eqx.filter_jit
+def _field(model, y, t, args):
+    return model.vector_field(t, y, args)
+
+
+@eqx.filter_jit
+def _dense_jacobian(model, y, t, args):
+    return jax.jacfwd(lambda u: model.vector_field(t, u, args))(y)
+
+
+def field(model: Any, y: Any, t: float = 0.0, args: Any = None) -> np.ndarray:
+    """f(t, y) as a NumPy array."""
+    return np.asarray(_field(model, jnp.asarray(y), t, args))
+
+
+def jacobian(model: Any, y: Any, t: float = 0.0, args: Any = None) -> Any:
+    """∂f/∂y at y: the model's `sparse_jacobian(y)` if it has one, else the dense
+    JAX Jacobian (a NumPy array)."""
+    if hasattr(model, "sparse_jacobian"):
+        return sp.csc_matrix(model.sparse_jacobian(np.asarray(y)))
+    return np.asarray(_dense_jacobian(model, jnp.asarray(y), t, args))
+
+
+def parameter_derivative(
+    model: Any, name: str, y: Any, t: float = 0.0, args: Any = None
+) -> np.ndarray:
+    """∂f/∂p at y for the scalar parameter `name` (forward-mode JAX)."""
+    return np.asarray(_param_jvp(model, name, jnp.asarray(y), t, args))
+
+
+@eqx.filter_jit
+def _param_jvp(model, name, y, t, args):
+    p0 = jnp.asarray(_get(model, name), float)
+
+    def f(p):
+        return replace_parameters(model, {name: p}).vector_field(t, y, args)
+
+    return jax.jvp(f, (p0,), (jnp.ones_like(p0),))[1]
+
+
+def _get(model, name):
+    for part in name.split("."):
+        model = getattr(model, part)
+    return model
+
+
+def eigenvalues(
+    matrix: Any, k: int | None = None, sigma: float = 0.0, vectors: bool = False
+) -> Any:
+    """Eigenvalues of a Jacobian, sorted by decreasing real part.
+
+    Dense matrices up to `DENSE_EIG_LIMIT` rows (or with `k=None`): all of them
+    (LAPACK). Sparse or large ones: the `k` (default 8) nearest `sigma`, by
+    shift-invert Arnoldi (ARPACK) — the ones that decide stability when `sigma` is
+    near the imaginary axis. With `vectors=True`, also the right eigenvectors (columns).
+    """
+    n = matrix.shape[0]
+    if not sp.issparse(matrix) and (k is None or n <= DENSE_EIG_LIMIT):
+        vals, vecs = np.linalg.eig(np.asarray(matrix))
+    else:
+        k = min(8 if k is None else k, n - 2)
+        vals, vecs = spla.eigs(sp.csc_matrix(matrix), k=k, sigma=sigma, which="LM")
+    order = np.lexsort((-vals.imag, -vals.real))
+    vals, vecs = vals[order], vecs[:, order]
+    return (vals, vecs) if vectors else vals
+
+
+class LinearSolver:
+    """Solves with one matrix (dense or sparse), factorised once."""
+
+    def __init__(self, matrix: Any):
+        self.sparse = sp.issparse(matrix)
+        if self.sparse:
+            self._lu = spla.splu(sp.csc_matrix(matrix))
+        else:
+            self._lu = sla.lu_factor(np.asarray(matrix))
+
+    def __call__(self, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+        if self.sparse:
+            return self._lu.solve(rhs, trans="T" if transpose else "N")
+        return sla.lu_solve(self._lu, rhs, trans=1 if transpose else 0)
+
+
+def shifted(matrix: Any, shift: complex) -> Any:
+    """matrix − shift·I, dense or sparse."""
+    n = matrix.shape[0]
+    if sp.issparse(matrix):
+        return sp.csc_matrix(matrix - shift * sp.identity(n, format="csc"))
+    return np.asarray(matrix) - shift * np.eye(n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Equilibrium:
+    """A steady state y of f(t, y) = 0: `converged`, the `residual` max-norm, the
+    Newton `steps` and the leading `eigenvalues` (decreasing real part)."""
+
+    y: np.ndarray
+    converged: bool
+    residual: float
+    steps: int
+    eigenvalues: np.ndarray
+    message: str
+
+    @property
+    def stable(self) -> bool:
+        """Asymptotically stable (all computed eigenvalues in the left half-plane)."""
+        return bool(np.all(self.eigenvalues.real < 0))
+
+
+def equilibrium(
+    model: Any,
+    y0: Any = None,
+    *,
+    t: float = 0.0,
+    args: Any = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 50,
+    k: int | None = None,
+    sigma: float = 0.0,
+    throw: bool = False,
+) -> Equilibrium:
+    """An equilibrium of `model` near `y0` (default: the model's `steady_state()` if
+    it has one, else its `initial_state()`), by Newton's method with the exact JAX
+    Jacobian (optimistix), or a sparse-LU Newton iteration for models with
+    `sparse_jacobian`. Eigenvalues as `eigenvalues(..., k, sigma)`.
+
+    **Returns:** an `Equilibrium`; `converged=False` with a `message` when Newton
+    fails (or a `RuntimeError` with `throw=True`).
+    """
+    if y0 is None:
+        y0 = (
+            model.steady_state()
+            if hasattr(model, "steady_state")
+            else model.initial_state()
+        )
+    y0 = np.asarray(y0, float)
+    if hasattr(model, "sparse_jacobian"):
+        y, steps = y0, 0
+        for steps in range(1, max_steps + 1):  # noqa: B007
+            dy = LinearSolver(jacobian(model, y, t, args))(-field(model, y, t, args))
+            y = y + dy
+            if np.max(np.abs(dy)) <= atol + rtol * np.max(np.abs(y)):
+                break
+    else:
+        sol = optx.root_find(
+            lambda u, m: m.vector_field(t, u, args),
+            optx.Newton(rtol=rtol, atol=atol),
+            jnp.asarray(y0),
+            args=model,
+            max_steps=max_steps,
+            throw=False,
+        )
+        y, steps = np.asarray(sol.value), int(sol.stats["num_steps"])
+    res = float(np.max(np.abs(field(model, y, t, args))))
+    scale = max(1.0, float(np.max(np.abs(y))))
+    converged = bool(np.all(np.isfinite(y))) and res <= 1e3 * (atol + rtol * scale)
+    message = (
+        "converged"
+        if converged
+        else f"Newton's method did not converge in {max_steps} steps from the given "
+        f"y0 (residual {res:.2e}); try another initial guess"
+    )
+    if throw and not converged:
+        raise RuntimeError(message)
+    vals = (
+        eigenvalues(jacobian(model, y, t, args), k=k, sigma=sigma)
+        if converged
+        else np.array([], complex)
+    )
+    return Equilibrium(y, converged, res, steps, vals, message)
