@@ -205,3 +205,36 @@ class CycleBranch:
             f"CycleBranch({self.param} from {self.p[0]:.6g} to {self.p[-1]:.6g}, "
             f"{self.p.size} orbits, [{pts}], {MESSAGES[self.status]!r})"
         )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Curve:
+    """A curve of Hopf points or folds in the plane of two parameters.
+
+    - `kind`: "hopf" or "fold"; `params`: the two names; `values` (points, 2);
+      `ys` (points, state): the equilibrium along the curve; `frequency`: ω of the
+      Hopf curve (NaN for folds); `status`, `message`, `info`: as for `Branch`.
+    """
+
+    kind: str
+    params: tuple[str, str]
+    values: np.ndarray
+    ys: np.ndarray
+    frequency: np.ndarray
+    status: int
+    message: str
+    info: RunInfo
+
+    def __post_init__(self):
+        _frozen(self, ("values", "ys", "frequency"))
+        object.__setattr__(self, "params", tuple(self.params))
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.SPAN_REACHED, Status.CLOSED)
+
+    def __repr__(self) -> str:
+        return (
+            f"Curve({self.kind} in ({', '.join(self.params)}), "
+            f"{len(self.values)} points, {MESSAGES[self.status]!r})"
+        )
