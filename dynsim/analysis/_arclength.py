@@ -38,7 +38,7 @@ class Status:
     STEP_TOO_SMALL = 2
     NO_CONVERGENCE = 3
     CLOSED = 4
-    STOPPED = 5
+    TURNED_BACK = 5
 
 
 MESSAGES = {
@@ -51,7 +51,8 @@ MESSAGES = {
     Status.NO_CONVERGENCE: "the first point did not converge: no solution near the "
     "initial guess",
     Status.CLOSED: "the branch closed on itself (a loop)",
-    Status.STOPPED: "stopped by the problem (see the message)",
+    Status.TURNED_BACK: "the branch turned back (a fold) and left the span at its "
+    "start: the end of the span was not reached",
 }
 
 

@@ -24,6 +24,7 @@ class Equilibria:
     def __init__(self, model, param, *, k=None, sigma=0.0, t=0.0, args=None):
         self.model, self.param, self.k, self.sigma = model, param, k, sigma
         self.t, self.args = t, args
+        self._last: tuple[bytes, Any, np.ndarray] | None = None
 
     def at(self, p: float):
         return replace_parameters(self.model, {self.param: p})
@@ -31,16 +32,25 @@ class Equilibria:
     def residual(self, X):
         return field(self.at(X[-1]), X[:-1], self.t, self.args)
 
+    def _derivatives(self, X):
+        """(∂f/∂y, ∂f/∂p) at X, remembered for the last X (the corrector, the
+        tangent and the eigenvalues all ask for the same point)."""
+        key = X.tobytes()
+        if self._last is None or self._last[0] != key:
+            m, y = self.at(X[-1]), X[:-1]
+            jy = jacobian(m, y, self.t, self.args)
+            jp = parameter_derivative(m, self.param, y, self.t, self.args)
+            self._last = (key, jy, jp)
+        return self._last[1], self._last[2]
+
     def jacobian(self, X):
-        m, y = self.at(X[-1]), X[:-1]
-        jy = jacobian(m, y, self.t, self.args)
-        jp = parameter_derivative(m, self.param, y, self.t, self.args)[:, None]
+        jy, jp = self._derivatives(X)
         if sp.issparse(jy):
-            return sp.hstack([jy, sp.csc_matrix(jp)], format="csc")
-        return np.hstack([jy, jp])
+            return sp.hstack([jy, sp.csc_matrix(jp[:, None])], format="csc")
+        return np.hstack([jy, jp[:, None]])
 
     def eigen(self, X, vectors=False):
-        jy = jacobian(self.at(X[-1]), X[:-1], self.t, self.args)
+        jy, _ = self._derivatives(X)
         return eigenvalues(jy, k=self.k, sigma=self.sigma, vectors=vectors), jy
 
     def monitor(self, X, t):
@@ -236,6 +246,10 @@ def _branch(problem, run, s, lyap_tol, param, span):
     for i, q in enumerate(pts):
         ev[i, : len(q.record["eigenvalues"])] = q.record["eigenvalues"]
     model = problem.model
+    status = run.status
+    p_end = pts[-1].X[-1]
+    if status == arc.Status.SPAN_REACHED and abs(p_end - span[1]) > abs(p_end - span[0]):
+        status = arc.Status.TURNED_BACK
     return Branch(
         param=param,
         p=np.array([q.X[-1] for q in pts]),
@@ -243,8 +257,8 @@ def _branch(problem, run, s, lyap_tol, param, span):
         eigenvalues=ev,
         n_unstable=np.array([q.record["n_complex"] + q.record["n_real"] for q in pts]),
         points=tuple(specials),
-        status=run.status,
-        message=run.message,
+        status=status,
+        message=arc.MESSAGES[status],
         info=run_info(model, tuple(model.state_names), solver="continuation"),
         model=model,
     )

@@ -16,7 +16,7 @@ from dynsim.solvers import AbstractGrid, DiskGrid, SquareGrid
 from .._base import AbstractSemilinearModel, param
 from ._disk import reduced_wave_regular
 from ._large_d import _as_centers
-from ._single import kinetics
+from ._single import kinetics, kinetics_jacobian
 
 _THETA_REF = 1.0  # reference screening for the equivalent-radius calibration
 
@@ -254,6 +254,26 @@ class SelkovCellBulk(AbstractSemilinearModel):
             ],
             format="csr",
         )
+
+    def sparse_jacobian(self, y):
+        """∂f/∂y at y as a `scipy.sparse` CSC matrix: A plus the cells' kinetics
+        (used by continuation and Arnoldi eigenvalues instead of a dense Jacobian)."""
+        import scipy.sparse as sp
+
+        size, m = self.grid.size, self.n_cells
+        _, v, w = (np.asarray(part) for part in self._split(jnp.asarray(y)))
+        jk = np.asarray(
+            kinetics_jacobian(
+                v, w, self._cells("alpha"), self._cells("mu"), self._cells("zeta")
+            )
+        )
+        iv, iw = np.arange(size, size + m), np.arange(size + m, size + 2 * m)
+        rows = np.concatenate([iv, iv, iw, iw])
+        cols = np.concatenate([iv, iw, iv, iw])
+        vals = np.concatenate([jk[:, 0, 0], jk[:, 0, 1], jk[:, 1, 0], jk[:, 1, 1]])
+        n = size + 2 * m
+        kin = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+        return sp.csc_matrix(self.linear_matrix() + kin)
 
     def factor_shifted(self, c):
         grid, weights = self.grid, jnp.asarray(self._geo[1])
