@@ -5,9 +5,15 @@ from ._arclength import MESSAGES as MESSAGES, Status as ContinuationStatus
 from ._branch import (
     Bifurcation as Bifurcation,
     Branch as Branch,
+    Curve as Curve,
     CycleBranch as CycleBranch,
 )
+from ._codim2 import bifurcation_curve as bifurcation_curve
 from ._continuation import continuation as continuation, switch_branch as switch_branch
+from ._cycles import (
+    cycle_continuation as cycle_continuation,
+    periodic_orbit_guess as periodic_orbit_guess,
+)
 from ._linalg import (
     Equilibrium as Equilibrium,
     eigenvalues as eigenvalues,

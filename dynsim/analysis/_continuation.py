@@ -107,6 +107,18 @@ def _classify(problem: Equilibria, loc: arc.Located, branch_pts, s, lyap_tol):
         m = problem.at(p)
         jy = jacobian(m, y, problem.t, problem.args)
         scale = max(1.0, float(np.max(np.abs(ev))))
+        real = ev[np.abs(ev.imag) <= 1e-8 * scale].real
+        if real.size and np.min(np.abs(real)) < 1e-6 * scale:
+            return Bifurcation(
+                "hopf",
+                p,
+                y,
+                loc.index,
+                frequency=omega,
+                criticality="degenerate",
+                eigenvalue=complex(lam),
+                note="a zero eigenvalue too: a fold–Hopf (zero-Hopf) point",
+            )
         if omega < 1e-6 * scale:
             return Bifurcation(
                 "hopf",

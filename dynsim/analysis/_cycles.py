@@ -25,14 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dynsim.models import replace_parameters
+from dynsim.models import check_parameter_names, replace_parameters
 from dynsim.solvers import SaveSpec, integrate
 
 from .._provenance import run_info
 from . import _arclength as arc
-from ._branch import Bifurcation, Branch, CycleBranch
+from ._branch import Bifurcation, CycleBranch
 from ._continuation import _run, _settings
-from ._linalg import field, jacobian
+from ._linalg import _get, field, jacobian
 from ._normal_form import hopf_vectors
 
 
@@ -149,12 +149,65 @@ def _shoot_jacobian(model, param, X, x_ref, v_ref, opts):
     return jax.jacfwd(lambda Z: _shoot(model, param, Z, x_ref, v_ref, opts))(X)
 
 
+def periodic_orbit_guess(
+    model: Any,
+    transient: float,
+    window: float,
+    *,
+    y0: Any = None,
+    state: int | None = None,
+    samples: int = 20_000,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+) -> tuple[np.ndarray, float]:
+    """(x₀, T): a point on the attracting cycle of `model` and its period, from a
+    simulation: after `transient`, the period is the mean interval between upward
+    crossings of the mean by `state` (default: the component that varies most) over
+    `window`, and x₀ the state at the last crossing.
+
+    **Raises:** `ValueError` if fewer than three crossings are seen (no oscillation).
+    """
+    from .._simulate import simulate
+
+    traj = simulate(
+        model,
+        (0.0, transient + window),
+        y0=y0,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        saveat=np.linspace(transient, transient + window, samples),
+        max_steps=1_000_000,
+    )
+    ts, ys = np.asarray(traj.ts), np.asarray(traj.ys)
+    i = int(np.argmax(ys.std(0))) if state is None else state
+    x = ys[:, i] - ys[:, i].mean()
+    up = np.flatnonzero((x[:-1] < 0) & (x[1:] >= 0))
+    half = x.size // 2
+    first, last = np.ptp(x[:half]), np.ptp(x[half:])
+    decaying = last < 0.9 * first or last <= 1e-8 * (1 + np.abs(ys[:, i]).max())
+    if up.size < 3 or decaying:
+        raise ValueError(
+            f"no sustained oscillation of state {i} after t = {transient} "
+            f"({up.size} upward crossings in the window, peak-to-peak {first:.3g} then "
+            f"{last:.3g})"
+        )
+    frac = -x[up] / (x[up + 1] - x[up])
+    t_cross = ts[up] + frac * (ts[up + 1] - ts[up])
+    k = up[-1]
+    x0 = ys[k] + frac[-1] * (ys[k + 1] - ys[k])
+    return x0, float(np.mean(np.diff(t_cross)))
+
+
 def cycle_continuation(
-    branch: Branch,
-    hopf: Bifurcation,
+    model: Any,
+    param: str,
     span: tuple[float, float],
     *,
-    model: Any = None,
+    hopf: Bifurcation | None = None,
+    x0: Any = None,
+    period: float | None = None,
     amplitude: float = 1e-3,
     ds: float | None = None,
     ds_min: float = 1e-8,
@@ -168,43 +221,63 @@ def cycle_continuation(
     max_steps: int = 100_000,
     progress: bool | None = None,
 ) -> CycleBranch:
-    """Follow the limit cycles born at a Hopf point of `branch` while the parameter
-    stays within `span`, by single shooting (see the module docstring for why).
+    """Follow a branch of limit cycles of `model` in `param` while it stays within
+    `span`, by single shooting (see the module docstring for why), starting either
 
-    The first orbit is the Hopf point's linear one of size `amplitude` (in the
-    direction Re q of the critical eigenvector), with period 2π/ω. Along the branch:
-    period, extremes of every component, Floquet multipliers, stability, and located
-    folds of cycles and period doublings. `rtol`, `atol`, `solver`: the shooting
-    integration; `tol`: Newton's tolerance; `samples`: points per orbit for the
-    extremes.
+    - from a Hopf point (`hopf`, e.g. `branch.special("hopf")[0]`): the first orbit
+      is the linear one of size `amplitude` along Re q of the critical eigenvector,
+      with period 2π/ω; or
+    - from a cycle guess `x0`, `period` at the model's value of `param` (e.g. from
+      `periodic_orbit_guess`), corrected first, then followed towards `span[1]`.
+
+    Along the branch: period, extremes of every component, Floquet multipliers,
+    stability, and located folds of cycles and period doublings. `rtol`, `atol`,
+    `solver`: the shooting integration; `tol`: Newton's tolerance; `samples`:
+    points per orbit for the extremes.
 
     **Returns:** a `CycleBranch` (its `trivial_error` column checks the accuracy).
+
+    **Raises:** `ValueError` for a missing or invalid start, `RuntimeError` if the
+    first orbit does not converge.
     """
-    if hopf.kind != "hopf" or not np.isfinite(hopf.frequency) or hopf.frequency <= 0:
-        raise ValueError(f"{hopf!r} is not a Hopf point with a positive frequency")
-    model = model if model is not None else branch.model
-    if model is None:
-        raise ValueError("pass the model: a branch loaded from a file does not hold one")
-    param = branch.param
-    p_model = replace_parameters(model, {param: hopf.param})
-    q, _ = hopf_vectors(jacobian(p_model, hopf.y), hopf.frequency)
-    qr = np.real(q) / np.linalg.norm(np.real(q))
+    check_parameter_names(model, {param: 0.0})
     problem = Cycles(
-        model, param, solver=solver, rtol=rtol, atol=atol, samples=samples,
+        model,
+        param,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        samples=samples,
         max_steps=max_steps,
     )
-    X_h = np.concatenate([hopf.y, [2 * np.pi / hopf.frequency, hopf.param]])
-    t0 = np.concatenate([qr, [0.0, 0.0]])
-    X0 = X_h + amplitude * t0
-    problem.accept(X0)
     s = _settings(span, ds, ds_min, ds_max, max_points, tol)
-    if ds is None:
-        s.ds = 10 * amplitude
+    if hopf is not None:
+        if hopf.kind != "hopf" or not hopf.frequency > 0:
+            raise ValueError(f"{hopf!r} is not a Hopf point with a positive frequency")
+        p_model = replace_parameters(model, {param: hopf.param})
+        q, _ = hopf_vectors(jacobian(p_model, hopf.y), hopf.frequency)
+        qr = np.real(q) / np.linalg.norm(np.real(q))
+        n = hopf.y.size
+        X_h = np.concatenate([hopf.y, [2 * np.pi / hopf.frequency, hopf.param]])
+        t0 = np.concatenate([qr, [0.0, 0.0]])
+        X0 = X_h + amplitude * t0
+        if ds is None:
+            s.ds = 10 * amplitude
+    elif x0 is not None and period is not None:
+        if not period > 0:
+            raise ValueError(f"period must be > 0, got {period}")
+        x0 = np.asarray(x0, float)
+        n = x0.size
+        X0 = np.concatenate([x0, [period, float(np.asarray(_get(model, param)))]])
+        t0 = np.zeros(n + 2)
+        t0[-1] = np.sign(span[1] - span[0])
+    else:
+        raise ValueError("give a Hopf point (hopf=...) or a cycle guess (x0=, period=)")
+    problem.accept(X0)
     run = _run(problem, X0, t0, span, s, bool(progress), f"cycles in {param}")
     if not run.points:
-        raise RuntimeError(f"no periodic orbit near the Hopf point: {run.message}")
+        raise RuntimeError(f"no periodic orbit near the starting guess: {run.message}")
     pts = run.points
-    n = hopf.y.size
     specials = []
     for loc in run.located:
         X = loc.point.X
@@ -214,7 +287,14 @@ def cycle_continuation(
         else:
             kind, lam = "period_doubling", mu[np.argmin(np.abs(mu + 1.0))]
         specials.append(
-            Bifurcation(kind, float(X[-1]), X[:n], loc.index, eigenvalue=complex(lam))
+            Bifurcation(
+                kind,
+                float(X[-1]),
+                X[:n],
+                loc.index,
+                eigenvalue=complex(lam),
+                frequency=2 * np.pi / X[n],
+            )
         )
     return CycleBranch(
         param=param,
