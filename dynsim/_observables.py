@@ -11,6 +11,7 @@ import abc
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
@@ -133,6 +134,53 @@ class Function(AbstractObservable):
         return self.fn(ts, ys)
 
 
+class Peaks(AbstractObservable):
+    """The last `max_peaks` local maxima of one component within the window (in
+    time order, NaN-padded in front): the points of an orbit diagram. Each maximum
+    is refined by the parabola through its three samples."""
+
+    state: StateSelector = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(default=None, static=True)
+    max_peaks: int = eqx.field(default=64, static=True)
+
+    def reduce(self, ts, ys, in_window):
+        if ys.ndim != 1:
+            raise ValueError("the 'peaks' observable needs one state component")
+        left, mid, right = ys[:-2], ys[1:-1], ys[2:]
+        ok = in_window[:-2] & in_window[1:-1] & in_window[2:]
+        is_peak = (mid > left) & (mid >= right) & ok
+        curv = left - 2 * mid + right
+        safe = jnp.where(curv < 0, curv, -1.0)
+        value = mid - (right - left) ** 2 / (8 * safe)
+        position = jnp.where(is_peak, jnp.arange(mid.size), -1)
+        k = min(self.max_peaks, mid.size)
+        last, _ = jax.lax.top_k(position, k)
+        last = last[::-1]
+        out = jnp.where(last >= 0, value[jnp.maximum(last, 0)], jnp.nan)
+        return jnp.concatenate([jnp.full(self.max_peaks - k, jnp.nan), out])
+
+
+class Period(AbstractObservable):
+    """The mean time between upward crossings of the window mean by one component
+    (crossing times interpolated linearly); NaN without two crossings."""
+
+    state: StateSelector = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(default=None, static=True)
+
+    def reduce(self, ts, ys, in_window):
+        if ys.ndim != 1:
+            raise ValueError("the 'period' observable needs one state component")
+        mean = jnp.sum(jnp.where(in_window, ys, 0.0)) / jnp.sum(in_window)
+        x = ys - mean
+        up = (x[:-1] < 0) & (x[1:] >= 0) & in_window[:-1] & in_window[1:]
+        frac = -x[:-1] / jnp.where(up, x[1:] - x[:-1], 1.0)
+        t_cross = ts[:-1] + frac * (ts[1:] - ts[:-1])
+        n = jnp.sum(up)
+        first = jnp.min(jnp.where(up, t_cross, jnp.inf))
+        last = jnp.max(jnp.where(up, t_cross, -jnp.inf))
+        return jnp.where(n >= 2, (last - first) / jnp.maximum(n - 1, 1), jnp.nan)
+
+
 _BY_NAME: dict[str, type[AbstractObservable]] = {
     "final": FinalState,
     "mean": Mean,
@@ -140,6 +188,8 @@ _BY_NAME: dict[str, type[AbstractObservable]] = {
     "min": Min,
     "amplitude": Amplitude,
     "sign_changes": SignChanges,
+    "peaks": Peaks,
+    "period": Period,
 }
 
 OBSERVABLE_KINDS: tuple[str, ...] = tuple(_BY_NAME)

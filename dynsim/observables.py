@@ -9,6 +9,8 @@ from ._observables import (
     Max as Max,
     Mean as Mean,
     Min as Min,
+    Peaks as Peaks,
+    Period as Period,
     SignChanges as SignChanges,
     observable as observable,
 )

@@ -46,7 +46,13 @@ def _fold_residual(model, names, Z, c, t, args):
 @eqx.filter_jit
 def _hopf_residual(model, names, Z, c, t, args):
     n = (Z.size - 3) // 3
-    y, qr, qi, omega, p = Z[:n], Z[n : 2 * n], Z[2 * n : 3 * n], Z[3 * n], Z[3 * n + 1 :]
+    y, qr, qi, omega, p = (
+        Z[:n],
+        Z[n : 2 * n],
+        Z[2 * n : 3 * n],
+        Z[3 * n],
+        Z[3 * n + 1 :],
+    )
 
     def f(u):
         return _f(model, names, u, p, t, args)
@@ -62,7 +68,13 @@ class _Curve:
     """The augmented system for `follow`: Z = (y, vectors…, p₁, p₂)."""
 
     def __init__(self, kind, model, names, size, t, args):
-        self.kind, self.model, self.names, self.t, self.args = kind, model, names, t, args
+        self.kind, self.model, self.names, self.t, self.args = (
+            kind,
+            model,
+            names,
+            t,
+            args,
+        )
         self.residual_fn = _fold_residual if kind == "fold" else _hopf_residual
         self.size = size
         self.c: np.ndarray | None = None
@@ -73,7 +85,14 @@ class _Curve:
 
     def residual(self, Z):
         return np.asarray(
-            self.residual_fn(self.model, self.names, jnp.asarray(Z), jnp.asarray(self.c), self.t, self.args)
+            self.residual_fn(
+                self.model,
+                self.names,
+                jnp.asarray(Z),
+                jnp.asarray(self.c),
+                self.t,
+                self.args,
+            )
         )
 
     def jacobian(self, Z):
@@ -132,14 +151,20 @@ def bifurcation_curve(
     **Returns:** a `Curve`: the parameter pairs, states and, for Hopf curves, ω.
     """
     if point.kind not in ("hopf", "fold"):
-        raise ValueError(f"two-parameter continuation starts at a Hopf point or a fold, not {point!r}")
+        raise ValueError(
+            f"two-parameter continuation starts at a Hopf point or a fold, not {point!r}"
+        )
     model = model if model is not None else branch.model
     if model is None:
-        raise ValueError("pass the model: a branch loaded from a file does not hold one")
+        raise ValueError(
+            "pass the model: a branch loaded from a file does not hold one"
+        )
     names = (branch.param, param2)
     check_parameter_names(model, {param2: 0.0})
     if set(spans) != set(names):
-        raise ValueError(f"spans must give ranges for exactly {names}, got {list(spans)}")
+        raise ValueError(
+            f"spans must give ranges for exactly {names}, got {list(spans)}"
+        )
     p_start = np.array([point.param, float(np.asarray(_get(model, param2)))])
     problem = _Curve(point.kind, model, names, point.y.size, t, args)
     Z0, vec = _start(point.kind, model, point, point.y, names, p_start)
@@ -173,7 +198,9 @@ def bifurcation_curve(
     if len(halves) > 1:
         pts = halves[1].points[::-1] + pts[1:]
     if not pts:
-        raise RuntimeError(f"the {point.kind} curve could not start: {halves[0].message}")
+        raise RuntimeError(
+            f"the {point.kind} curve could not start: {halves[0].message}"
+        )
     Z = np.array([q.X for q in pts])
     n = point.y.size
     status = max(run.status for run in halves) if len(halves) > 1 else halves[0].status
@@ -187,4 +214,3 @@ def bifurcation_curve(
         message=arc.MESSAGES[int(status)],
         info=run_info(model, tuple(model.state_names), solver="continuation"),
     )
-

@@ -82,7 +82,9 @@ class Equilibria:
         fold, hopf = flip("fold"), d_cplx != 0 and flip("hopf")
         # A real eigenvalue through zero without a fold: a branch point.
         branch = d_real != 0 and flip("real") and not fold
-        names = [n for n, hit in (("fold", fold), ("real", branch), ("hopf", hopf)) if hit]
+        names = [
+            n for n, hit in (("fold", fold), ("real", branch), ("hopf", hopf)) if hit
+        ]
         # More than one eigenvalue (pair) crossed, or two kinds of event at once:
         # halve the step so that each is seen and located on its own.
         coarse = abs(d_cplx) > 2 or abs(d_real) > 1 or len(names) > 1
@@ -136,7 +138,9 @@ def _classify(problem: Equilibria, loc: arc.Located, branch_pts, s, lyap_tol):
             if abs(l1) <= lyap_tol
             else ("supercritical" if l1 < 0 else "subcritical")
         )
-        note = "l1 = 0: a Bautin (generalised Hopf) point" if crit == "degenerate" else ""
+        note = (
+            "l1 = 0: a Bautin (generalised Hopf) point" if crit == "degenerate" else ""
+        )
         return Bifurcation(
             "hopf",
             p,
@@ -227,16 +231,12 @@ def _run(problem, X0, t0, span, s, progress, desc):
         return min(p - lo, hi - p) + 1e-9 * width
 
     with tqdm(
-        total=max(width, 1e-300),
-        desc=desc,
-        disable=not progress,
-        leave=False,
-        bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}]",
+        total=s.max_points, desc=desc, unit="pt", disable=not progress, leave=False
     ) as bar:
 
         def tick(point):
-            bar.n = float(min(max(abs(point.X[-1] - span[0]), 0.0), width))
-            bar.refresh()
+            bar.update(1)
+            bar.set_postfix_str(f"p = {point.X[-1]:.6g}", refresh=False)
 
         return arc.follow(problem, X0, t0, s, stop=stop, progress=tick)
 
@@ -244,9 +244,7 @@ def _run(problem, X0, t0, span, s, progress, desc):
 def _branch(problem, run, s, lyap_tol, param, span):
     pts = run.points
     if not pts:
-        raise RuntimeError(
-            f"continuation in {param!r} could not start: {run.message}"
-        )
+        raise RuntimeError(f"continuation in {param!r} could not start: {run.message}")
     specials = []
     lo, hi = min(span), max(span)
     for loc in run.located:
@@ -260,7 +258,9 @@ def _branch(problem, run, s, lyap_tol, param, span):
     model = problem.model
     status = run.status
     p_end = pts[-1].X[-1]
-    if status == arc.Status.SPAN_REACHED and abs(p_end - span[1]) > abs(p_end - span[0]):
+    if status == arc.Status.SPAN_REACHED and abs(p_end - span[1]) > abs(
+        p_end - span[0]
+    ):
         status = arc.Status.TURNED_BACK
     return Branch(
         param=param,
@@ -329,9 +329,7 @@ def continuation(
     model0 = replace_parameters(model, {param: span[0]})
     eq = equilibrium(model0, y0, t=t, args=args, rtol=tol, atol=tol * 1e-2)
     if not eq.converged:
-        raise RuntimeError(
-            f"no equilibrium at {param} = {span[0]}: {eq.message}"
-        )
+        raise RuntimeError(f"no equilibrium at {param} = {span[0]}: {eq.message}")
     problem = Equilibria(model, param, k=k, sigma=sigma, t=t, args=args)
     s = _settings(span, ds, ds_min, ds_max, max_points, tol)
     X0 = np.append(eq.y, span[0])
@@ -359,15 +357,20 @@ def switch_branch(
         raise ValueError(f"{point!r} is not a branch point with a known direction")
     model = model if model is not None else branch.model
     if model is None:
-        raise ValueError("pass the model: a branch loaded from a file does not hold one")
+        raise ValueError(
+            "pass the model: a branch loaded from a file does not hold one"
+        )
     span = span if span is not None else (float(branch.p[0]), float(branch.p[-1]))
     k = kwargs.pop("k", None)
     sigma = kwargs.pop("sigma", 0.0)
     lyap_tol = kwargs.pop("lyapunov_tol", 1e-8)
     progress = kwargs.pop("progress", False)
     problem = Equilibria(model, branch.param, k=k, sigma=sigma)
-    s = _settings(span, ds, **{"ds_min": 1e-9, "ds_max": None, "max_points": 2000,
-                               "tol": 1e-10, **kwargs})
+    s = _settings(
+        span,
+        ds,
+        **{"ds_min": 1e-9, "ds_max": None, "max_points": 2000, "tol": 1e-10, **kwargs},
+    )
     X_bp = np.append(point.y, point.param)
     t1 = direction * point.direction
     h = s.ds

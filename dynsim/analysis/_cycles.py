@@ -49,7 +49,9 @@ class Cycles:
 
     def orbit(self, X):
         """The orbit through x₀ over one period, at `samples` times."""
-        return np.asarray(_orbit(self.model, self.param, jnp.asarray(X), self.ts, self.opts))
+        return np.asarray(
+            _orbit(self.model, self.param, jnp.asarray(X), self.ts, self.opts)
+        )
 
     def residual(self, X):
         return np.asarray(self._residual(X))
@@ -88,7 +90,9 @@ class Cycles:
         mu = self.multipliers(X)
         trivial = int(np.argmin(np.abs(mu - 1.0)))
         others = np.delete(mu, trivial)
-        real = others[np.abs(others.imag) <= 1e-8 * max(1.0, np.max(np.abs(others), initial=0))]
+        real = others[
+            np.abs(others.imag) <= 1e-8 * max(1.0, np.max(np.abs(others), initial=0))
+        ]
         pd = real[np.argmin(np.abs(real + 1.0))].real + 1.0 if real.size else np.nan
         orbit = self.orbit(X)
         record = {
@@ -130,8 +134,13 @@ def _flow_field(model, param):
 def _orbit(model, param, X, ts, opts):
     n = X.size - 2
     sol = integrate(
-        _flow_field(model, param), X[:n], 0.0, 1.0, (X[n], X[n + 1]),
-        saveat=SaveSpec(ts=ts), **opts,
+        _flow_field(model, param),
+        X[:n],
+        0.0,
+        1.0,
+        (X[n], X[n + 1]),
+        saveat=SaveSpec(ts=ts),
+        **opts,
     )
     return sol.ys
 
@@ -139,7 +148,9 @@ def _orbit(model, param, X, ts, opts):
 @eqx.filter_jit
 def _shoot(model, param, X, x_ref, v_ref, opts):
     n = X.size - 2
-    sol = integrate(_flow_field(model, param), X[:n], 0.0, 1.0, (X[n], X[n + 1]), **opts)
+    sol = integrate(
+        _flow_field(model, param), X[:n], 0.0, 1.0, (X[n], X[n + 1]), **opts
+    )
     end = jnp.where(sol.status == 0, sol.ys[-1], jnp.nan)
     return jnp.append(end - X[:n], v_ref @ (X[:n] - x_ref))
 

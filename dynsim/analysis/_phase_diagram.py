@@ -255,7 +255,9 @@ def phase_diagram(
                 guesses: list[complex] = []
                 base = model_at(xv)
                 for j, yv in enumerate(ys):
-                    values = {y_name: yv} if x_name == CELLS else {x_name: xv, y_name: yv}
+                    values = (
+                        {y_name: yv} if x_name == CELLS else {x_name: xv, y_name: yv}
+                    )
                     point = replace_parameters(base, values)
                     modes = _eigen_method(point, method, guesses)
                     if modes:

@@ -78,7 +78,17 @@ _PAIR: Check = (
     "a pair of numbers [t0, t1]",
 )
 
-TASKS = ("simulate", "scan", "phase_diagram")
+TASKS = ("simulate", "scan", "phase_diagram", "continuation")
+_NUMBERS: Check = (
+    lambda v: isinstance(v, list) and bool(v) and all(map(_is_number, v)),
+    "a non-empty list of numbers",
+)
+_SPAN: Check = (
+    lambda v: (
+        isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] != v[1]
+    ),
+    "a pair of different numbers [start, end]",
+)
 
 SCHEMA: dict[str, dict[str, Check]] = {
     "run": {
@@ -122,10 +132,25 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "threshold": _NUM,
         "ring_radius": _NUM,
     },
+    "continuation": {
+        "param": _STR,
+        "span": _SPAN,
+        "y0": _NUMBERS,
+        "ds": _NUM,
+        "ds_max": _NUM,
+        "max_points": _POS_INT,
+        "k": _POS_INT,
+        "switch": _BOOL,
+        "cycles": _BOOL,
+        "cycle_span": _SPAN,
+        "curve_param": _STR,
+        "curve_span": _SPAN,
+        "state": _STR,
+    },
 }
-REQUIRED = {"model": ("name",), "time": ("t_span",)}
+REQUIRED = {"model": ("name",)}
 _RANGE_KEYS = ("start", "stop", "num", "log")
-_OBS_KEYS = ("kind", "state", "t_from", "level")
+_OBS_KEYS = ("kind", "state", "t_from", "level", "max_peaks")
 
 
 def _unknown(key: str, where: str, allowed: Any) -> ConfigError:
@@ -163,6 +188,7 @@ class RunConfig:
     phase_t_from: float | None
     phase_threshold: float
     phase_ring_radius: float
+    continuation: Mapping[str, Any]
     text: str
 
     def build_model(self) -> Any:
@@ -265,10 +291,28 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
     run = raw.get("run", {})
     scan = raw.get("scan", {})
     phase = raw.get("phase_diagram", {})
+    cont = raw.get("continuation", {})
     default_task = (
-        "phase_diagram" if phase else "scan" if "params" in scan else "simulate"
+        "continuation"
+        if cont
+        else "phase_diagram"
+        if phase
+        else "scan"
+        if "params" in scan
+        else "simulate"
     )
     task = run.get("task", default_task)
+    if task == "continuation":
+        for key in ("param", "span"):
+            if key not in cont:
+                raise ConfigError(f"missing required key {key!r} in [continuation]")
+        if ("curve_param" in cont) != ("curve_span" in cont):
+            raise ConfigError(
+                "[continuation] curve_param and curve_span go together (the second "
+                "parameter of the Hopf and fold curves, and its range)"
+            )
+    elif "t_span" not in raw.get("time", {}):
+        raise ConfigError(f"missing required key 't_span' in [time] (task {task!r})")
     if task == "scan" and not scan.get("params"):
         raise ConfigError("task 'scan' needs [scan] params (the parameters to vary)")
     if task == "phase_diagram" and len(phase.get("params", {})) != 2:
@@ -287,8 +331,8 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
         model_name=model["name"],
         model_params=model.get("params", {}),
         solver=dict(raw.get("solver", {})),
-        t_span=tuple(float(v) for v in raw["time"]["t_span"]),  # type: ignore[arg-type]
-        saveat=raw["time"].get("saveat"),
+        t_span=tuple(float(v) for v in raw.get("time", {}).get("t_span", (0.0, 0.0))),  # type: ignore[arg-type]
+        saveat=raw.get("time", {}).get("saveat"),
         scan_grid=scan.get("grid", True),
         scan_params={k: _values(k, v) for k, v in scan.get("params", {}).items()},
         observables={
@@ -306,6 +350,7 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
         phase_t_from=phase.get("t_from"),
         phase_threshold=phase.get("threshold", 1e-3),
         phase_ring_radius=phase.get("ring_radius", 0.5),
+        continuation=dict(cont),
         text=text,
     )
     cfg.build_model()  # fail now, not after a long run, if the model is invalid

@@ -22,6 +22,7 @@ from ..models import from_description
 from ..plot import phase_diagram as plot_phase_diagram, save_figures
 from ..solvers import Status
 from ._config import ConfigError, RunConfig, load_config, parse_config
+from ._continuation import run_continuation
 
 DEMO_CONFIG = "demo.toml"
 
@@ -49,6 +50,8 @@ def execute(
     start = time.perf_counter()
     if cfg.task == "phase_diagram":
         return _phase_diagrams(cfg, model, out, figures, progress)
+    if cfg.task == "continuation":
+        return run_continuation(cfg, model, out, figures, progress, _say)
     if cfg.task == "simulate":
         result = simulate(
             model,
@@ -211,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate, scan and analyse dynamical systems (JAX + diffrax).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run a TOML config (simulate or scan)")
+    p = sub.add_parser(
+        "run", help="run a TOML config (simulate, scan, phase diagram, continuation)"
+    )
     p.add_argument("config", help="path to the config file")
     p.add_argument("--output", type=Path, help="HDF5 file (overrides [run] output)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")

@@ -18,14 +18,12 @@ leaves every earlier run, and the file, as they were.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -35,90 +33,29 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .._results import RunInfo, ScanResult, Trajectory
-from ..analysis import PhaseDiagram
-from ..analysis._phase_diagram import KIND_NAMES
+from .._results import ScanResult, Trajectory
+from ._analysis import READERS as ANALYSIS_READERS, WRITERS as ANALYSIS_WRITERS
+from ._common import (
+    check_name as _check_name,
+    dataset as _dataset,
+    now as _now,
+    read_info as _read_info,
+    versions as _versions,
+    write_info as _write_info,
+)
 
 FORMAT = "dynsim"
 FORMAT_VERSION = 1
 _SCRATCH = ".incomplete-"
-_ATTR_LIMIT = 32 * 1024
 # Files up to this size are rewritten as a scratch copy and renamed over the original
 # (crash-safe even for HDF5's own metadata); larger files get a scratch group instead.
 _COPY_LIMIT = 256 * 2**20
 
-Result = Trajectory | ScanResult | PhaseDiagram
+Result = Any  # Trajectory, ScanResult or an analysis result (see `save`)
 
 
 class FormatError(ValueError):
     """The file is not a dynsim results file, or of an unsupported version."""
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("dynsim", "jax", "diffrax", "equinox", "numpy", "h5py"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise ValueError(
-            f"run name must be a non-empty string without '/' and not starting with "
-            f"'.', got {name!r}"
-        )
-
-
-def _dataset(group: h5py.Group, name: str, data: Any, axes: list[str]) -> None:
-    arr = np.asarray(data)
-    ds = group.create_dataset(
-        name, data=arr, compression="gzip" if arr.size > 4096 else None
-    )
-    ds.attrs["axes"] = json.dumps(
-        axes[: arr.ndim] + ["component"] * (arr.ndim - len(axes))
-    )
-
-
-def _write_info(group: h5py.Group, kind: str, info: RunInfo) -> None:
-    a = group.attrs
-    a["kind"] = kind
-    a["model"] = info.model
-    a["model_params"] = info.model_params
-    a["solver"] = info.solver
-    a["seed"] = json.dumps(info.seed)
-    names = json.dumps(list(info.state_names))
-    if len(names) < _ATTR_LIMIT:
-        a["state_names"] = names
-    else:  # HDF5 attributes hold 64 KiB: long name lists (grids) go in a dataset
-        group.create_dataset("state_names", data=np.array(info.state_names, dtype="S"))
-    a["versions"] = json.dumps(_versions())
-    a["created"] = _now()
-    if info.config is not None:
-        a["config"] = info.config
-
-
-def _read_info(group: h5py.Group) -> RunInfo:
-    a = group.attrs
-    seed = json.loads(a["seed"])
-    return RunInfo(
-        model=str(a["model"]),
-        model_params=str(a["model_params"]),
-        state_names=(
-            tuple(json.loads(a["state_names"]))
-            if "state_names" in a
-            else tuple(n.decode() for n in group["state_names"][()])
-        ),
-        solver=str(a["solver"]),
-        seed=tuple(seed) if isinstance(seed, list) else seed,
-        config=str(a["config"]) if "config" in a else None,
-    )
 
 
 def _flat_ys(ys: Any, lead: int) -> np.ndarray:
@@ -190,42 +127,15 @@ def _read_scan(g: h5py.Group) -> ScanResult:
     )
 
 
-def _write_phase_diagram(g: h5py.Group, r: PhaseDiagram) -> None:
-    _write_info(g, "phase_diagram", r.info)
-    g.attrs["method"] = r.method
-    g.attrs["x_name"] = r.x_name
-    g.attrs["y_name"] = r.y_name
-    g.attrs["kind_codes"] = json.dumps(KIND_NAMES)
-    _dataset(g, "x", r.x, [r.x_name])
-    _dataset(g, "y", r.y, [r.y_name])
-    for name in ("growth", "frequency", "kind", "amplitude"):
-        _dataset(g, name, getattr(r, name), [r.x_name, r.y_name])
-
-
-def _read_phase_diagram(g: h5py.Group) -> PhaseDiagram:
-    return PhaseDiagram(
-        x_name=str(g.attrs["x_name"]),
-        x=g["x"][()],
-        y_name=str(g.attrs["y_name"]),
-        y=g["y"][()],
-        growth=g["growth"][()],
-        frequency=g["frequency"][()],
-        kind=g["kind"][()],
-        amplitude=g["amplitude"][()],
-        method=str(g.attrs["method"]),
-        info=_read_info(g),
-    )
-
-
-_WRITERS = {
+_WRITERS: dict[type, Any] = {
     Trajectory: _write_trajectory,
     ScanResult: _write_scan,
-    PhaseDiagram: _write_phase_diagram,
+    **ANALYSIS_WRITERS,
 }
-_READERS = {
+_READERS: dict[str, Any] = {
     "trajectory": _read_trajectory,
     "scan": _read_scan,
-    "phase_diagram": _read_phase_diagram,
+    **ANALYSIS_READERS,
 }
 
 

@@ -1,5 +1,9 @@
 """dynsim.plot — figures of results, as a scientist would print them."""
 
+from ._bifurcation import (
+    bifurcation_diagram as bifurcation_diagram,
+    orbit_diagram as orbit_diagram,
+)
 from ._plots import (
     phase_diagram as phase_diagram,
     phase_portrait as phase_portrait,

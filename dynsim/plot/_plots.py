@@ -193,6 +193,8 @@ def save_figures(
 
     **Returns:** the paths written.
     """
+    from ._bifurcation import bifurcation_diagram, orbit_diagram
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     figs: list[tuple[str, Figure]] = []
@@ -215,10 +217,14 @@ def save_figures(
                         ),
                     )
                 )
+            elif len(result.axes) == 1 and np.ndim(result.values[name]) == 2:
+                figs.append((name, orbit_diagram(result, name)))
             elif len(result.axes) == 1:
                 figs.append((name, scan_line(result, name)))
     elif type(result).__name__ == "PhaseDiagram":
         figs.append((f"phase_{result.method}", phase_diagram(result)))
+    elif type(result).__name__ in ("Branch", "CycleBranch", "Curve"):
+        figs.append(("bifurcation", bifurcation_diagram(result)))
     else:
         raise TypeError(f"no figures for a {type(result).__name__}")
     paths = []

@@ -32,7 +32,10 @@ def test_textbook_selkov_hopf_curve():
     hopfs = branch.special("hopf")
     assert len(hopfs) == 2
     curve = bifurcation_curve(
-        branch, hopfs[0], "alpha", {"mu": (0.0, 1.2), "alpha": (0.002, 0.2)},
+        branch,
+        hopfs[0],
+        "alpha",
+        {"mu": (0.0, 1.2), "alpha": (0.002, 0.2)},
         ds_max=0.02,
     )
     assert curve.kind == "hopf" and curve.ok

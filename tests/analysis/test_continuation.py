@@ -190,6 +190,7 @@ def test_sparse_pde_continuation_uses_arnoldi():
 def test_equilibrium_and_failures():
     eq = equilibrium(ds.models.Brusselator(a=1.0, b=1.5), [1.2, 1.3])
     assert eq.converged and np.allclose(eq.y, [1.0, 1.5]) and eq.stable
+
     # x' = 1 + x² has no equilibrium: reported, not a wrong answer.
     class NoRoot(ds.AbstractModel):
         c: float = param(1.0)
@@ -213,6 +214,7 @@ def test_equilibrium_and_failures():
     short = continuation(Cubic(), "r", (-1.0, 1.0), y0=[-2.0], max_points=5)
     assert short.status == ContinuationStatus.MAX_POINTS and not short.ok
     assert "max_points" in short.message
+
     # x' = c − x²: the branch x = √c ends in a fold at c = 0 and comes back on
     # x = −√c; from c = 1 towards c = −1 it never reaches −1 and says so.
     class Fold(ds.AbstractModel):
@@ -227,3 +229,35 @@ def test_equilibrium_and_failures():
 
     back = continuation(Fold(), "c", (1.0, -1.0), max_points=50)
     assert back.special("fold") and back.status != ContinuationStatus.SPAN_REACHED
+
+
+def test_results_round_trip_hdf5_and_draw(tmp_path):
+    model = ds.models.Lorenz()
+    origin = continuation(model, "rho", (0.5, 30.0), y0=[0.0, 0.0, 0.0])
+    c_plus = switch_branch(origin, origin.points[0])
+    cycles = ds.analysis.cycle_continuation(
+        model, "rho", (20.0, 30.0), hopf=c_plus.special("hopf")[0], max_points=15
+    )
+    path = tmp_path / "bif.h5"
+    for name, r in (("origin", origin), ("c_plus", c_plus), ("cycles", cycles)):
+        ds.io.save(r, path, name)
+    back = ds.io.load(path, "c_plus")
+    assert np.array_equal(back.p, c_plus.p) and np.array_equal(back.ys, c_plus.ys)
+    assert np.array_equal(back.eigenvalues, c_plus.eigenvalues)
+    (h,) = back.points
+    assert h.kind == "hopf" and h.param == c_plus.points[0].param
+    assert h.criticality == "subcritical" and h.frequency == c_plus.points[0].frequency
+    pf = ds.io.load(path, "origin").points[0]
+    assert np.array_equal(pf.direction, origin.points[0].direction)
+    cyc = ds.io.load(path, "cycles")
+    assert np.array_equal(cyc.multipliers, cycles.multipliers)
+    assert cyc.info == cycles.info and cyc.model is None
+    # A loaded branch holds no model: switching needs one.
+    with pytest.raises(ValueError, match="pass the model"):
+        switch_branch(ds.io.load(path, "origin"), pf)
+    assert switch_branch(ds.io.load(path, "origin"), pf, model=model).ok
+    fig = ds.plot.bifurcation_diagram(origin, c_plus, cycles, state="x")
+    fig.savefig(tmp_path / "bif.png")
+    assert (tmp_path / "bif.png").stat().st_size > 20_000
+    with pytest.raises(ValueError, match="unknown state"):
+        ds.plot.bifurcation_diagram(origin, state="w")

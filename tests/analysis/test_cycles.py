@@ -79,7 +79,9 @@ def test_rossler_period_doubling():
     (pd,) = cycles.points
     assert pd.kind == "period_doubling" and pd.param == pytest.approx(2.832, abs=2e-3)
     assert pd.eigenvalue.real == pytest.approx(-1.0, abs=1e-6)
-    assert cycles.stable[cycles.p < 2.8].all() and not cycles.stable[cycles.p > 2.9].any()
+    assert (
+        cycles.stable[cycles.p < 2.8].all() and not cycles.stable[cycles.p > 2.9].any()
+    )
 
 
 def test_bad_starts():

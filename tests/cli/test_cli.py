@@ -117,9 +117,22 @@ def test_bad_results_file(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing.h5")]) == 2
 
 
-@pytest.mark.parametrize(
-    "name", ["demo.toml", "selkov_single_cell.toml", "selkov_phase_pde.toml"]
+SHIPPED = sorted(
+    p.name
+    for p in resources.files("dynsim.configs").iterdir()
+    if p.name.endswith(".toml")
 )
+
+
+def test_configs_are_shipped():
+    assert {
+        "demo.toml",
+        "lorenz_bifurcation.toml",
+        "rossler_orbit_diagram.toml",
+    } <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_are_valid(name):
     text = resources.files("dynsim.configs").joinpath(name).read_text()
     cfg = parse_config(text, name)
@@ -144,3 +157,26 @@ def test_console_script_entry_point(tmp_path):
         [sys.executable, "-m", "dynsim", "--help"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and "demo" in proc.stdout
+
+
+def test_continuation_config(tmp_path, capsys):
+    # The shipped Lorenz config end to end: branches, switching, cycles, figure.
+    text = resources.files("dynsim.configs").joinpath("lorenz_bifurcation.toml")
+    cfg = tmp_path / "lorenz.toml"
+    cfg.write_text(text.read_text())
+    out = tmp_path / "lb.h5"
+    assert main(["run", str(cfg), "--output", str(out)]) == 0
+    runs = ds.io.runs(out)
+    assert runs["lorenz_bifurcation_branch"] == "branch"
+    assert runs["lorenz_bifurcation_branch1a"] == "branch"
+    assert runs["lorenz_bifurcation_cycles1"] == "cycle_branch"
+    origin = ds.io.load(out, "lorenz_bifurcation_branch")
+    assert [b.kind for b in origin.points] == ["pitchfork"]
+    assert (tmp_path / "lorenz_bifurcation_bifurcation.png").stat().st_size > 20_000
+    # A second parameter for the Hopf curves needs its span too.
+    cfg.write_text(text.read_text() + 'curve_param = "sigma"\n')
+    assert main(["run", str(cfg)]) == 2
+    assert "curve_param and curve_span go together" in capsys.readouterr().err
+    cfg.write_text(text.read_text().replace('param = "rho"', 'param = "rhoo"'))
+    assert main(["run", str(cfg), "--output", str(out)]) == 2
+    assert "no parameter 'rhoo'" in capsys.readouterr().err

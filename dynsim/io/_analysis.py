@@ -1,0 +1,144 @@
+"""HDF5 storage of analysis results: phase diagrams, branches, cycles and curves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h5py
+
+from ..analysis import Bifurcation, Branch, Curve, CycleBranch, PhaseDiagram
+from ..analysis._phase_diagram import KIND_NAMES
+from ._common import dataset, read_info, write_info
+
+
+def _write_phase_diagram(g: h5py.Group, r: PhaseDiagram) -> None:
+    write_info(g, "phase_diagram", r.info)
+    g.attrs["method"] = r.method
+    g.attrs["x_name"] = r.x_name
+    g.attrs["y_name"] = r.y_name
+    g.attrs["kind_codes"] = json.dumps(KIND_NAMES)
+    dataset(g, "x", r.x, [r.x_name])
+    dataset(g, "y", r.y, [r.y_name])
+    for name in ("growth", "frequency", "kind", "amplitude"):
+        dataset(g, name, getattr(r, name), [r.x_name, r.y_name])
+
+
+def _read_phase_diagram(g: h5py.Group) -> PhaseDiagram:
+    return PhaseDiagram(
+        x_name=str(g.attrs["x_name"]),
+        x=g["x"][()],
+        y_name=str(g.attrs["y_name"]),
+        y=g["y"][()],
+        growth=g["growth"][()],
+        frequency=g["frequency"][()],
+        kind=g["kind"][()],
+        amplitude=g["amplitude"][()],
+        method=str(g.attrs["method"]),
+        info=read_info(g),
+    )
+
+
+def _write_points(g: h5py.Group, points) -> None:
+    g.attrs["points"] = json.dumps([b.to_dict() for b in points])
+
+
+def _read_points(g: h5py.Group) -> tuple[Bifurcation, ...]:
+    return tuple(Bifurcation.from_dict(d) for d in json.loads(g.attrs["points"]))
+
+
+def _write_branch(g: h5py.Group, r: Branch) -> None:
+    write_info(g, "branch", r.info)
+    g.attrs["param"] = r.param
+    g.attrs["status"] = int(r.status)
+    g.attrs["message"] = r.message
+    _write_points(g, r.points)
+    dataset(g, "p", r.p, ["point"])
+    dataset(g, "ys", r.ys, ["point", "state"])
+    dataset(g, "eigenvalues", r.eigenvalues, ["point", "eigenvalue"])
+    dataset(g, "n_unstable", r.n_unstable, ["point"])
+
+
+def _read_branch(g: h5py.Group) -> Branch:
+    return Branch(
+        param=str(g.attrs["param"]),
+        p=g["p"][()],
+        ys=g["ys"][()],
+        eigenvalues=g["eigenvalues"][()],
+        n_unstable=g["n_unstable"][()],
+        points=_read_points(g),
+        status=int(g.attrs["status"]),
+        message=str(g.attrs["message"]),
+        info=read_info(g),
+    )
+
+
+_CYCLE_ARRAYS = {
+    "p": ["point"],
+    "period": ["point"],
+    "x0": ["point", "state"],
+    "y_max": ["point", "state"],
+    "y_min": ["point", "state"],
+    "multipliers": ["point", "multiplier"],
+    "trivial_error": ["point"],
+    "stable": ["point"],
+}
+
+
+def _write_cycles(g: h5py.Group, r: CycleBranch) -> None:
+    write_info(g, "cycle_branch", r.info)
+    g.attrs["param"] = r.param
+    g.attrs["status"] = int(r.status)
+    g.attrs["message"] = r.message
+    _write_points(g, r.points)
+    for name, axes in _CYCLE_ARRAYS.items():
+        dataset(g, name, getattr(r, name), axes)
+
+
+def _read_cycles(g: h5py.Group) -> CycleBranch:
+    return CycleBranch(
+        param=str(g.attrs["param"]),
+        points=_read_points(g),
+        status=int(g.attrs["status"]),
+        message=str(g.attrs["message"]),
+        info=read_info(g),
+        **{name: g[name][()] for name in _CYCLE_ARRAYS},
+    )
+
+
+def _write_curve(g: h5py.Group, r: Curve) -> None:
+    write_info(g, "curve", r.info)
+    g.attrs["curve_kind"] = r.kind
+    g.attrs["params"] = json.dumps(list(r.params))
+    g.attrs["status"] = int(r.status)
+    g.attrs["message"] = r.message
+    dataset(g, "values", r.values, ["point", "parameter"])
+    dataset(g, "ys", r.ys, ["point", "state"])
+    dataset(g, "frequency", r.frequency, ["point"])
+
+
+def _read_curve(g: h5py.Group) -> Curve:
+    return Curve(
+        kind=str(g.attrs["curve_kind"]),
+        params=tuple(json.loads(g.attrs["params"])),
+        values=g["values"][()],
+        ys=g["ys"][()],
+        frequency=g["frequency"][()],
+        status=int(g.attrs["status"]),
+        message=str(g.attrs["message"]),
+        info=read_info(g),
+    )
+
+
+WRITERS: dict[type, Any] = {
+    PhaseDiagram: _write_phase_diagram,
+    Branch: _write_branch,
+    CycleBranch: _write_cycles,
+    Curve: _write_curve,
+}
+READERS: dict[str, Any] = {
+    "phase_diagram": _read_phase_diagram,
+    "branch": _read_branch,
+    "cycle_branch": _read_cycles,
+    "curve": _read_curve,
+}
