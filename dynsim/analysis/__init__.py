@@ -1,7 +1,10 @@
 """dynsim.analysis — analyses of models: continuation and bifurcations, equilibria
 and eigenvalues, stability phase diagrams."""
 
-from ._arclength import MESSAGES as MESSAGES, Status as ContinuationStatus
+from ._arclength import (
+    MESSAGES as MESSAGES,
+    ContinuationStatus as ContinuationStatus,
+)
 from ._branch import (
     Bifurcation as Bifurcation,
     Branch as Branch,

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from .._results import RunInfo
-from ._arclength import MESSAGES, Status
+from ._arclength import MESSAGES, ContinuationStatus
 
+_COMPLETE = (ContinuationStatus.SPAN_REACHED, ContinuationStatus.CLOSED)
 KINDS = (
     "fold",
     "hopf",
@@ -131,7 +132,7 @@ class Branch:
 
     @property
     def ok(self) -> bool:
-        return self.status in (Status.SPAN_REACHED, Status.CLOSED)
+        return self.status in _COMPLETE
 
     def special(self, kind: str) -> list[Bifurcation]:
         return [b for b in self.points if b.kind == kind]
@@ -194,7 +195,7 @@ class CycleBranch:
 
     @property
     def ok(self) -> bool:
-        return self.status in (Status.SPAN_REACHED, Status.CLOSED)
+        return self.status in _COMPLETE
 
     def special(self, kind: str) -> list[Bifurcation]:
         return [b for b in self.points if b.kind == kind]
@@ -231,7 +232,7 @@ class Curve:
 
     @property
     def ok(self) -> bool:
-        return self.status in (Status.SPAN_REACHED, Status.CLOSED)
+        return self.status in _COMPLETE
 
     def __repr__(self) -> str:
         return (

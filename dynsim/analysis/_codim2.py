@@ -152,7 +152,8 @@ def bifurcation_curve(
     """
     if point.kind not in ("hopf", "fold"):
         raise ValueError(
-            f"two-parameter continuation starts at a Hopf point or a fold, not {point!r}"
+            "two-parameter continuation starts at a Hopf point or a fold, "
+            f"not {point!r}"
         )
     model = model if model is not None else branch.model
     if model is None:
@@ -192,7 +193,7 @@ def bifurcation_curve(
         t0 = arc.tangent(problem, Z0, t0)
         run = arc.follow(problem, Z0, t0, s, stop=stop)
         halves.append(run)
-        if run.status == arc.Status.CLOSED:
+        if run.status == arc.ContinuationStatus.CLOSED:
             break
     pts = halves[0].points
     if len(halves) > 1:

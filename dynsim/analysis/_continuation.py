@@ -96,7 +96,7 @@ class Equilibria:
 
 def _classify(problem: Equilibria, loc: arc.Located, branch_pts, s, lyap_tol):
     pt = loc.point
-    X, y, p = pt.X, pt.X[:-1], float(pt.X[-1])
+    _X, y, p = pt.X, pt.X[:-1], float(pt.X[-1])
     if loc.name == "fold":
         ev = pt.record["eigenvalues"]
         lam = ev[np.argmin(np.abs(ev))]
@@ -258,10 +258,10 @@ def _branch(problem, run, s, lyap_tol, param, span):
     model = problem.model
     status = run.status
     p_end = pts[-1].X[-1]
-    if status == arc.Status.SPAN_REACHED and abs(p_end - span[1]) > abs(
+    if status == arc.ContinuationStatus.SPAN_REACHED and abs(p_end - span[1]) > abs(
         p_end - span[0]
     ):
-        status = arc.Status.TURNED_BACK
+        status = arc.ContinuationStatus.TURNED_BACK
     return Branch(
         param=param,
         p=np.array([q.X[-1] for q in pts]),

@@ -29,7 +29,6 @@ from dynsim.models import check_parameter_names, replace_parameters
 from dynsim.solvers import SaveSpec, integrate
 
 from .._provenance import run_info
-from . import _arclength as arc
 from ._branch import Bifurcation, CycleBranch
 from ._continuation import _run, _settings
 from ._linalg import _get, field, jacobian
