@@ -188,7 +188,7 @@ class DiskGrid(AbstractGrid):
         a, b = jnp.asarray(a, ctype), jnp.asarray(b, ctype)
         # Multiply through by the areas: a·A x − b·(fluxes) = A·f, then Fourier in θ.
         g = jnp.asarray(areas)[:, None] * f
-        gr = jnp.fft.fft(g[1:].reshape(nr, nt, k), axis=1)  # (nr, nt modes, k)
+        gr = _ring_fft(g[1:].reshape(nr, nt, k))  # (nr, nt modes, k)
         sigma = 2 - 2 * np.cos(2 * np.pi * np.arange(nt) / nt)
         left = np.concatenate([[pole_c], radial])  # to ring i−1 (or the pole)
         right = np.concatenate([radial, [0.0]])
@@ -211,11 +211,29 @@ class DiskGrid(AbstractGrid):
         rhs_m = jnp.concatenate([rhs_p[:, None, :], jnp.swapaxes(gr, 0, 1)], axis=1)
         sol = tridiagonal_solve(dl, d, du, rhs_m.astype(ctype))  # (modes, nr+1, k)
         x_p = sol[0, 0]
-        x_r = jnp.fft.ifft(jnp.swapaxes(sol[:, 1:], 0, 1), axis=1).reshape(nr * nt, k)
+        x_r = _ring_fft(jnp.swapaxes(sol[:, 1:], 0, 1), inverse=True)
+        x_r = x_r.reshape(nr * nt, k)
         out = jnp.concatenate([x_p[None, :], x_r], axis=0)
         if real:
             out = out.real
         return out[:, 0] if single else out
+
+
+# XLA:CPU executes an FFT on its intra-op thread pool and lets ducc fan a large one
+# out into that same pool, which deadlocks inside a solver's while loop (the process
+# sleeps forever; openxla/xla FftThunk re-entry, seen here from a 64 × 304 polar grid
+# on 2 cores). Transforms are therefore split into pieces of a few rings, each small
+# enough for one thread.
+FFT_ROWS = 8
+
+
+def _ring_fft(x: Array, inverse: bool = False) -> Array:
+    """FFT along axis 1 of (rings, angles, k), FFT_ROWS rings per transform."""
+    fn = jnp.fft.ifft if inverse else jnp.fft.fft
+    if x.shape[0] <= FFT_ROWS:
+        return fn(x, axis=1)
+    parts = [fn(x[i : i + FFT_ROWS], axis=1) for i in range(0, x.shape[0], FFT_ROWS)]
+    return jnp.concatenate(parts, axis=0)
 
 
 class SquareGrid(AbstractGrid):

@@ -228,7 +228,8 @@ def test_equilibrium_and_failures():
             return jnp.ones(1)
 
     back = continuation(Fold(), "c", (1.0, -1.0), max_points=50)
-    assert back.special("fold") and back.status != ContinuationStatus.SPAN_REACHED
+    assert back.special("fold") and back.status == ContinuationStatus.TURNED_BACK
+    assert not back.ok and "not reached" in back.message
 
 
 def test_results_round_trip_hdf5_and_draw(tmp_path):

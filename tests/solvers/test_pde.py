@@ -137,3 +137,25 @@ def test_linear_kencarp4_is_fourth_order():
         errs.append(abs(float(traj.ys[-1, 0] - ref.ys[-1, 0])))
     rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all(rates > 3.5), (errs, rates)
+
+
+def test_large_polar_grid_does_not_deadlock():
+    # XLA:CPU lets a large FFT inside a while loop fan out into the thread pool it is
+    # running on and sleeps forever (64 × 304 grid, 2 cores); the grid splits its
+    # transforms. Run in a subprocess so a regression fails instead of hanging.
+    import subprocess
+    import sys
+
+    code = (
+        "import dynsim as ds\n"
+        "from dynsim.models import SelkovCellBulk\n"
+        "m = SelkovCellBulk(centers=[(0.5, 0.0), (-0.5, 0.0), (0.0, 0.0)], n=64,"
+        " ntheta=304, tau=0.55)\n"
+        "r = ds.simulate(m, (0.0, 1.0), solver='kencarp4', rtol=1e-6, atol=1e-8)\n"
+        "print(int(r.status))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "0"
