@@ -1,5 +1,5 @@
 """dynsim.analysis — analyses of models: continuation and bifurcations, equilibria
-and eigenvalues, stability phase diagrams."""
+and eigenvalues, Lyapunov exponents, stability phase diagrams."""
 
 from ._arclength import (
     MESSAGES as MESSAGES,
@@ -22,6 +22,12 @@ from ._linalg import (
     eigenvalues as eigenvalues,
     equilibrium as equilibrium,
     jacobian as jacobian,
+)
+from ._lyapunov import (
+    LyapunovSpectrum as LyapunovSpectrum,
+    kaplan_yorke as kaplan_yorke,
+    lyapunov_spectrum as lyapunov_spectrum,
+    max_lyapunov as max_lyapunov,
 )
 from ._normal_form import first_lyapunov as first_lyapunov
 from ._phase_diagram import (
