@@ -7,7 +7,14 @@ from typing import Any
 
 import h5py
 
-from ..analysis import Bifurcation, Branch, Curve, CycleBranch, PhaseDiagram
+from ..analysis import (
+    Bifurcation,
+    Branch,
+    Curve,
+    CycleBranch,
+    LyapunovSpectrum,
+    PhaseDiagram,
+)
 from ..analysis._phase_diagram import KIND_NAMES
 from ._common import dataset, read_info, write_info
 
@@ -130,15 +137,46 @@ def _read_curve(g: h5py.Group) -> Curve:
     )
 
 
+def _write_lyapunov(g: h5py.Group, r: LyapunovSpectrum) -> None:
+    write_info(g, "lyapunov", r.info)
+    g.attrs["method"] = r.method
+    g.attrs["units"] = r.units
+    g.attrs["axes"] = json.dumps(list(r.params))
+    grid = list(r.params) and ["point"]
+    dataset(g, "exponents", r.exponents, [*grid, "exponent"])
+    dataset(g, "stderr", r.stderr, [*grid, "exponent"])
+    dataset(g, "running", r.running, [*grid, "renormalisation", "exponent"])
+    dataset(g, "times", r.times, ["renormalisation"])
+    p = g.create_group("params")
+    for k, v in r.params.items():
+        dataset(p, k, v, ["point"])
+
+
+def _read_lyapunov(g: h5py.Group) -> LyapunovSpectrum:
+    axes = json.loads(g.attrs["axes"])
+    return LyapunovSpectrum(
+        exponents=g["exponents"][()],
+        stderr=g["stderr"][()],
+        running=g["running"][()],
+        times=g["times"][()],
+        params={k: g["params"][k][()] for k in axes},
+        method=str(g.attrs["method"]),
+        info=read_info(g),
+        units=str(g.attrs["units"]),
+    )
+
+
 WRITERS: dict[type, Any] = {
     PhaseDiagram: _write_phase_diagram,
     Branch: _write_branch,
     CycleBranch: _write_cycles,
     Curve: _write_curve,
+    LyapunovSpectrum: _write_lyapunov,
 }
 READERS: dict[str, Any] = {
     "phase_diagram": _read_phase_diagram,
     "branch": _read_branch,
     "cycle_branch": _read_cycles,
     "curve": _read_curve,
+    "lyapunov": _read_lyapunov,
 }

@@ -146,3 +146,36 @@ def orbit_diagram(
     ax.set_title(_title(result.info))
     _style(ax)
     return fig
+
+
+def lyapunov(result: Any, *, ax: Axes | None = None) -> Figure:
+    """Lyapunov exponents: for one model the running estimates against time (their
+    convergence), for a parameter scan the exponents against the parameter with
+    their standard errors."""
+    fig, ax = _new_axes(ax, size=(5.4, 3.8))
+    k = result.exponents.shape[-1]
+    if not result.params:
+        for i in range(k):
+            ax.plot(result.times, result.running[:, i], lw=1.0, label=f"λ{i + 1}")
+        ax.set_xscale("log")
+        ax.set_xlabel("averaging time")
+    else:
+        name = next(iter(result.params))
+        p = np.asarray(result.params[name])
+        for i in range(k):
+            ax.errorbar(
+                p,
+                result.exponents[:, i],
+                yerr=result.stderr[:, i],
+                fmt=".-",
+                ms=3,
+                lw=0.8,
+                label=f"λ{i + 1}",
+            )
+        ax.axhline(0.0, color="0.5", lw=0.6)
+        ax.set_xlabel(name)
+    ax.set_ylabel(f"exponent ({result.units.split(',')[0]})")
+    ax.set_title(_title(result.info))
+    ax.legend(frameon=False, fontsize=8)
+    _style(ax)
+    return fig

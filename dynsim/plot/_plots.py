@@ -193,7 +193,7 @@ def save_figures(
 
     **Returns:** the paths written.
     """
-    from ._bifurcation import bifurcation_diagram, orbit_diagram
+    from ._bifurcation import bifurcation_diagram, lyapunov, orbit_diagram
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -225,6 +225,8 @@ def save_figures(
         figs.append((f"phase_{result.method}", phase_diagram(result)))
     elif type(result).__name__ in ("Branch", "CycleBranch", "Curve"):
         figs.append(("bifurcation", bifurcation_diagram(result)))
+    elif type(result).__name__ == "LyapunovSpectrum":
+        figs.append(("lyapunov", lyapunov(result)))
     else:
         raise TypeError(f"no figures for a {type(result).__name__}")
     paths = []

@@ -102,3 +102,25 @@ def test_kaplan_yorke_and_bad_input():
         lyapunov_spectrum(ds.models.Lorenz(), t_total=5.0, dt_renorm=1.0)
     with pytest.raises(ValueError, match="whole number of iterates"):
         lyapunov_spectrum(ds.models.Henon(), dt_renorm=0.5)
+
+
+def test_hdf5_round_trip_and_figures(lorenz, tmp_path):
+    path = tmp_path / "lyap.h5"
+    ds.io.save(lorenz, path, "lorenz")
+    scan = lyapunov_spectrum(
+        ds.models.Lorenz(),
+        k=2,
+        t_transient=10.0,
+        t_total=100.0,
+        params={"rho": [20.0, 28.0, 35.0]},
+    )
+    ds.io.save(scan, path, "scan")
+    back = ds.io.load(path, "lorenz")
+    assert np.array_equal(back.exponents, lorenz.exponents)
+    assert back.units == lorenz.units and back.info == lorenz.info
+    again = ds.io.load(path, "scan")
+    assert np.array_equal(again.params["rho"], [20.0, 28.0, 35.0])
+    assert np.array_equal(again.running, scan.running)
+    for name, r in (("one", lorenz), ("scan", scan)):
+        (png,) = ds.plot.save_figures(r, tmp_path, name)
+        assert png.stat().st_size > 10_000
