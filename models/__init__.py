@@ -33,6 +33,7 @@ from ._normal_forms import (
     HopfNormalForm as HopfNormalForm,
     PitchforkNormalForm as PitchforkNormalForm,
 )
+from ._ramp import Ramp as Ramp
 from .selkov import (
     Selkov as Selkov,
     SelkovCellBulk as SelkovCellBulk,

@@ -1,5 +1,6 @@
 """dynsim.analysis — analyses of models: continuation and bifurcations, equilibria
-and eigenvalues, Lyapunov exponents, stability phase diagrams."""
+and eigenvalues, Lyapunov exponents, early-warning signals, stability phase
+diagrams."""
 
 from ._arclength import (
     MESSAGES as MESSAGES,
@@ -16,6 +17,11 @@ from ._continuation import continuation as continuation, switch_branch as switch
 from ._cycles import (
     cycle_continuation as cycle_continuation,
     periodic_orbit_guess as periodic_orbit_guess,
+)
+from ._ews import (
+    EWSResult as EWSResult,
+    ews as ews,
+    kendall_tau as kendall_tau,
 )
 from ._linalg import (
     Equilibrium as Equilibrium,

@@ -1,0 +1,301 @@
+"""Early-warning signals of critical slowing down, for many series at once (JAX).
+
+Conventions (every one is also written into the result and its HDF5 attributes):
+
+- **Detrending** (`detrend="gaussian"`): the trend is the series smoothed by a
+  Gaussian kernel whose *bandwidth* is a fraction of the series length (or a number
+  of points if > 1), defined as in R's `ksmooth` and ewstools: the kernel's
+  quartiles at ±0.25·bandwidth, i.e. σ = (0.25/0.675)·bandwidth points; the kernel is
+  truncated at 4σ and the series reflected at its ends (scipy.ndimage's "reflect").
+  `detrend=None` uses the raw series. Residuals = series − trend.
+- **Rolling window**: a fraction of the series length (int(fraction·n) points) or a
+  number of points if > 1; the indicator at index i uses points i − w + 1 … i (a
+  trailing window, as pandas' `rolling`), NaN for the first w − 1 indices.
+- **variance**, **std**: of the residuals, with ddof = 1 (unbiased).
+- **cv**: std of the residuals / mean of the *series* in the window (ewstools).
+- **skew**: the adjusted Fisher–Pearson coefficient G₁ (pandas, ewstools), the
+  sign kept (not the absolute skewness some packages report).
+- **kurtosis**: the *excess* kurtosis G₂ (bias-adjusted; 0 for a Gaussian), as
+  pandas and ewstools; R's earlywarnings reports the raw moment ratio instead.
+- **ac{k}**: the lag-k autocorrelation in the window, the Pearson correlation of
+  x[k:] with x[:-k] (each with its own mean and norm: pandas' `autocorr`, ewstools).
+  R's earlywarnings fits an AR(1) by OLS instead.
+- **Kendall τ**: τ-b between each indicator and time over its non-NaN indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+INDICATORS = ("variance", "std", "cv", "skew", "kurtosis", "ac1")
+CONVENTIONS = {
+    "detrend": "Gaussian kernel, sigma = (0.25/0.675) * bandwidth points, "
+    "truncated at 4 sigma, reflected ends",
+    "window": "trailing, int(fraction * n) points, NaN before it is full",
+    "variance": "residuals, ddof = 1",
+    "std": "residuals, ddof = 1",
+    "cv": "std of residuals / mean of the series",
+    "skew": "adjusted Fisher-Pearson G1, signed",
+    "kurtosis": "excess kurtosis G2 (bias-adjusted)",
+    "ac": "Pearson correlation of x[k:] and x[:-k] in the window",
+    "kendall_tau": "tau-b against time over non-NaN indices",
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class EWSResult:
+    """Indicators of many series: `indicators[name]` is (series, time) with NaN
+    where the window is not full; `kendall_tau[name]` (series,); `trend`,
+    `residuals` (series, time); `window` (points), `bandwidth` (points);
+    `conventions`: how each statistic is defined; `p_value[name]` (series,): the
+    fraction of surrogates with a τ at least as large (when computed)."""
+
+    indicators: Mapping[str, np.ndarray]
+    kendall_tau: Mapping[str, np.ndarray]
+    trend: np.ndarray
+    residuals: np.ndarray
+    window: int
+    bandwidth: float | None
+    conventions: Mapping[str, str]
+    p_value: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        n, t = self.trend.shape
+        taus = ", ".join(
+            f"{k}: τ={np.nanmean(v):+.2f}" for k, v in self.kendall_tau.items()
+        )
+        return f"EWSResult({n} series x {t} points, window {self.window}; {taus})"
+
+
+def _points(value: float, n: int, what: str) -> float:
+    if not value > 0:
+        raise ValueError(f"{what} must be > 0, got {value}")
+    return value * n if value <= 1 else float(value)
+
+
+def _gaussian_trend(x: jax.Array, sigma: float) -> jax.Array:
+    radius = int(4.0 * sigma + 0.5)
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    k = jnp.asarray(k / k.sum())
+    padded = jnp.pad(x, ((0, 0), (radius, radius)), mode="symmetric")
+    return jax.vmap(lambda row: jnp.convolve(row, k, mode="valid"))(padded)
+
+
+def _windows(x: jax.Array, w: int) -> jax.Array:
+    """(series, n − w + 1, w) trailing windows."""
+    idx = np.arange(x.shape[1] - w + 1)[:, None] + np.arange(w)[None, :]
+    return x[:, idx]
+
+
+def _moments(res: jax.Array, state: jax.Array, w: int, lags: Sequence[int]):
+    win = _windows(res, w)
+    mean = win.mean(-1, keepdims=True)
+    d = win - mean
+    m2 = (d**2).sum(-1)
+    var = m2 / (w - 1)
+    std = jnp.sqrt(var)
+    # Adjusted Fisher–Pearson G1 and G2 (pandas' rolling skew / kurt).
+    g_m2, g_m3, g_m4 = m2 / w, (d**3).mean(-1), (d**4).mean(-1)
+    g1 = g_m3 / g_m2**1.5
+    skew = g1 * np.sqrt(w * (w - 1)) / (w - 2)
+    g2 = g_m4 / g_m2**2 - 3.0
+    kurt = (w - 1) / ((w - 2) * (w - 3)) * ((w + 1) * g2 + 6.0)
+    out = {
+        "variance": var,
+        "std": std,
+        "cv": std / _windows(state, w).mean(-1),
+        "skew": skew,
+        "kurtosis": kurt,
+    }
+    for lag in lags:
+        a, b = win[..., lag:], win[..., :-lag]
+        a = a - a.mean(-1, keepdims=True)
+        b = b - b.mean(-1, keepdims=True)
+        out[f"ac{lag}"] = (a * b).sum(-1) / jnp.sqrt((a**2).sum(-1) * (b**2).sum(-1))
+    pad = jnp.full(res.shape[:1] + (w - 1,), jnp.nan)
+    return {k: jnp.concatenate([pad, v], axis=1) for k, v in out.items()}
+
+
+_moments_jit = jax.jit(_moments, static_argnums=(2, 3))
+
+
+def _chunked_moments(res, state, w, lags) -> dict[str, np.ndarray]:
+    """`_moments` over chunks of series (the windows of all at once can be GBs)."""
+    per = max(1, int(2e7 // ((res.shape[1] - w + 1) * w)))
+    parts = [
+        _moments_jit(res[i : i + per], state[i : i + per], w, lags)
+        for i in range(0, res.shape[0], per)
+    ]
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+
+def kendall_tau(values: Any, times: Any = None) -> np.ndarray:
+    """Kendall's τ-b of each row of `values` (series, n) against `times` (default
+    0 … n−1), over its non-NaN entries (`scipy.stats.kendalltau`'s τ-b)."""
+    v = jnp.atleast_2d(jnp.asarray(values, float))
+    t = jnp.arange(v.shape[1], dtype=float) if times is None else jnp.asarray(times)
+    # One series at a time: the pair matrix is n² per series.
+    return np.asarray(_tau_rows(v, t))
+
+
+@jax.jit
+def _tau_rows(v, t):
+    return jax.lax.map(lambda row: _tau_b(row, t), v)
+
+
+def _tau_b(v, t):
+    ok = ~jnp.isnan(v)
+    pair = ok[:, None] & ok[None, :]
+    pair = pair & (jnp.arange(v.size)[:, None] < jnp.arange(v.size)[None, :])
+    sv = jnp.sign(v[:, None] - v[None, :])
+    st = jnp.sign(t[:, None] - t[None, :])
+    s = jnp.sum(jnp.where(pair, sv * st, 0.0))
+    nv = jnp.sum(jnp.where(pair, sv != 0, False))
+    nt = jnp.sum(jnp.where(pair, st != 0, False))
+    return s / jnp.sqrt(nv * nt)
+
+
+def ews(
+    series: Any,
+    *,
+    window: float = 0.25,
+    detrend: str | None = "gaussian",
+    bandwidth: float = 0.2,
+    lags: Sequence[int] = (1,),
+    indicators: Sequence[str] | None = None,
+    times: Any = None,
+    surrogates: int = 0,
+    surrogate_kind: str = "ar1",
+    key: Any = None,
+) -> EWSResult:
+    """Early-warning indicators of one series (n,) or many (series, n) at once.
+
+    **Arguments:** `window`: rolling window, a fraction of n (≤ 1) or a number of
+    points; `detrend`: "gaussian" or None; `bandwidth`: of the Gaussian kernel, a
+    fraction of n or points; `lags`: for the autocorrelations `ac{lag}`;
+    `indicators`: a subset of variance, std, cv, skew, kurtosis, ac{lag}
+    (default all); `times`: for Kendall τ (default the index); `surrogates`: how
+    many surrogate series (`surrogate_kind` "ar1": an AR(1) with the residuals'
+    lag-1 autocorrelation and variance; "phase": phase-randomised residuals) to
+    compare each τ with (p-value: the fraction at least as large); `key`: their
+    PRNG key. Conventions: the module docstring and `EWSResult.conventions`.
+
+    **Returns:** an `EWSResult`.
+
+    **Raises:** `ValueError` for NaNs in the series, a window of fewer than 4
+    points or longer than the series, an unknown detrending / indicator / surrogate.
+    """
+    x = np.asarray(series, float)
+    single = x.ndim == 1
+    x = np.atleast_2d(x)
+    if x.ndim != 2 or x.shape[1] < 8:
+        raise ValueError(
+            f"series must be (n,) or (series, n) with n >= 8, got {x.shape}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError("the series contain NaN or inf; clean or cut them first")
+    n = x.shape[1]
+    w = int(_points(window, n, "window"))
+    if not 4 <= w <= n:
+        raise ValueError(f"the rolling window must hold 4 … {n} points, got {w}")
+    names = (
+        list(indicators)
+        if indicators is not None
+        else [*INDICATORS[:-1], *(f"ac{lag}" for lag in lags)]
+    )
+    known = {*INDICATORS[:-1], *(f"ac{lag}" for lag in lags)}
+    unknown = [k for k in names if k not in known]
+    if unknown:
+        raise ValueError(f"unknown indicators {unknown}; known: {sorted(known)}")
+    xj = jnp.asarray(x)
+    if detrend == "gaussian":
+        bw = _points(bandwidth, n, "bandwidth")
+        trend = _gaussian_trend(xj, (0.25 / 0.675) * bw)
+    elif detrend is None:
+        bw = None
+        trend = jnp.zeros_like(xj)
+    else:
+        raise ValueError(f"unknown detrend {detrend!r}; use 'gaussian' or None")
+    res = xj - trend
+    values = _chunked_moments(res, xj, w, tuple(lags))
+    out = {k: values[k] for k in names}
+    t_all = np.arange(n, dtype=float) if times is None else np.asarray(times, float)
+    # The first w − 1 indices are NaN in every indicator.
+    taus = {k: kendall_tau(v[:, w - 1 :], t_all[w - 1 :]) for k, v in out.items()}
+    p_values = {}
+    if surrogates:
+        p_values = _significance(
+            np.asarray(res),
+            taus,
+            names,
+            w,
+            tuple(lags),
+            t_all,
+            surrogates,
+            surrogate_kind,
+            key,
+        )
+    if single:
+        out = {k: v[0] for k, v in out.items()}
+        taus = {k: v[0] for k, v in taus.items()}
+        p_values = {k: v[0] for k, v in p_values.items()}
+    return EWSResult(
+        indicators=out,
+        kendall_tau=taus,
+        trend=np.asarray(trend),
+        residuals=np.asarray(res),
+        window=w,
+        bandwidth=bw,
+        conventions=dict(CONVENTIONS),
+        p_value=p_values,
+    )
+
+
+def _surrogates(res: np.ndarray, count: int, kind: str, key) -> np.ndarray:
+    """(series, count, n) surrogates of the residuals."""
+    key = jax.random.key(0) if key is None else key
+    s, n = res.shape
+    if kind == "ar1":
+        r = res - res.mean(1, keepdims=True)
+        phi = (r[:, 1:] * r[:, :-1]).sum(1) / (r[:, :-1] ** 2).sum(1)
+        sd = r.std(1) * np.sqrt(np.maximum(1 - phi**2, 1e-12))
+        noise = np.asarray(jax.random.normal(key, (s, count, n)))
+
+        def one(phi_i, sd_i, e):
+            def step(prev, z):
+                nxt = phi_i * prev + sd_i * z
+                return nxt, nxt
+
+            start = e[:, 0] * sd_i / jnp.sqrt(jnp.maximum(1 - phi_i**2, 1e-12))
+            _, path = jax.lax.scan(step, start, e[:, 1:].T)
+            return jnp.concatenate([start[:, None], path.T], axis=1)
+
+        return np.asarray(jax.jit(jax.vmap(one))(phi, sd, noise))
+    if kind == "phase":
+        spec = np.fft.rfft(res, axis=1)
+        phases = np.array(
+            jax.random.uniform(key, (s, count, spec.shape[1]), maxval=2 * np.pi)
+        )
+        phases[..., 0] = 0.0
+        if n % 2 == 0:
+            phases[..., -1] = 0.0
+        return np.fft.irfft(spec[:, None, :] * np.exp(1j * phases), n=n, axis=2)
+    raise ValueError(f"unknown surrogate kind {kind!r}; use 'ar1' or 'phase'")
+
+
+def _significance(res, taus, names, w, lags, times, count, kind, key):
+    sur = _surrogates(res, count, kind, key)
+    s, c, n = sur.shape
+    flat = jnp.asarray(sur.reshape(s * c, n))
+    values = _chunked_moments(flat, flat + 1.0, w, lags)  # cv: a nonzero mean
+    out = {}
+    for k in names:
+        t_sur = kendall_tau(values[k][:, w - 1 :], times[w - 1 :]).reshape(s, c)
+        out[k] = (t_sur >= taus[k][:, None]).mean(1)
+    return out

@@ -1,0 +1,139 @@
+"""Early-warning indicators: closed forms, ewstools, and a ramp through a fold."""
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+import dynsim as ds
+from dynsim.analysis import ews, kendall_tau
+from dynsim.models import AdditiveNoise, MayHarvesting, Ramp
+
+
+def ar1(phi, sigma, n, count, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((count, n))
+    x[:, 0] = rng.standard_normal(count) * sigma / np.sqrt(1 - phi**2)
+    for t in range(1, n):
+        x[:, t] = phi * x[:, t - 1] + sigma * rng.standard_normal(count)
+    return x
+
+
+def test_ar1_autocorrelation_and_variance():
+    # x_t = φ x_{t−1} + σ ε_t: lag-1 autocorrelation φ, variance σ²/(1 − φ²).
+    # Over the whole series (window = n), 200 series of n = 2000: the mean estimate
+    # lies within 4 standard errors (sd of one estimate: √((1 − φ²)/n) for φ̂,
+    # var·√(2(1 + φ²)/((1 − φ²) n)) for the variance; minus the known −(1+3φ)/n
+    # small-sample bias of φ̂, Kendall 1954).
+    phi, sigma, n, count = 0.7, 0.5, 2000, 200
+    x = ar1(phi, sigma, n, count)
+    r = ews(x, window=1.0, detrend=None)
+    ac = r.indicators["ac1"][:, -1]
+    var = r.indicators["variance"][:, -1]
+    v_true = sigma**2 / (1 - phi**2)
+    se_ac = np.sqrt((1 - phi**2) / n) / np.sqrt(count)
+    se_var = v_true * np.sqrt(2 * (1 + phi**2) / ((1 - phi**2) * n)) / np.sqrt(count)
+    assert abs(ac.mean() - (phi - (1 + 3 * phi) / n)) < 4 * se_ac
+    assert abs(var.mean() - v_true) < 4 * se_var
+    assert r.indicators["ac1"].shape == (count, n)
+    assert np.isnan(r.indicators["ac1"][:, : n - 1]).all()
+
+
+def test_equal_to_ewstools():
+    # ewstools 2.1.3 on the same series and settings (Gaussian detrending with
+    # bandwidth 0.2, window 0.25): the same trend, indicators and Kendall τ.
+    import ewstools  # a test-only dependency (the dev extra)
+
+    rng = np.random.default_rng(3)
+    n = 400
+    series = [
+        np.cumsum(rng.standard_normal(n)) * 0.1 + np.sin(np.arange(n) / 40) + 5,
+        ar1(0.5, 1.0, n, 1, seed=4)[0] + np.linspace(2, 4, n),
+        np.exp(0.2 * rng.standard_normal(n)) + 1,
+    ]
+    ours = ews(np.stack(series), window=0.25, bandwidth=0.2, lags=(1, 2))
+    names = {
+        "variance": "variance",
+        "std": "std",
+        "cv": "cv",
+        "skew": "skew",
+        "kurtosis": "kurtosis",
+        "ac1": "ac1",
+        "ac2": "ac2",
+    }
+    for i, x in enumerate(series):
+        ts = ewstools.TimeSeries(data=x)
+        ts.detrend(method="Gaussian", bandwidth=0.2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts.compute_var(rolling_window=0.25)
+            ts.compute_std(rolling_window=0.25)
+            ts.compute_cv(rolling_window=0.25)
+            ts.compute_skew(rolling_window=0.25)
+            ts.compute_kurt(rolling_window=0.25)
+            ts.compute_auto(rolling_window=0.25, lag=1)
+            ts.compute_auto(rolling_window=0.25, lag=2)
+            ts.compute_ktau()
+        assert np.allclose(ts.state["smoothing"].values, ours.trend[i], atol=1e-10)
+        for mine, theirs in names.items():
+            a, b = ts.ews[theirs].values, ours.indicators[mine][i]
+            assert np.array_equal(np.isnan(a), np.isnan(b)), mine
+            ok = ~np.isnan(a)
+            assert np.allclose(a[ok], b[ok], rtol=1e-8, atol=1e-10), mine
+            assert ours.kendall_tau[mine][i] == pytest.approx(ts.ktau[theirs], abs=1e-8)
+
+
+def test_kendall_tau_is_scipys_tau_b():
+    rng = np.random.default_rng(5)
+    v = np.round(rng.standard_normal((4, 60)), 1)  # ties
+    v[1, :10] = np.nan
+    got = kendall_tau(v)
+    for row, tau in zip(v, got, strict=True):
+        ok = ~np.isnan(row)
+        assert tau == pytest.approx(
+            kendalltau(np.flatnonzero(ok), row[ok])[0], abs=1e-12
+        )
+
+
+def _may_series(stop, count=16):
+    # May's grazing model, h ramped from 1.0 towards its fold at h ≈ 2.60 (or held
+    # at 1.0), additive noise σ = 0.1; one realisation per scan point.
+    ramp = Ramp(MayHarvesting(), "h", start=1.0, stop=stop, t0=0.0, t1=1000.0)
+    res = ds.scan(
+        AdditiveNoise(ramp, sigma=0.1),
+        {"sigma": np.full(count, 0.1)},
+        (0.0, 1000.0),
+        saveat=1001,
+        dt0=0.05,
+        key=jax.random.key(1),
+    )
+    return np.asarray(res.ys)[:, :, 0]
+
+
+def test_may_ramp_shows_critical_slowing_down():
+    ramp = ews(_may_series(2.55), window=0.25, bandwidth=0.2)
+    null = ews(_may_series(1.0), window=0.25, bandwidth=0.2)
+    for name in ("variance", "ac1"):
+        assert np.median(ramp.kendall_tau[name]) > 0.5, name
+        assert np.median(null.kendall_tau[name]) < 0.3, name
+        assert np.mean(ramp.kendall_tau[name] > null.kendall_tau[name]) > 0.8
+
+
+def test_surrogate_significance_and_bad_input():
+    x = ar1(0.6, 1.0, 300, 2, seed=7)
+    x[0] += np.linspace(0, 1, 300) * np.concatenate([np.zeros(150), np.ones(150)])
+    r = ews(x, window=0.3, detrend=None, surrogates=50, indicators=["variance"])
+    assert r.p_value["variance"].shape == (2,)
+    assert np.all((0 <= r.p_value["variance"]) & (r.p_value["variance"] <= 1))
+    phase = ews(x[0], window=0.3, surrogates=20, surrogate_kind="phase")
+    assert 0 <= phase.p_value["ac1"] <= 1
+    with pytest.raises(ValueError, match="NaN"):
+        ews(np.array([1.0, np.nan] * 10))
+    with pytest.raises(ValueError, match="rolling window must hold"):
+        ews(np.arange(20.0), window=3)
+    with pytest.raises(ValueError, match="unknown indicators"):
+        ews(np.arange(20.0), indicators=["variance", "entropy"])
+    with pytest.raises(ValueError, match="unknown detrend"):
+        ews(np.arange(20.0), detrend="lowes")
