@@ -173,6 +173,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         result = io.load(path, name)
         attrs = io.attributes(path, name)
         _say(f"  {name}: {result!r}")
+        if "model" not in attrs:  # an analysis of data, not of a model
+            continue
         _say(
             f"    model   {attrs['model']}  params "
             f"{json.dumps(attrs['model_params'].get('params', {}))}"
@@ -198,8 +200,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     for name in names:
         result = io.load(path, name)
         model = None
+        info = getattr(result, "info", None)  # data analyses have no model
         try:
-            model = from_description(result.info.params)
+            model = from_description(info.params) if info is not None else None
         except (ValueError, TypeError):
             pass  # a user's own model type: no closed-form curves to overlay
         stem = name if path.stem == name else f"{path.stem}_{name}"

@@ -1,4 +1,5 @@
-"""HDF5 storage of analysis results: phase diagrams, branches, cycles and curves."""
+"""HDF5 storage of analysis results: phase diagrams, branches, cycles, curves,
+Lyapunov spectra and early-warning indicators."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import json
 from typing import Any
 
 import h5py
+import numpy as np
 
 from ..analysis import (
     Bifurcation,
     Branch,
     Curve,
     CycleBranch,
+    EWSResult,
     LyapunovSpectrum,
     PhaseDiagram,
 )
@@ -166,12 +169,47 @@ def _read_lyapunov(g: h5py.Group) -> LyapunovSpectrum:
     )
 
 
+def _write_ews(g: h5py.Group, r: EWSResult) -> None:
+    # Not tied to a model: the provenance attributes say so.
+    g.attrs["kind"] = "ews"
+    g.attrs["window"] = int(r.window)
+    g.attrs["bandwidth"] = -1.0 if r.bandwidth is None else float(r.bandwidth)
+    g.attrs["conventions"] = json.dumps(dict(r.conventions))
+    g.attrs["names"] = json.dumps(list(r.indicators))
+    two_d = np.atleast_2d
+    dataset(g, "trend", two_d(r.trend), ["series", "time"])
+    dataset(g, "residuals", two_d(r.residuals), ["series", "time"])
+    for group, values in (
+        ("indicators", r.indicators),
+        ("kendall_tau", r.kendall_tau),
+        ("p_value", r.p_value),
+    ):
+        sub = g.create_group(group)
+        for k, v in values.items():
+            dataset(sub, k, np.asarray(v), ["series", "time"][-np.ndim(v) - 1 :])
+
+
+def _read_ews(g: h5py.Group) -> EWSResult:
+    bw = float(g.attrs["bandwidth"])
+    return EWSResult(
+        indicators={k: v[()] for k, v in g["indicators"].items()},
+        kendall_tau={k: v[()] for k, v in g["kendall_tau"].items()},
+        trend=g["trend"][()],
+        residuals=g["residuals"][()],
+        window=int(g.attrs["window"]),
+        bandwidth=None if bw < 0 else bw,
+        conventions=json.loads(g.attrs["conventions"]),
+        p_value={k: v[()] for k, v in g["p_value"].items()},
+    )
+
+
 WRITERS: dict[type, Any] = {
     PhaseDiagram: _write_phase_diagram,
     Branch: _write_branch,
     CycleBranch: _write_cycles,
     Curve: _write_curve,
     LyapunovSpectrum: _write_lyapunov,
+    EWSResult: _write_ews,
 }
 READERS: dict[str, Any] = {
     "phase_diagram": _read_phase_diagram,
@@ -179,4 +217,5 @@ READERS: dict[str, Any] = {
     "cycle_branch": _read_cycles,
     "curve": _read_curve,
     "lyapunov": _read_lyapunov,
+    "ews": _read_ews,
 }

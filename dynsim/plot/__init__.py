@@ -2,6 +2,7 @@
 
 from ._bifurcation import (
     bifurcation_diagram as bifurcation_diagram,
+    ews_panel as ews_panel,
     lyapunov as lyapunov,
     orbit_diagram as orbit_diagram,
 )

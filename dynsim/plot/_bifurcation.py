@@ -179,3 +179,34 @@ def lyapunov(result: Any, *, ax: Axes | None = None) -> Figure:
     ax.legend(frameon=False, fontsize=8)
     _style(ax)
     return fig
+
+
+def ews_panel(result: Any, series: int = 0, names: Any = None) -> Figure:
+    """The classic early-warning panel for one series: the series and its trend,
+    then each indicator (default variance and lag-1 autocorrelation) against the
+    index, with its Kendall τ."""
+    trend = np.atleast_2d(result.trend)[series]
+    res = np.atleast_2d(result.residuals)[series]
+    names = (
+        list(names)
+        if names is not None
+        else [k for k in ("variance", "ac1") if k in result.indicators]
+    )
+    fig = Figure(figsize=(5.4, 1.6 * (len(names) + 1.5)), dpi=150, layout="constrained")
+    axes = fig.subplots(len(names) + 1, 1, sharex=True)
+    t = np.arange(trend.size)
+    axes[0].plot(t, trend + res, lw=0.7, color="0.3", label="series")
+    axes[0].plot(t, trend, lw=1.2, color="C3", label="trend")
+    axes[0].legend(frameon=False, fontsize=7)
+    for ax, name in zip(axes[1:], names, strict=True):
+        values = np.atleast_2d(result.indicators[name])[series]
+        tau = np.atleast_1d(result.kendall_tau[name])[series]
+        ax.plot(t, values, lw=1.0, color="C0")
+        ax.set_ylabel(name)
+        ax.text(
+            0.02, 0.85, f"Kendall τ = {tau:+.2f}", transform=ax.transAxes, fontsize=7
+        )
+    axes[-1].set_xlabel("index")
+    for ax in axes:
+        _style(ax)
+    return fig

@@ -193,7 +193,7 @@ def save_figures(
 
     **Returns:** the paths written.
     """
-    from ._bifurcation import bifurcation_diagram, lyapunov, orbit_diagram
+    from ._bifurcation import bifurcation_diagram, ews_panel, lyapunov, orbit_diagram
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -227,6 +227,8 @@ def save_figures(
         figs.append(("bifurcation", bifurcation_diagram(result)))
     elif type(result).__name__ == "LyapunovSpectrum":
         figs.append(("lyapunov", lyapunov(result)))
+    elif type(result).__name__ == "EWSResult":
+        figs.append(("ews", ews_panel(result)))
     else:
         raise TypeError(f"no figures for a {type(result).__name__}")
     paths = []

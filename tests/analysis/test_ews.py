@@ -9,6 +9,7 @@ from scipy.stats import kendalltau
 
 import dynsim as ds
 from dynsim.analysis import ews, kendall_tau
+from dynsim.cli import main
 from dynsim.models import AdditiveNoise, MayHarvesting, Ramp
 
 
@@ -137,3 +138,20 @@ def test_surrogate_significance_and_bad_input():
         ews(np.arange(20.0), indicators=["variance", "entropy"])
     with pytest.raises(ValueError, match="unknown detrend"):
         ews(np.arange(20.0), detrend="lowes")
+
+
+def test_hdf5_round_trip(tmp_path):
+    x = ar1(0.6, 1.0, 200, 3, seed=9) + np.linspace(0, 2, 200)
+    r = ews(x, window=0.3, bandwidth=0.25, lags=(1, 3), surrogates=10)
+    ds.io.save(r, tmp_path / "ews.h5", "ews")
+    back = ds.io.load(tmp_path / "ews.h5", "ews")
+    assert back.window == r.window and back.bandwidth == r.bandwidth
+    assert back.conventions == r.conventions
+    for k in r.indicators:
+        assert np.array_equal(back.indicators[k], r.indicators[k], equal_nan=True)
+        assert np.array_equal(back.kendall_tau[k], r.kendall_tau[k])
+        assert np.array_equal(back.p_value[k], r.p_value[k])
+    assert np.array_equal(back.trend, r.trend)
+    assert main(["inspect", str(tmp_path / "ews.h5")]) == 0
+    assert main(["plot", str(tmp_path / "ews.h5"), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "ews_ews.png").stat().st_size > 10_000
