@@ -2,12 +2,14 @@
 
 Conventions (every one is also written into the result and its HDF5 attributes):
 
-- **Detrending** (`detrend="gaussian"`): the trend is the series smoothed by a
-  Gaussian kernel whose *bandwidth* is a fraction of the series length (or a number
-  of points if > 1), defined as in R's `ksmooth` and ewstools: the kernel's
-  quartiles at ±0.25·bandwidth, i.e. σ = (0.25/0.675)·bandwidth points; the kernel is
-  truncated at 4σ and the series reflected at its ends (scipy.ndimage's "reflect").
-  `detrend=None` uses the raw series. Residuals = series − trend.
+- **Detrending**: the *bandwidth* is a fraction of the series length (or a number
+  of points if > 1). `detrend="gaussian"`: a Gaussian kernel defined as in R's
+  `ksmooth` and ewstools, its quartiles at ±0.25·bandwidth, i.e. σ =
+  (0.25/0.675)·bandwidth points, truncated at 4σ, the series reflected at its ends
+  (scipy.ndimage's "reflect"). `detrend="lowess"`: Cleveland's robust LOWESS
+  against the index on int(bandwidth) nearest points, tricube weights, 3
+  bisquare robustness iterations (statsmodels' `lowess(frac, it=3, delta=0)`, which
+  ewstools calls). `detrend=None` uses the raw series. Residuals = series − trend.
 - **Rolling window**: a fraction of the series length (int(fraction·n) points) or a
   number of points if > 1; the indicator at index i uses points i − w + 1 … i (a
   trailing window, as pandas' `rolling`), NaN for the first w − 1 indices.
@@ -20,6 +22,13 @@ Conventions (every one is also written into the result and its HDF5 attributes):
 - **ac{k}**: the lag-k autocorrelation in the window, the Pearson correlation of
   x[k:] with x[:-k] (each with its own mean and norm: pandas' `autocorr`, ewstools).
   R's earlywarnings fits an AR(1) by OLS instead.
+- **smax**, **low_freq_ratio**: from the Welch power spectrum of the residuals in
+  the window (Hann segments of `segment` points, half overlapping, each segment's
+  mean removed, two-sided, scaled as a power spectrum: scipy.signal.welch as
+  ewstools' `compute_spectrum` calls it). smax: its largest value (ewstools'
+  `smax`, which evaluates every 20th window only; dynsim every window).
+  low_freq_ratio: the fraction of the power at |f| ≤ low_band · f_Nyquist (a
+  reddening indicator; not in ewstools).
 - **Kendall τ**: τ-b between each indicator and time over its non-NaN indices.
 """
 
@@ -33,10 +42,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-INDICATORS = ("variance", "std", "cv", "skew", "kurtosis", "ac1")
+from ._detrend import trend as _trend
+from ._spectrum import spectral_indicators
+
+MOMENTS = ("variance", "std", "cv", "skew", "kurtosis")
+SPECTRAL = ("smax", "low_freq_ratio")
 CONVENTIONS = {
-    "detrend": "Gaussian kernel, sigma = (0.25/0.675) * bandwidth points, "
+    "detrend gaussian": "Gaussian kernel, sigma = (0.25/0.675) * bandwidth points, "
     "truncated at 4 sigma, reflected ends",
+    "detrend lowess": "robust LOWESS against the index, int(bandwidth) nearest "
+    "points, tricube weights, 3 bisquare iterations (statsmodels)",
     "window": "trailing, int(fraction * n) points, NaN before it is full",
     "variance": "residuals, ddof = 1",
     "std": "residuals, ddof = 1",
@@ -44,6 +59,9 @@ CONVENTIONS = {
     "skew": "adjusted Fisher-Pearson G1, signed",
     "kurtosis": "excess kurtosis G2 (bias-adjusted)",
     "ac": "Pearson correlation of x[k:] and x[:-k] in the window",
+    "smax": "max of the two-sided Welch power spectrum (Hann segments, half "
+    "overlap, constant detrend, scaling 'spectrum')",
+    "low_freq_ratio": "fraction of the Welch power at |f| <= low_band * f_Nyquist",
     "kendall_tau": "tau-b against time over non-NaN indices",
 }
 
@@ -54,7 +72,8 @@ class EWSResult:
     where the window is not full; `kendall_tau[name]` (series,); `trend`,
     `residuals` (series, time); `window` (points), `bandwidth` (points);
     `conventions`: how each statistic is defined; `p_value[name]` (series,): the
-    fraction of surrogates with a τ at least as large (when computed)."""
+    fraction of surrogates with a τ at least as large (when computed); `times`
+    (time,): the sample times (default the index); `detrend`: the method."""
 
     indicators: Mapping[str, np.ndarray]
     kendall_tau: Mapping[str, np.ndarray]
@@ -64,6 +83,8 @@ class EWSResult:
     bandwidth: float | None
     conventions: Mapping[str, str]
     p_value: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    times: np.ndarray | None = None
+    detrend: str | None = "gaussian"
 
     def __repr__(self) -> str:
         n, t = self.trend.shape
@@ -79,21 +100,15 @@ def _points(value: float, n: int, what: str) -> float:
     return value * n if value <= 1 else float(value)
 
 
-def _gaussian_trend(x: jax.Array, sigma: float) -> jax.Array:
-    radius = int(4.0 * sigma + 0.5)
-    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    k = jnp.asarray(k / k.sum())
-    padded = jnp.pad(x, ((0, 0), (radius, radius)), mode="symmetric")
-    return jax.vmap(lambda row: jnp.convolve(row, k, mode="valid"))(padded)
-
-
 def _windows(x: jax.Array, w: int) -> jax.Array:
     """(series, n − w + 1, w) trailing windows."""
     idx = np.arange(x.shape[1] - w + 1)[:, None] + np.arange(w)[None, :]
     return x[:, idx]
 
 
-def _moments(res: jax.Array, state: jax.Array, w: int, lags: Sequence[int]):
+def _moments(res, state, w: int, lags: Sequence[int], spectral: tuple | None):
+    """Every indicator of the trailing windows of `w` points, NaN-padded to
+    (series, n); `spectral`: (segment, low_band) or None to skip the spectra."""
     win = _windows(res, w)
     mean = win.mean(-1, keepdims=True)
     d = win - mean
@@ -119,17 +134,20 @@ def _moments(res: jax.Array, state: jax.Array, w: int, lags: Sequence[int]):
         b = b - b.mean(-1, keepdims=True)
         out[f"ac{lag}"] = (a * b).sum(-1) / jnp.sqrt((a**2).sum(-1) * (b**2).sum(-1))
     pad = jnp.full(res.shape[:1] + (w - 1,), jnp.nan)
-    return {k: jnp.concatenate([pad, v], axis=1) for k, v in out.items()}
+    out = {k: jnp.concatenate([pad, v], axis=1) for k, v in out.items()}
+    if spectral is not None:
+        out.update(spectral_indicators(res, w, *spectral))
+    return out
 
 
-_moments_jit = jax.jit(_moments, static_argnums=(2, 3))
+_moments_jit = jax.jit(_moments, static_argnums=(2, 3, 4))
 
 
-def _chunked_moments(res, state, w, lags) -> dict[str, np.ndarray]:
+def _chunked_moments(res, state, w, lags, spectral) -> dict[str, np.ndarray]:
     """`_moments` over chunks of series (the windows of all at once can be GBs)."""
     per = max(1, int(2e7 // ((res.shape[1] - w + 1) * w)))
     parts = [
-        _moments_jit(res[i : i + per], state[i : i + per], w, lags)
+        _moments_jit(res[i : i + per], state[i : i + per], w, lags, spectral)
         for i in range(0, res.shape[0], per)
     ]
     return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
@@ -170,6 +188,8 @@ def ews(
     lags: Sequence[int] = (1,),
     indicators: Sequence[str] | None = None,
     times: Any = None,
+    segment: int = 40,
+    low_band: float = 0.1,
     surrogates: int = 0,
     surrogate_kind: str = "ar1",
     key: Any = None,
@@ -177,19 +197,23 @@ def ews(
     """Early-warning indicators of one series (n,) or many (series, n) at once.
 
     **Arguments:** `window`: rolling window, a fraction of n (≤ 1) or a number of
-    points; `detrend`: "gaussian" or None; `bandwidth`: of the Gaussian kernel, a
-    fraction of n or points; `lags`: for the autocorrelations `ac{lag}`;
-    `indicators`: a subset of variance, std, cv, skew, kurtosis, ac{lag}
-    (default all); `times`: for Kendall τ (default the index); `surrogates`: how
-    many surrogate series (`surrogate_kind` "ar1": an AR(1) with the residuals'
-    lag-1 autocorrelation and variance; "phase": phase-randomised residuals) to
-    compare each τ with (p-value: the fraction at least as large); `key`: their
-    PRNG key. Conventions: the module docstring and `EWSResult.conventions`.
+    points; `detrend`: "gaussian", "lowess" or None; `bandwidth`: of the Gaussian
+    kernel or the LOWESS span, a fraction of n or points; `lags`: for the
+    autocorrelations `ac{lag}`; `indicators`: a subset of variance, std, cv, skew,
+    kurtosis, ac{lag}, smax, low_freq_ratio (default all); `times`: the sample
+    times, evenly spaced (default the index; Kendall τ is taken against them);
+    `segment`, `low_band`: Welch segment length (points) and the low band of
+    `low_freq_ratio` (a fraction of the Nyquist frequency); `surrogates`: how many
+    surrogate series (`surrogate_kind` "ar1": an AR(1) with the residuals' lag-1
+    autocorrelation and variance; "phase": phase-randomised residuals) to compare
+    each τ with (p-value: the fraction at least as large); `key`: their PRNG key.
+    Conventions: the module docstring and `EWSResult.conventions`.
 
     **Returns:** an `EWSResult`.
 
     **Raises:** `ValueError` for NaNs in the series, a window of fewer than 4
-    points or longer than the series, an unknown detrending / indicator / surrogate.
+    points or longer than the series, unevenly spaced or mis-sized `times`, an
+    unknown detrending / indicator / surrogate.
     """
     x = np.asarray(series, float)
     single = x.ndim == 1
@@ -204,28 +228,25 @@ def ews(
     w = int(_points(window, n, "window"))
     if not 4 <= w <= n:
         raise ValueError(f"the rolling window must hold 4 … {n} points, got {w}")
-    names = (
-        list(indicators)
-        if indicators is not None
-        else [*INDICATORS[:-1], *(f"ac{lag}" for lag in lags)]
-    )
-    known = {*INDICATORS[:-1], *(f"ac{lag}" for lag in lags)}
+    if segment < 4:
+        raise ValueError(f"segment must hold at least 4 points, got {segment}")
+    t_all = np.arange(n, dtype=float) if times is None else np.asarray(times, float)
+    if t_all.shape != (n,) or not np.allclose(
+        np.diff(t_all), t_all[1] - t_all[0], rtol=1e-6
+    ):
+        raise ValueError(f"times must be {n} evenly spaced values")
+    known = [*MOMENTS, *(f"ac{lag}" for lag in lags), *SPECTRAL]
+    names = list(indicators) if indicators is not None else known
     unknown = [k for k in names if k not in known]
     if unknown:
-        raise ValueError(f"unknown indicators {unknown}; known: {sorted(known)}")
+        raise ValueError(f"unknown indicators {unknown}; known: {known}")
+    bw = None if detrend is None else _points(bandwidth, n, "bandwidth")
     xj = jnp.asarray(x)
-    if detrend == "gaussian":
-        bw = _points(bandwidth, n, "bandwidth")
-        trend = _gaussian_trend(xj, (0.25 / 0.675) * bw)
-    elif detrend is None:
-        bw = None
-        trend = jnp.zeros_like(xj)
-    else:
-        raise ValueError(f"unknown detrend {detrend!r}; use 'gaussian' or None")
+    trend = _trend(xj, detrend, 0.0 if bw is None else bw)
     res = xj - trend
-    values = _chunked_moments(res, xj, w, tuple(lags))
+    spectral = (int(segment), float(low_band)) if set(names) & {*SPECTRAL} else None
+    values = _chunked_moments(res, xj, w, tuple(lags), spectral)
     out = {k: values[k] for k in names}
-    t_all = np.arange(n, dtype=float) if times is None else np.asarray(times, float)
     # The first w − 1 indices are NaN in every indicator.
     taus = {k: kendall_tau(v[:, w - 1 :], t_all[w - 1 :]) for k, v in out.items()}
     p_values = {}
@@ -234,8 +255,7 @@ def ews(
             np.asarray(res),
             taus,
             names,
-            w,
-            tuple(lags),
+            (w, tuple(lags), spectral),
             t_all,
             surrogates,
             surrogate_kind,
@@ -254,6 +274,8 @@ def ews(
         bandwidth=bw,
         conventions=dict(CONVENTIONS),
         p_value=p_values,
+        times=t_all,
+        detrend=detrend,
     )
 
 
@@ -289,11 +311,12 @@ def _surrogates(res: np.ndarray, count: int, kind: str, key) -> np.ndarray:
     raise ValueError(f"unknown surrogate kind {kind!r}; use 'ar1' or 'phase'")
 
 
-def _significance(res, taus, names, w, lags, times, count, kind, key):
+def _significance(res, taus, names, settings, times, count, kind, key):
     sur = _surrogates(res, count, kind, key)
     s, c, n = sur.shape
     flat = jnp.asarray(sur.reshape(s * c, n))
-    values = _chunked_moments(flat, flat + 1.0, w, lags)  # cv: a nonzero mean
+    w = settings[0]
+    values = _chunked_moments(flat, flat + 1.0, *settings)  # cv: a nonzero mean
     out = {}
     for k in names:
         t_sur = kendall_tau(values[k][:, w - 1 :], times[w - 1 :]).reshape(s, c)

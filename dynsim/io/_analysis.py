@@ -176,7 +176,10 @@ def _write_ews(g: h5py.Group, r: EWSResult) -> None:
     g.attrs["bandwidth"] = -1.0 if r.bandwidth is None else float(r.bandwidth)
     g.attrs["conventions"] = json.dumps(dict(r.conventions))
     g.attrs["names"] = json.dumps(list(r.indicators))
+    g.attrs["detrend"] = "none" if r.detrend is None else r.detrend
     two_d = np.atleast_2d
+    if r.times is not None:
+        dataset(g, "times", np.asarray(r.times), ["time"])
     dataset(g, "trend", two_d(r.trend), ["series", "time"])
     dataset(g, "residuals", two_d(r.residuals), ["series", "time"])
     for group, values in (
@@ -200,6 +203,8 @@ def _read_ews(g: h5py.Group) -> EWSResult:
         bandwidth=None if bw < 0 else bw,
         conventions=json.loads(g.attrs["conventions"]),
         p_value={k: v[()] for k, v in g["p_value"].items()},
+        times=g["times"][()] if "times" in g else None,
+        detrend=None if g.attrs["detrend"] == "none" else str(g.attrs["detrend"]),
     )
 
 

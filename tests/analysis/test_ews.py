@@ -86,6 +86,48 @@ def test_equal_to_ewstools():
             assert ours.kendall_tau[mine][i] == pytest.approx(ts.ktau[theirs], abs=1e-8)
 
 
+def test_lowess_and_smax_equal_to_ewstools():
+    # ewstools 2.1.3's LOWESS detrending (statsmodels, 3 robustness iterations; an
+    # outlier exercises them) and its Smax, which it evaluates every 20th window.
+    import ewstools
+
+    rng = np.random.default_rng(3)
+    n = 400
+    x = np.cumsum(rng.standard_normal(n)) * 0.1 + np.sin(np.arange(n) / 40) + 5
+    x[100] += 3.0
+    ours = ews(x, window=0.25, detrend="lowess", bandwidth=0.2)
+    ts = ewstools.TimeSeries(data=x)
+    ts.detrend(method="Lowess", span=0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ts.compute_spectrum(rolling_window=0.25)
+        ts.compute_smax()
+    assert np.allclose(ts.state["smoothing"].values, ours.trend, rtol=0, atol=1e-10)
+    smax = ts.ews_spec["smax"]
+    at = smax.index.values.astype(int)
+    assert len(at) == 16
+    assert np.allclose(ours.indicators["smax"][at], smax.values, rtol=1e-10, atol=0)
+
+
+def test_low_frequency_ratio_of_white_and_red_noise():
+    # White noise (variance σ²), Hann window w of N = 40 points (Σw = N/2,
+    # Σw² = 3N/8), each segment's mean removed: the expected periodogram of bin k
+    # is σ²(Σw² − N|c_k|²) with c_k = mean(w e^{−2πijk/N}) = 1/2, −1/4, 0 for
+    # |k| = 0, 1, ≥ 2, i.e. 1/3, 5/6, 1 of the flat 3N/8 σ². The low band |k| ≤ 2
+    # holds 1/3 + 2·5/6 + 2 = 4 of the 39 units of the whole: ratio 4/39.
+    # An AR(1) with φ > 0 puts more power at low frequencies, the more the larger φ.
+    white = ews(ar1(0.0, 1.0, 4000, 20), window=1.0, detrend=None)
+    ratio = white.indicators["low_freq_ratio"][:, -1]
+    assert abs(ratio.mean() - 4 / 39) < 4 * ratio.std() / np.sqrt(ratio.size)
+    red = [
+        ews(ar1(phi, 1.0, 4000, 4), window=1.0, detrend=None)
+        .indicators["low_freq_ratio"][:, -1]
+        .mean()
+        for phi in (0.3, 0.6, 0.9)
+    ]
+    assert 4 / 39 < red[0] < red[1] < red[2]
+
+
 def test_kendall_tau_is_scipys_tau_b():
     rng = np.random.default_rng(5)
     v = np.round(rng.standard_normal((4, 60)), 1)  # ties
@@ -138,6 +180,8 @@ def test_surrogate_significance_and_bad_input():
         ews(np.arange(20.0), indicators=["variance", "entropy"])
     with pytest.raises(ValueError, match="unknown detrend"):
         ews(np.arange(20.0), detrend="lowes")
+    with pytest.raises(ValueError, match="evenly spaced"):
+        ews(np.arange(20.0), times=np.arange(20.0) ** 2)
 
 
 def test_hdf5_round_trip(tmp_path):
