@@ -46,3 +46,4 @@ from ._phase_diagram import (
     ring as ring,
     with_cells as with_cells,
 )
+from ._rosenstein import delay_embed as delay_embed, rosenstein as rosenstein

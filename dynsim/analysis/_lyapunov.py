@@ -35,7 +35,8 @@ class LyapunovSpectrum:
     - `running` (*grid, n_renorm, k): the running estimate after each
       re-orthonormalisation; `times` (n_renorm,): the time (or iterate) it covers.
     - `params`: the scanned parameter values (empty for one model); `method`:
-      "qr" (Benettin) or "two-trajectory".
+      "qr" (Benettin), "two-trajectory" or "rosenstein" (from a series: then
+      `running` is the mean log divergence over `times`, fitted on `fit_range`).
     """
 
     exponents: np.ndarray
@@ -46,6 +47,7 @@ class LyapunovSpectrum:
     method: str
     info: RunInfo
     units: str = UNITS
+    fit_range: tuple[float, float] | None = None
 
     @property
     def kaplan_yorke(self) -> np.ndarray:

@@ -145,6 +145,8 @@ def _write_lyapunov(g: h5py.Group, r: LyapunovSpectrum) -> None:
     g.attrs["method"] = r.method
     g.attrs["units"] = r.units
     g.attrs["axes"] = json.dumps(list(r.params))
+    if r.fit_range is not None:
+        g.attrs["fit_range"] = np.asarray(r.fit_range, float)
     grid = list(r.params) and ["point"]
     dataset(g, "exponents", r.exponents, [*grid, "exponent"])
     dataset(g, "stderr", r.stderr, [*grid, "exponent"])
@@ -166,6 +168,7 @@ def _read_lyapunov(g: h5py.Group) -> LyapunovSpectrum:
         method=str(g.attrs["method"]),
         info=read_info(g),
         units=str(g.attrs["units"]),
+        fit_range=tuple(g.attrs["fit_range"]) if "fit_range" in g.attrs else None,
     )
 
 

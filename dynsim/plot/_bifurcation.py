@@ -154,7 +154,9 @@ def lyapunov(result: Any, *, ax: Axes | None = None) -> Figure:
     their standard errors."""
     fig, ax = _new_axes(ax, size=(5.4, 3.8))
     k = result.exponents.shape[-1]
-    if not result.params:
+    if result.method == "rosenstein":
+        _divergence_curve(ax, result)
+    elif not result.params:
         for i in range(k):
             ax.plot(result.times, result.running[:, i], lw=1.0, label=f"λ{i + 1}")
         ax.set_xscale("log")
@@ -174,11 +176,35 @@ def lyapunov(result: Any, *, ax: Axes | None = None) -> Figure:
             )
         ax.axhline(0.0, color="0.5", lw=0.6)
         ax.set_xlabel(name)
-    ax.set_ylabel(f"exponent ({result.units.split(',')[0]})")
+    if result.method != "rosenstein":
+        ax.set_ylabel(f"exponent ({result.units.split(',')[0]})")
     ax.set_title(_title(result.info))
     ax.legend(frameon=False, fontsize=8)
     _style(ax)
     return fig
+
+
+def _divergence_curve(ax: Axes, result: Any) -> None:
+    """Rosenstein's mean log divergence with the fitted line over its range."""
+    curves = np.asarray(result.running)[..., 0].reshape(-1, result.times.size)
+    slopes = np.atleast_1d(result.exponents[..., 0])
+    t0, t1 = result.fit_range
+    use = (result.times >= t0) & (result.times <= t1)
+    for i, (curve, lam) in enumerate(zip(curves, slopes, strict=True)):
+        ax.plot(result.times, curve, lw=1.0, color=f"C{i % 10}")
+        tt = result.times[use]
+        fit = curve[use].mean() + lam * (tt - tt.mean())
+        ax.plot(
+            tt,
+            fit,
+            "--",
+            lw=1.0,
+            color="k",
+            label=f"slope {lam:.4f}" if i < 4 else None,
+        )
+    ax.axvspan(t0, t1, color="0.92", zorder=0)
+    ax.set_xlabel("time")
+    ax.set_ylabel("⟨ln divergence⟩")
 
 
 def ews_panel(result: Any, series: int = 0, names: Any = None) -> Figure:
