@@ -46,4 +46,9 @@ from ._phase_diagram import (
     ring as ring,
     with_cells as with_cells,
 )
+from ._ramp import (
+    TRANSITIONS as TRANSITIONS,
+    RampExperiment as RampExperiment,
+    ramp_experiment as ramp_experiment,
+)
 from ._rosenstein import delay_embed as delay_embed, rosenstein as rosenstein

@@ -36,6 +36,23 @@ observables.amplitude = { kind = "amplitude", state = "v", t_from = 400.0 }
 curves = true                        # overlay the model's closed-form curves
 threshold = 0.01                     # contour level on heat maps
 ```
+
+Other tasks have their own section instead of `[scan]`: `[phase_diagram]`,
+`[continuation]` and `[ramp]` (a noisy ramp through a bifurcation and its
+early-warning indicators):
+
+```toml
+[ramp]
+param = "h"                          # the parameter ramped linearly over t_span
+span = [1.0, 3.0]                    # from, to
+sigma = 0.1                          # additive noise on every state
+realisations = 16
+state = "x"                          # the observed state
+transition = 2.604                   # optional: else located by continuation
+null = true                          # also runs with the parameter held fixed
+window = 0.25                        # ews options: window, bandwidth, detrend,
+detrend = "gaussian"                 # lags, indicators
+```
 """
 
 from __future__ import annotations
@@ -78,7 +95,7 @@ _PAIR: Check = (
     "a pair of numbers [t0, t1]",
 )
 
-TASKS = ("simulate", "scan", "phase_diagram", "continuation")
+TASKS = ("simulate", "scan", "phase_diagram", "continuation", "ramp")
 _NUMBERS: Check = (
     lambda v: isinstance(v, list) and bool(v) and all(map(_is_number, v)),
     "a non-empty list of numbers",
@@ -147,6 +164,31 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "curve_span": _SPAN,
         "state": _STR,
     },
+    "ramp": {
+        "param": _STR,
+        "span": _SPAN,
+        "sigma": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+        "realisations": _POS_INT,
+        "state": _STR,
+        "transition": _NUM,
+        "null": _BOOL,
+        "window": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+        "bandwidth": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+        "detrend": (
+            lambda v: v in ("gaussian", "lowess", "none"),
+            "'gaussian', 'lowess' or 'none'",
+        ),
+        "lags": (
+            lambda v: (
+                isinstance(v, list) and v and all(_is_int(x) and x > 0 for x in v)
+            ),
+            "a non-empty list of positive integers",
+        ),
+        "indicators": (
+            lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
+            "a non-empty list of indicator names",
+        ),
+    },
 }
 REQUIRED = {"model": ("name",)}
 _RANGE_KEYS = ("start", "stop", "num", "log")
@@ -189,6 +231,7 @@ class RunConfig:
     phase_threshold: float
     phase_ring_radius: float
     continuation: Mapping[str, Any]
+    ramp: Mapping[str, Any]
     text: str
 
     def build_model(self) -> Any:
@@ -292,8 +335,11 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
     scan = raw.get("scan", {})
     phase = raw.get("phase_diagram", {})
     cont = raw.get("continuation", {})
+    ramp = raw.get("ramp", {})
     default_task = (
-        "continuation"
+        "ramp"
+        if ramp
+        else "continuation"
         if cont
         else "phase_diagram"
         if phase
@@ -311,6 +357,8 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
                 "[continuation] curve_param and curve_span go together (the second "
                 "parameter of the Hopf and fold curves, and its range)"
             )
+    elif task == "ramp" and not all(k in ramp for k in ("param", "span")):
+        raise ConfigError("task 'ramp' needs [ramp] param and span = [start, stop]")
     elif "t_span" not in raw.get("time", {}):
         raise ConfigError(f"missing required key 't_span' in [time] (task {task!r})")
     if task == "scan" and not scan.get("params"):
@@ -351,6 +399,7 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
         phase_threshold=phase.get("threshold", 1e-3),
         phase_ring_radius=phase.get("ring_radius", 0.5),
         continuation=dict(cont),
+        ramp=dict(ramp),
         text=text,
     )
     cfg.build_model()  # fail now, not after a long run, if the model is invalid

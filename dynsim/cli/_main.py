@@ -23,6 +23,7 @@ from ..plot import phase_diagram as plot_phase_diagram, save_figures
 from ..solvers import Status
 from ._config import ConfigError, RunConfig, load_config, parse_config
 from ._continuation import run_continuation
+from ._ramp import run_ramp
 
 DEMO_CONFIG = "demo.toml"
 
@@ -52,6 +53,8 @@ def execute(
         return _phase_diagrams(cfg, model, out, figures, progress)
     if cfg.task == "continuation":
         return run_continuation(cfg, model, out, figures, progress, _say)
+    if cfg.task == "ramp":
+        return run_ramp(cfg, model, out, figures, progress, _say)
     if cfg.task == "simulate":
         result = simulate(
             model,

@@ -1,5 +1,5 @@
 """HDF5 storage of analysis results: phase diagrams, branches, cycles, curves,
-Lyapunov spectra and early-warning indicators."""
+Lyapunov spectra, early-warning indicators and ramp experiments."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..analysis import (
     EWSResult,
     LyapunovSpectrum,
     PhaseDiagram,
+    RampExperiment,
 )
 from ..analysis._phase_diagram import KIND_NAMES
 from ._common import dataset, read_info, write_info
@@ -211,6 +212,37 @@ def _read_ews(g: h5py.Group) -> EWSResult:
     )
 
 
+def _write_ramp(g: h5py.Group, r: RampExperiment) -> None:
+    write_info(g, "ramp", r.info)
+    g.attrs["param"], g.attrs["state"] = r.param, r.state
+    g.attrs["bifurcation"] = r.kind  # "kind" is the run's own kind
+    for k in ("start", "stop", "transition", "t_transition"):
+        g.attrs[k] = float(getattr(r, k))
+    dataset(g, "values", r.values, ["time"])
+    dataset(g, "status", r.status, ["run"])
+    _write_ews(g.create_group("ews"), r.ews)
+    if r.null is not None:
+        _write_ews(g.create_group("null"), r.null)
+
+
+def _read_ramp(g: h5py.Group) -> RampExperiment:
+    a = g.attrs
+    return RampExperiment(
+        ews=_read_ews(g["ews"]),
+        null=_read_ews(g["null"]) if "null" in g else None,
+        param=str(a["param"]),
+        start=float(a["start"]),
+        stop=float(a["stop"]),
+        values=g["values"][()],
+        transition=float(a["transition"]),
+        kind=str(a["bifurcation"]),
+        t_transition=float(a["t_transition"]),
+        state=str(a["state"]),
+        status=g["status"][()],
+        info=read_info(g),
+    )
+
+
 WRITERS: dict[type, Any] = {
     PhaseDiagram: _write_phase_diagram,
     Branch: _write_branch,
@@ -218,6 +250,7 @@ WRITERS: dict[type, Any] = {
     Curve: _write_curve,
     LyapunovSpectrum: _write_lyapunov,
     EWSResult: _write_ews,
+    RampExperiment: _write_ramp,
 }
 READERS: dict[str, Any] = {
     "phase_diagram": _read_phase_diagram,
@@ -226,4 +259,5 @@ READERS: dict[str, Any] = {
     "curve": _read_curve,
     "lyapunov": _read_lyapunov,
     "ews": _read_ews,
+    "ramp": _read_ramp,
 }

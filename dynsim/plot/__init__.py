@@ -2,9 +2,12 @@
 
 from ._bifurcation import (
     bifurcation_diagram as bifurcation_diagram,
-    ews_panel as ews_panel,
-    lyapunov as lyapunov,
     orbit_diagram as orbit_diagram,
+)
+from ._indicators import (
+    ews_panel as ews_panel,
+    kendall_summary as kendall_summary,
+    lyapunov as lyapunov,
 )
 from ._plots import (
     phase_diagram as phase_diagram,

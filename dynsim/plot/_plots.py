@@ -193,7 +193,8 @@ def save_figures(
 
     **Returns:** the paths written.
     """
-    from ._bifurcation import bifurcation_diagram, ews_panel, lyapunov, orbit_diagram
+    from ._bifurcation import bifurcation_diagram, orbit_diagram
+    from ._indicators import ews_panel, kendall_summary, lyapunov
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -229,6 +230,9 @@ def save_figures(
         figs.append(("lyapunov", lyapunov(result)))
     elif type(result).__name__ == "EWSResult":
         figs.append(("ews", ews_panel(result)))
+    elif type(result).__name__ == "RampExperiment":
+        figs.append(("ews", ews_panel(result)))
+        figs.append(("kendall", kendall_summary(result)))
     else:
         raise TypeError(f"no figures for a {type(result).__name__}")
     paths = []
