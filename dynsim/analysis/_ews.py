@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._detrend import trend as _trend
+from ._rolling import kendall_tau_time, rolling_moments
 from ._spectrum import spectral_indicators
 
 MOMENTS = ("variance", "std", "cv", "skew", "kurtosis")
@@ -100,39 +101,10 @@ def _points(value: float, n: int, what: str) -> float:
     return value * n if value <= 1 else float(value)
 
 
-def _windows(x: jax.Array, w: int) -> jax.Array:
-    """(series, n − w + 1, w) trailing windows."""
-    idx = np.arange(x.shape[1] - w + 1)[:, None] + np.arange(w)[None, :]
-    return x[:, idx]
-
-
 def _moments(res, state, w: int, lags: Sequence[int], spectral: tuple | None):
     """Every indicator of the trailing windows of `w` points, NaN-padded to
     (series, n); `spectral`: (segment, low_band) or None to skip the spectra."""
-    win = _windows(res, w)
-    mean = win.mean(-1, keepdims=True)
-    d = win - mean
-    m2 = (d**2).sum(-1)
-    var = m2 / (w - 1)
-    std = jnp.sqrt(var)
-    # Adjusted Fisher–Pearson G1 and G2 (pandas' rolling skew / kurt).
-    g_m2, g_m3, g_m4 = m2 / w, (d**3).mean(-1), (d**4).mean(-1)
-    g1 = g_m3 / g_m2**1.5
-    skew = g1 * np.sqrt(w * (w - 1)) / (w - 2)
-    g2 = g_m4 / g_m2**2 - 3.0
-    kurt = (w - 1) / ((w - 2) * (w - 3)) * ((w + 1) * g2 + 6.0)
-    out = {
-        "variance": var,
-        "std": std,
-        "cv": std / _windows(state, w).mean(-1),
-        "skew": skew,
-        "kurtosis": kurt,
-    }
-    for lag in lags:
-        a, b = win[..., lag:], win[..., :-lag]
-        a = a - a.mean(-1, keepdims=True)
-        b = b - b.mean(-1, keepdims=True)
-        out[f"ac{lag}"] = (a * b).sum(-1) / jnp.sqrt((a**2).sum(-1) * (b**2).sum(-1))
+    out = rolling_moments(res, state, w, lags)
     pad = jnp.full(res.shape[:1] + (w - 1,), jnp.nan)
     out = {k: jnp.concatenate([pad, v], axis=1) for k, v in out.items()}
     if spectral is not None:
@@ -144,8 +116,9 @@ _moments_jit = jax.jit(_moments, static_argnums=(2, 3, 4))
 
 
 def _chunked_moments(res, state, w, lags, spectral) -> dict[str, np.ndarray]:
-    """`_moments` over chunks of series (the windows of all at once can be GBs)."""
-    per = max(1, int(2e7 // ((res.shape[1] - w + 1) * w)))
+    """`_moments` over chunks of series (the spectra of all at once can be GBs)."""
+    seg = 1 if spectral is None else min(spectral[0], w)
+    per = max(1, int(4e7 // (res.shape[1] * (seg + 16))))
     parts = [
         _moments_jit(res[i : i + per], state[i : i + per], w, lags, spectral)
         for i in range(0, res.shape[0], per)
@@ -155,28 +128,27 @@ def _chunked_moments(res, state, w, lags, spectral) -> dict[str, np.ndarray]:
 
 def kendall_tau(values: Any, times: Any = None) -> np.ndarray:
     """Kendall's τ-b of each row of `values` (series, n) against `times` (default
-    0 … n−1), over its non-NaN entries (`scipy.stats.kendalltau`'s τ-b)."""
-    v = jnp.atleast_2d(jnp.asarray(values, float))
-    t = jnp.arange(v.shape[1], dtype=float) if times is None else jnp.asarray(times)
-    # One series at a time: the pair matrix is n² per series.
-    return np.asarray(_tau_rows(v, t))
+    0 … n−1; distinct), over its finite entries (`scipy.stats.kendalltau`'s τ-b),
+    in O(n log n) per row.
 
-
-@jax.jit
-def _tau_rows(v, t):
-    return jax.lax.map(lambda row: _tau_b(row, t), v)
-
-
-def _tau_b(v, t):
-    ok = ~jnp.isnan(v)
-    pair = ok[:, None] & ok[None, :]
-    pair = pair & (jnp.arange(v.size)[:, None] < jnp.arange(v.size)[None, :])
-    sv = jnp.sign(v[:, None] - v[None, :])
-    st = jnp.sign(t[:, None] - t[None, :])
-    s = jnp.sum(jnp.where(pair, sv * st, 0.0))
-    nv = jnp.sum(jnp.where(pair, sv != 0, False))
-    nt = jnp.sum(jnp.where(pair, st != 0, False))
-    return s / jnp.sqrt(nv * nt)
+    **Raises:** `ValueError` for times of the wrong size or with repeated values.
+    """
+    v = np.atleast_2d(np.asarray(values, float))
+    if times is not None:
+        t = np.asarray(times, float)
+        if t.shape != v.shape[1:]:
+            raise ValueError(f"times must have {v.shape[1]} values, got {t.shape}")
+        order = np.argsort(t, kind="stable")
+        if np.any(np.diff(t[order]) == 0):
+            raise ValueError("times must be distinct")
+        v = v[:, order]
+    per = max(1, int(2e7 // v.shape[1]))
+    return np.concatenate(
+        [
+            np.asarray(kendall_tau_time(jnp.asarray(v[i : i + per])))
+            for i in range(0, v.shape[0], per)
+        ]
+    )
 
 
 def ews(
