@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.signal import fftconvolve
 
 
 def gaussian_trend(x: jax.Array, sigma: float) -> jax.Array:
@@ -17,7 +18,8 @@ def gaussian_trend(x: jax.Array, sigma: float) -> jax.Array:
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     k = jnp.asarray(k / k.sum())
     padded = jnp.pad(x, ((0, 0), (radius, radius)), mode="symmetric")
-    return jax.vmap(lambda row: jnp.convolve(row, k, mode="valid"))(padded)
+    # By FFT: the kernel spans thousands of points on long series.
+    return jax.vmap(lambda row: fftconvolve(row, k, mode="valid"))(padded)
 
 
 def lowess_trend(x: jax.Array, span: int, iterations: int = 3) -> jax.Array:

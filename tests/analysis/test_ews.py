@@ -130,12 +130,23 @@ def test_kendall_tau_is_scipys_tau_b():
     rng = np.random.default_rng(5)
     v = np.round(rng.standard_normal((4, 60)), 1)  # ties
     v[1, :10] = np.nan
-    got = kendall_tau(v)
+    got = kendall_tau(v, method="jax")
+    assert np.allclose(kendall_tau(v, method="scipy"), got, rtol=0, atol=1e-12)
     for row, tau in zip(v, got, strict=True):
         ok = ~np.isnan(row)
         assert tau == pytest.approx(
             kendalltau(np.flatnonzero(ok), row[ok])[0], abs=1e-12
         )
+    # Times in any order (the pairs are the same), a long row with ties and NaNs.
+    back = kendall_tau(v[:, ::-1], times=np.arange(60.0)[::-1], method="jax")
+    assert np.allclose(back, got, rtol=0, atol=1e-12)
+    long = np.round(rng.standard_normal((2, 3001)) + np.linspace(0, 1, 3001), 1)
+    long[0, 100:140] = np.nan
+    assert np.allclose(
+        kendall_tau(long, method="jax"), kendall_tau(long, method="scipy"), atol=1e-12
+    )
+    with pytest.raises(ValueError, match="distinct"):
+        kendall_tau(v, times=np.zeros(60))
 
 
 def test_surrogate_significance_and_bad_input():
