@@ -185,6 +185,7 @@ def ews(
     surrogates: int = 0,
     surrogate_kind: str = "ar1",
     key: Any = None,
+    tau_method: str = "auto",
 ) -> EWSResult:
     """Early-warning indicators of one series (n,) or many (series, n) at once.
 
@@ -198,7 +199,8 @@ def ews(
     `low_freq_ratio` (a fraction of the Nyquist frequency); `surrogates`: how many
     surrogate series (`surrogate_kind` "ar1": an AR(1) with the residuals' lag-1
     autocorrelation and variance; "phase": phase-randomised residuals) to compare
-    each τ with (p-value: the fraction at least as large); `key`: their PRNG key.
+    each τ with (p-value: the fraction at least as large); `key`: their PRNG key;
+    `tau_method`: how Kendall τ is computed (`kendall_tau`'s `method`).
     Conventions: the module docstring and `EWSResult.conventions`.
 
     **Returns:** an `EWSResult`.
@@ -240,7 +242,10 @@ def ews(
     values = _chunked_moments(res, xj, w, tuple(lags), spectral)
     out = {k: values[k] for k in names}
     # The first w − 1 indices are NaN in every indicator.
-    taus = {k: kendall_tau(v[:, w - 1 :], t_all[w - 1 :]) for k, v in out.items()}
+    taus = {
+        k: kendall_tau(v[:, w - 1 :], t_all[w - 1 :], method=tau_method)
+        for k, v in out.items()
+    }
     p_values = {}
     if surrogates:
         p_values = _significance(

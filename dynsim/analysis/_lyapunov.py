@@ -214,20 +214,8 @@ def _run(model, y0, k, n_transient, n_renorm, dt, opts, args, params):
     sizes = {v.shape for v in params.values()}
     if len(sizes) != 1 or len(next(iter(sizes))) != 1:
         raise ValueError("params must be 1-D arrays of one common length")
-
-    def one(values):
-        return _spectrum_one(
-            replace_parameters(model, values),
-            y0,
-            k,
-            n_transient,
-            n_renorm,
-            dt,
-            opts,
-            args,
-        )
-
-    return _jit_many(one, {k_: jnp.asarray(v) for k_, v in params.items()})
+    values = {name: jnp.asarray(v) for name, v in params.items()}
+    return _jit_many(model, y0, k, n_transient, n_renorm, dt, opts, args, values)
 
 
 @eqx.filter_jit
@@ -236,7 +224,12 @@ def _jit_one(model, y0, k, n_transient, n_renorm, dt, opts, args):
 
 
 @eqx.filter_jit
-def _jit_many(one, values):
+def _jit_many(model, y0, k, n_transient, n_renorm, dt, opts, args, values):
+    # Module-level, so that repeated calls with new values reuse the compilation.
+    def one(v):
+        at = replace_parameters(model, v)
+        return _spectrum_one(at, y0, k, n_transient, n_renorm, dt, opts, args)
+
     return jax.vmap(one)(values)
 
 
