@@ -58,6 +58,23 @@ def test_linear_system_exponents_are_real_parts():
     assert np.allclose(r.exponents, expected, atol=5e-3)
 
 
+def test_leading_exponents_of_a_discretised_pde():
+    # u_t = D u_xx + c u on (0, 1), u = 0 at both ends, N = 64 interior nodes
+    # (second differences, h = 1/65): the exponents are the eigenvalues of the
+    # discrete operator, c − (4D/h²) sin²(jπ/(2(N + 1))), j = 1, 2, …; the leading
+    # three of the 64 from three tangent vectors.
+    n, diff, c, h = 64, 0.01, 0.5, 1.0 / 65
+    lap = (np.eye(n, k=1) + np.eye(n, k=-1) - 2 * np.eye(n)) / h**2
+    model = ds.models.LinearSystem(A=diff * lap + c * np.eye(n))
+    r = lyapunov_spectrum(
+        model, k=3, t_transient=20.0, t_total=400.0, dt_renorm=1.0, rtol=1e-8
+    )
+    j = np.arange(1, 4)
+    expected = c - 4 * diff / h**2 * np.sin(j * np.pi / (2 * (n + 1))) ** 2
+    assert r.exponents.shape == (3,)
+    assert np.allclose(r.exponents, expected, atol=5e-3)
+
+
 def test_rossler_largest_exponent():
     # Rössler (0.2, 0.2, 5.7): λ₁ = 0.0714 (Sprott 2003, Table A.2).
     r = lyapunov_spectrum(
