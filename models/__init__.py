@@ -24,6 +24,7 @@ from ._classic import (
     VanDerPol as VanDerPol,
 )
 from ._ecology import MayHarvesting as MayHarvesting
+from ._learning import DeepLinearGradientFlow as DeepLinearGradientFlow
 from ._linear import (
     LinearSystem as LinearSystem,
     OrnsteinUhlenbeck as OrnsteinUhlenbeck,
