@@ -99,8 +99,32 @@ def _frozen(obj, names):
         object.__setattr__(obj, name, a)
 
 
+class _Followed:
+    """What branches of equilibria and of cycles share: located points, a status."""
+
+    param: str
+    p: np.ndarray
+    points: tuple[Bifurcation, ...]
+    status: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status in _COMPLETE
+
+    def special(self, kind: str) -> list[Bifurcation]:
+        return [b for b in self.points if b.kind == kind]
+
+    def _describe(self, what: str) -> str:
+        pts = ", ".join(f"{b.label}@{b.param:.6g}" for b in self.points)
+        return (
+            f"{type(self).__name__}({self.param} from {self.p[0]:.6g} to "
+            f"{self.p[-1]:.6g}, {self.p.size} {what}, [{pts}], "
+            f"{MESSAGES[self.status]!r})"
+        )
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Branch:
+class Branch(_Followed):
     """A branch of equilibria y(p) of `param`, point by point.
 
     - `p` (points,), `ys` (points, state); `eigenvalues` (points, k): the leading
@@ -130,23 +154,12 @@ class Branch:
     def stable(self) -> np.ndarray:
         return self.n_unstable == 0
 
-    @property
-    def ok(self) -> bool:
-        return self.status in _COMPLETE
-
-    def special(self, kind: str) -> list[Bifurcation]:
-        return [b for b in self.points if b.kind == kind]
-
     def __repr__(self) -> str:
-        pts = ", ".join(f"{b.label}@{b.param:.6g}" for b in self.points)
-        return (
-            f"Branch({self.param} from {self.p[0]:.6g} to {self.p[-1]:.6g}, "
-            f"{self.p.size} points, [{pts}], {MESSAGES[self.status]!r})"
-        )
+        return self._describe("points")
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class CycleBranch:
+class CycleBranch(_Followed):
     """A branch of periodic orbits of `param`.
 
     - `p`, `period` (points,); `x0` (points, state): a point on each orbit;
@@ -193,19 +206,8 @@ class CycleBranch:
         """(y_max − y_min)/2 per component."""
         return (self.y_max - self.y_min) / 2
 
-    @property
-    def ok(self) -> bool:
-        return self.status in _COMPLETE
-
-    def special(self, kind: str) -> list[Bifurcation]:
-        return [b for b in self.points if b.kind == kind]
-
     def __repr__(self) -> str:
-        pts = ", ".join(f"{b.label}@{b.param:.6g}" for b in self.points)
-        return (
-            f"CycleBranch({self.param} from {self.p[0]:.6g} to {self.p[-1]:.6g}, "
-            f"{self.p.size} orbits, [{pts}], {MESSAGES[self.status]!r})"
-        )
+        return self._describe("orbits")
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

@@ -45,6 +45,7 @@ import scipy.stats
 
 from ._detrend import trend as _trend
 from ._rolling import kendall_tau_time, rolling_moments
+from ._series import as_series
 from ._spectrum import spectral_indicators
 
 MOMENTS = ("variance", "std", "cv", "skew", "kurtosis")
@@ -209,15 +210,7 @@ def ews(
     points or longer than the series, unevenly spaced or mis-sized `times`, an
     unknown detrending / indicator / surrogate.
     """
-    x = np.asarray(series, float)
-    single = x.ndim == 1
-    x = np.atleast_2d(x)
-    if x.ndim != 2 or x.shape[1] < 8:
-        raise ValueError(
-            f"series must be (n,) or (series, n) with n >= 8, got {x.shape}"
-        )
-    if not np.all(np.isfinite(x)):
-        raise ValueError("the series contain NaN or inf; clean or cut them first")
+    x, single = as_series(series, 8)
     n = x.shape[1]
     w = int(_points(window, n, "window"))
     if not 4 <= w <= n:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._results import RunInfo
 from ._lyapunov import LyapunovSpectrum
+from ._series import as_series
 
 
 def delay_embed(x: Any, dim: int, lag: int) -> np.ndarray:
@@ -108,15 +109,7 @@ def rosenstein(
     **Raises:** `ValueError` for NaNs, non-positive sizes, a series too short for
     the embedding and horizon, or a fit range outside the horizon.
     """
-    x = np.asarray(series, float)
-    single = x.ndim == 1
-    x = np.atleast_2d(x)
-    if x.ndim != 2 or x.shape[1] < 16:
-        raise ValueError(
-            f"series must be (n,) or (series, n) with n >= 16, got {x.shape}"
-        )
-    if not np.all(np.isfinite(x)):
-        raise ValueError("the series contain NaN or inf; clean or cut them first")
+    x, single = as_series(series, 16)
     if dim < 1 or horizon < 1 or not dt > 0 or blocks < 2:
         raise ValueError("dim, horizon must be >= 1, blocks >= 2 and dt > 0")
     lag = _autocorrelation_lag(x[0]) if lag is None else int(lag)
