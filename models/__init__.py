@@ -24,7 +24,10 @@ from ._classic import (
     VanDerPol as VanDerPol,
 )
 from ._ecology import MayHarvesting as MayHarvesting
-from ._learning import DeepLinearGradientFlow as DeepLinearGradientFlow
+from ._learning import (
+    DeepLinearGradientFlow as DeepLinearGradientFlow,
+    TeacherStudentFlow as TeacherStudentFlow,
+)
 from ._linear import (
     LinearSystem as LinearSystem,
     OrnsteinUhlenbeck as OrnsteinUhlenbeck,

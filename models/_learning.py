@@ -115,3 +115,124 @@ class DeepLinearGradientFlow(AbstractModel):
         """Saxe et al.'s u(t) = s e^{2st/τ} / (e^{2st/τ} − 1 + s/u₀)."""
         e = jnp.exp(2.0 * s * jnp.asarray(t) / tau)
         return s * e / (e - 1.0 + s / u0)
+
+
+_ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "erf": lambda x: jax.scipy.special.erf(x / jnp.sqrt(2.0)),
+    "relu": jax.nn.relu,
+    "linear": lambda x: x,
+}
+
+
+class TeacherStudentFlow(AbstractModel):
+    """Gradient flow of a two-layer student y = W₂ φ(W₁ x / √N) learning a teacher
+    y* = W₂* φ(W₁* x / √N) of the same form on P Gaussian inputs x ∈ ℝᴺ (drawn
+    from `seed`): τ Ẇ = −S ⊙ ∂E/∂W with E = 1/(2P) Σ_μ |y(x_μ) − y*(x_μ)|².
+
+    `signs` (±1, the shape of the state; default all +1) is the plasticity sign of
+    every weight. +1 everywhere is gradient descent on E; flipping the sign of some
+    hidden neurons' incoming weights (`with_flips`) gives a non-gradient "curl"
+    rule (Ninou, Kadmon & Cayco-Gajic, "Curl Descent", NeurIPS 2025): the teacher
+    is still a fixed point, but past a critical flipped fraction the solution
+    manifold loses stability and learning oscillates or turns chaotic.
+
+    The state is the flattened weights (W₁ then W₂; `weights(y)` unflattens them);
+    `teacher_state()` is the teacher's.
+    """
+
+    tau: Float[Array, ""] = param(1.0)
+    signs: Float[Array, "*state"] = param(1.0)
+    widths: tuple[int, int, int] = eqx.field(static=True, default=(8, 4, 1))
+    teacher_hidden: int = eqx.field(static=True, default=2)
+    samples: int = eqx.field(static=True, default=256)
+    activation: str = eqx.field(static=True, default="tanh")
+    init_scale: float = eqx.field(static=True, default=0.1)
+    seed: int = eqx.field(static=True, default=0)
+
+    def __check_init__(self):
+        if len(self.widths) != 3 or min(self.widths) < 1:
+            raise ValueError(
+                "widths must be (inputs, hidden, outputs) of positive ints, "
+                f"got {self.widths}"
+            )
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; "
+                f"use one of {', '.join(_ACTIVATIONS)}"
+            )
+        if self.teacher_hidden < 1 or self.samples < 1:
+            raise ValueError("teacher_hidden and samples must be positive ints")
+        size = self.widths[1] * (self.widths[0] + self.widths[2])
+        if jnp.ndim(self.signs) != 0 and jnp.shape(self.signs) != (size,):
+            raise ValueError(
+                f"signs must be a scalar or one value per weight ({size},), "
+                f"got shape {jnp.shape(self.signs)}"
+            )
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        n, h, o = self.widths
+        return tuple(f"W1[{i},{j}]" for i in range(h) for j in range(n)) + tuple(
+            f"W2[{i},{j}]" for i in range(o) for j in range(h)
+        )
+
+    def weights(self, y) -> tuple[Array, Array]:
+        """(W₁, W₂) of a flattened state (or of many: (..., size))."""
+        n, h, o = self.widths
+        y = jnp.asarray(y)
+        lead = y.shape[:-1]
+        return (
+            y[..., : h * n].reshape(*lead, h, n),
+            y[..., h * n :].reshape(*lead, o, h),
+        )
+
+    def _data(self):
+        n, _, o = self.widths
+        rng = np.random.default_rng(self.seed)
+        x = rng.standard_normal((self.samples, n))
+        w1 = rng.standard_normal((self.teacher_hidden, n))
+        w2 = rng.standard_normal((o, self.teacher_hidden))
+        return x, w1, w2
+
+    def _forward(self, w1, w2, x):
+        phi = _ACTIVATIONS[self.activation]
+        return phi(x @ w1.T / np.sqrt(x.shape[-1])) @ w2.T
+
+    def teacher_state(self) -> Array:
+        """The teacher's weights (a fixed point when `teacher_hidden` = hidden)."""
+        _, w1, w2 = self._data()
+        return jnp.concatenate([jnp.ravel(w1), jnp.ravel(w2)])
+
+    def loss(self, y) -> Array:
+        """E = 1/(2P) Σ_μ |y(x_μ) − y*(x_μ)|² on the training inputs."""
+        x, t1, t2 = self._data()
+        w1, w2 = self.weights(y)
+        err = self._forward(w1, w2, x) - self._forward(t1, t2, x)
+        return 0.5 * jnp.mean(jnp.sum(err**2, axis=-1))
+
+    def vector_field(self, t, y, args):
+        return -self.signs * jax.grad(self.loss)(y) / self.tau
+
+    def initial_state(self):
+        n, h, o = self.widths
+        rng = np.random.default_rng(self.seed + 1)
+        return self.init_scale * rng.standard_normal(h * (n + o))
+
+    def with_flips(
+        self, fraction: float, layer: str = "hidden"
+    ) -> "TeacherStudentFlow":
+        """A copy whose first round(fraction · hidden) hidden neurons have their
+        plasticity sign flipped: in their incoming weights (`layer="hidden"`) or in
+        their readout weights (`layer="readout"`)."""
+        n, h, o = self.widths
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+        if layer not in ("hidden", "readout"):
+            raise ValueError(f"layer must be 'hidden' or 'readout', got {layer!r}")
+        neuron = np.where(np.arange(h) < round(fraction * h), -1.0, 1.0)
+        s1 = np.repeat(neuron, n) if layer == "hidden" else np.ones(h * n)
+        s2 = np.tile(neuron, o) if layer == "readout" else np.ones(o * h)
+        return eqx.tree_at(
+            lambda m: m.signs, self, jnp.asarray(np.concatenate([s1, s2]))
+        )
