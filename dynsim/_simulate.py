@@ -16,12 +16,20 @@ from jaxtyping import Array, ArrayLike, PyTree
 
 from dynsim.models import (
     AbstractIMEXModel,
+    AbstractLangevinModel,
     AbstractMap,
     AbstractModel,
     AbstractSDEModel,
     AbstractSemilinearModel,
 )
-from dynsim.solvers import SaveSpec, check_options, integrate, iterate_map
+from dynsim.solvers import (
+    LangevinSpec,
+    SaveSpec,
+    check_options,
+    get_solver,
+    integrate,
+    iterate_map,
+)
 
 from ._provenance import run_info
 from ._results import Trajectory
@@ -80,7 +88,9 @@ class _UserEvent(eqx.Module):
 
 
 def problem_kind(model: AbstractModel) -> str:
-    """ "sde", "imex" or "ode"."""
+    """ "langevin", "sde", "imex" or "ode"."""
+    if isinstance(model, AbstractLangevinModel):
+        return "langevin"
     if isinstance(model, AbstractSDEModel):
         return "sde"
     return "imex" if isinstance(model, AbstractIMEXModel) else "ode"
@@ -189,7 +199,8 @@ def prepare_solve(
     t0, t1 = check_t_span(t_span)
     kind = problem_kind(model)
     solver = default_solver(model) if solver is None else solver
-    adaptive = (kind != "sde") if adaptive is None else bool(adaptive)
+    stochastic = kind in ("sde", "langevin")
+    adaptive = (not stochastic) if adaptive is None else bool(adaptive)
     check_options(
         solver,
         kind,
@@ -199,7 +210,9 @@ def prepare_solve(
         adaptive=adaptive,
         max_steps=max_steps,
     )
-    if kind == "sde" and key is None:
+    if kind == "langevin" and isinstance(solver, str):
+        _check_langevin_solve(model, solver)
+    if stochastic and key is None:
         key = jr.key(0)
     dtype = jnp.result_type(float)
     return SolveSetup(
@@ -211,6 +224,28 @@ def prepare_solve(
         key,
         dict(solver=solver, adaptive=adaptive, max_steps=max_steps),
     )
+
+
+def _check_langevin_solve(model: AbstractLangevinModel, solver: str) -> None:
+    if "langevin" not in get_solver(solver).kinds:
+        return
+    if model.drive(jnp.zeros(()), None) is not None:
+        raise ValueError(
+            f"solver {solver!r} integrates autonomous Langevin dynamics; a model with "
+            "an input drive f(t) needs a general SDE solver (e.g. 'sra', 'euler')"
+        )
+    temperature = model.temperature
+    if not isinstance(temperature, jax.core.Tracer) and float(temperature) <= 0:
+        raise ValueError(
+            f"solver {solver!r} needs a temperature > 0 (got {float(temperature)}); "
+            "at T = 0 the dynamics are deterministic: use an ODE or SDE solver"
+        )
+
+
+def _langevin_grad(z, args):
+    # diffrax's drift is −u ∇f(x); with u = T, ∇f = ∇Φ / T.
+    model, user_args = args
+    return jax.grad(model.potential)(z, user_args) / model.temperature
 
 
 def map_span(t_span: Any) -> tuple[int, int]:
@@ -248,7 +283,7 @@ def solve_model(
 ):
     """Solve one model (pure; traced under `jit` / `vmap` by `simulate` and `scan`)."""
     kind = problem_kind(model)
-    sde = kind == "sde"
+    sde = kind in ("sde", "langevin")
     semilinear = isinstance(model, AbstractSemilinearModel)
     return integrate(
         _nonstiff if kind == "imex" else _drift,
@@ -271,6 +306,11 @@ def solve_model(
         event=None if event is None else _UserEvent(event),
         adjoint=adjoint,
         throw=throw,
+        langevin=(
+            LangevinSpec(model.gamma, model.temperature, _langevin_grad)
+            if kind == "langevin"
+            else None
+        ),
     )
 
 

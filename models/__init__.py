@@ -24,6 +24,10 @@ from ._classic import (
     VanDerPol as VanDerPol,
 )
 from ._ecology import MayHarvesting as MayHarvesting
+from ._langevin import (
+    AbstractLangevinModel as AbstractLangevinModel,
+    LangevinOscillators as LangevinOscillators,
+)
 from ._learning import (
     DeepLinearGradientFlow as DeepLinearGradientFlow,
     TeacherStudentFlow as TeacherStudentFlow,

@@ -8,6 +8,7 @@ from ._imex import (
     LinearTerm as LinearTerm,
 )
 from ._integrate import (
+    LangevinSpec as LangevinSpec,
     SaveSpec as SaveSpec,
     Solution as Solution,
     check_options as check_options,

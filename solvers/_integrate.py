@@ -38,6 +38,20 @@ class Solution(eqx.Module):
     interpolation: dfx.DenseInterpolation | None = None
 
 
+class LangevinSpec(eqx.Module):
+    """Underdamped Langevin dynamics in diffrax's form, dx = v dt,
+    dv = −γ v dt − u ∇f(x) dt + √(2γu) dW, for the Langevin splitting solvers
+    (`align`, `should`, `quicsort`). The state is one flat array [x, v].
+
+    - `gamma`, `u`: scalars or one value per position.
+    - `grad_f`: ∇f(x, args).
+    """
+
+    gamma: Any
+    u: Any
+    grad_f: Callable[[Any, Any], Any]
+
+
 class SaveSpec(eqx.Module):
     """Where to save: at `ts` (an array of times) or, if `ts` is None, at t1 only;
     `dense=True` adds the dense interpolant."""
@@ -65,14 +79,14 @@ def _check_nonnegative(name: str, value: Any) -> None:
 def resolve_solver(
     solver: str | dfx.AbstractSolver, kind: str, forward_only: bool
 ) -> tuple[dfx.AbstractSolver, SolverInfo | None]:
-    """A diffrax solver for a problem of `kind` ("ode", "imex" or "sde").
+    """A diffrax solver for a problem of `kind` ("ode", "imex", "sde", "langevin").
 
     **Raises:** `ValueError` for an unknown name or a solver unfit for the problem.
     """
     if isinstance(solver, dfx.AbstractSolver):
         return solver, None
     info = get_solver(solver)
-    usable = set(info.kinds) | ({"imex"} if "ode" in info.kinds else set())
+    usable = _usable_kinds(info)
     if kind not in usable:
         fit = [n for n, i in _solvers_for(kind)]
         raise ValueError(
@@ -82,11 +96,21 @@ def resolve_solver(
     return info.make(forward_only), info
 
 
+def _usable_kinds(info: SolverInfo) -> set[str]:
+    # ODE solvers integrate the sum of an IMEX split; SDE solvers any Langevin model.
+    usable = set(info.kinds)
+    if "ode" in usable:
+        usable.add("imex")
+    if "sde" in usable:
+        usable.add("langevin")
+    return usable
+
+
 def _solvers_for(kind: str):
     from ._registry import SOLVERS
 
     for name, info in SOLVERS.items():
-        if kind in info.kinds or (kind == "imex" and "ode" in info.kinds):
+        if kind in _usable_kinds(info):
             yield name, info
 
 
@@ -117,7 +141,7 @@ def check_options(
         )
     if not adaptive and dt0 is None:
         raise ValueError("a fixed-step solve (adaptive=False) needs a step dt0")
-    if kind == "sde" and dt0 is None:
+    if kind in ("sde", "langevin") and dt0 is None:
         raise ValueError("an SDE solve needs a step dt0 (the initial or fixed step)")
     if dt0 is not None and not isinstance(dt0, jax.core.Tracer):
         if not float(dt0) > 0:
@@ -166,6 +190,7 @@ def integrate(
     event: dfx.Event | Callable[..., Any] | None = None,
     adjoint: AdjointName | dfx.AbstractAdjoint | None = None,
     throw: bool = False,
+    langevin: LangevinSpec | None = None,
 ) -> Solution:
     """Integrate dy = f(t, y) dt [+ g(t, y) dW] from t0 to t1 with diffrax.
 
@@ -192,6 +217,9 @@ def integrate(
     - `adjoint`: None / "forward" (forward-mode autodiff only, the cheapest loop), or
       "recursive" / "backsolve" / "direct" / a diffrax adjoint for reverse mode.
     - `throw`: raise on failure instead of returning a non-success status.
+    - `langevin`: the same SDE as underdamped Langevin dynamics (a `LangevinSpec`),
+      integrated by the Langevin splitting solvers on the split state (x, v); any
+      other solver integrates `vector_field` and `diffusion` as given.
 
     **Returns:** a `Solution`.
 
@@ -199,11 +227,12 @@ def integrate(
     for fixed-step or SDE solves, a solver unfit for the problem, ...).
     """
     saveat = SaveSpec() if saveat is None else saveat
-    kind = (
-        "sde"
-        if diffusion is not None
-        else ("imex" if stiff_field is not None else "ode")
-    )
+    if langevin is not None:
+        kind = "langevin"
+    elif diffusion is not None:
+        kind = "sde"
+    else:
+        kind = "imex" if stiff_field is not None else "ode"
     adjoint_ = _adjoint(adjoint)
     dsolver = check_options(
         solver,
@@ -218,19 +247,36 @@ def integrate(
     if linear_solve is not None and type(dsolver) in LINEAR_IMEX:
         dsolver = LINEAR_IMEX[type(dsolver)]()
         stiff_field = LinearTerm(stiff_field, *linear_solve)
-    terms = _terms(
-        vector_field,
-        stiff_field,
-        diffusion,
-        noise_shape,
-        key,
-        y0,
-        t0,
-        t1,
-        dt0,
-        dsolver,
-        kind,
-    )
+    split = isinstance(dsolver, dfx.AbstractFosterLangevinSRK)
+    if split:
+        if langevin is None:
+            raise ValueError(
+                "the underdamped Langevin solvers need a Langevin model "
+                "(e.g. dynsim.models.LangevinOscillators)"
+            )
+        n = jnp.shape(y0)[-1] // 2
+        bm = _brownian((n,), key, y0, t0, t1, dt0, dsolver)
+        terms = dfx.MultiTerm(
+            dfx.UnderdampedLangevinDriftTerm(
+                langevin.gamma, langevin.u, langevin.grad_f
+            ),
+            dfx.UnderdampedLangevinDiffusionTerm(langevin.gamma, langevin.u, bm),
+        )
+        y0 = (y0[..., :n], y0[..., n:])
+    else:
+        terms = _terms(
+            vector_field,
+            stiff_field,
+            diffusion,
+            noise_shape,
+            key,
+            y0,
+            t0,
+            t1,
+            dt0,
+            dsolver,
+            kind,
+        )
     if adaptive:
         controller = dfx.PIDController(rtol=rtol, atol=atol)
     else:
@@ -257,8 +303,8 @@ def integrate(
         max_steps=max_steps,
         throw=False,
     )
-    status = status_from_result(sol.result, sol.ys)
-    ys = sol.ys
+    ys = jnp.concatenate(sol.ys, axis=-1) if split else sol.ys
+    status = status_from_result(sol.result, ys)
     if throw:
         ys = eqx.branched_error_if(ys, status > Status.EVENT, status, STATUS_MESSAGES)
     stats = {
@@ -283,6 +329,11 @@ def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kin
         return drift
     if noise_shape is None:
         raise ValueError("an SDE solve needs the noise_shape of its Brownian motion")
+    bm = _brownian(noise_shape, key, y0, t0, t1, dt0, dsolver)
+    return dfx.MultiTerm(drift, dfx.ControlTerm(diffusion, bm))
+
+
+def _brownian(noise_shape, key, y0, t0, t1, dt0, dsolver):
     if key is None:
         raise ValueError("an SDE solve needs a PRNG key (key=jax.random.key(seed))")
     dtype = jnp.result_type(*jtu.tree_leaves(y0))
@@ -297,7 +348,7 @@ def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kin
         dfx.AbstractSpaceTimeLevyArea: dfx.SpaceTimeLevyArea,
         dfx.AbstractSpaceTimeTimeLevyArea: dfx.SpaceTimeTimeLevyArea,
     }.get(levy, levy)
-    bm = dfx.VirtualBrownianTree(
+    return dfx.VirtualBrownianTree(
         t0,
         t1,
         tol=jnp.abs(jnp.asarray(dt0)) / 8,
@@ -305,7 +356,6 @@ def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kin
         key=key,
         levy_area=levy,
     )
-    return dfx.MultiTerm(drift, dfx.ControlTerm(diffusion, bm))
 
 
 class _Sum(eqx.Module):

@@ -16,7 +16,7 @@ import optimistix as optx
 
 from ._unrolled import UnrolledDopri5, UnrolledTsit5
 
-Kind = Literal["ode", "imex", "sde"]
+Kind = Literal["ode", "imex", "sde", "langevin"]
 
 
 class SolverInfo(eqx.Module):
@@ -27,7 +27,9 @@ class SolverInfo(eqx.Module):
       `scan_kind="lax"` for the Runge–Kutta stage loop, which is cheaper than the
       checkpointed loop that reverse-mode autodiff needs.
     - `kinds`: the problems it solves: `"ode"` (one vector field, explicit or
-      implicit), `"imex"` (a nonstiff part explicit and a stiff part implicit), `"sde"`.
+      implicit), `"imex"` (a nonstiff part explicit and a stiff part implicit), `"sde"`,
+      `"langevin"` (underdamped Langevin dynamics only; every SDE solver solves those
+      too).
     - `adaptive`: whether it carries an embedded error estimate for step control.
     - `order`: the order of convergence on ODEs (`None` if it solves no ODE).
     - `sde_order`: the strong order on SDEs with general noise (`None` if no SDEs).
@@ -72,6 +74,7 @@ _ODE: tuple[Kind, ...] = ("ode",)
 _IMEX: tuple[Kind, ...] = ("imex",)
 _SDE: tuple[Kind, ...] = ("sde",)
 _BOTH: tuple[Kind, ...] = ("ode", "sde")
+_LANGEVIN: tuple[Kind, ...] = ("langevin",)
 
 _TABLE = [
     # Stages unrolled into one fused computation: see `_unrolled.py`.
@@ -100,6 +103,15 @@ _TABLE = [
     SolverInfo("sra", _rk(dfx.SRA1), _SDE, True, None, 1.5, "ito"),
     SolverInfo("shark", _rk(dfx.ShARK), _SDE, True, None, 1.5, "ito"),
     SolverInfo("spark", _rk(dfx.SPaRK), _SDE, True, None, 0.5, "stratonovich"),
+    # Underdamped Langevin splittings (Foster, Lyons & Oberhauser 2021–24): strong
+    # order 2 (ALIGN, with an error estimate) and 3 (ShOULD, QUICSORT, fixed step).
+    SolverInfo("align", lambda fo: dfx.ALIGN(0.1), _LANGEVIN, True, None, 2.0, "ito"),
+    SolverInfo(
+        "should", lambda fo: dfx.ShOULD(0.01), _LANGEVIN, False, None, 3.0, "ito"
+    ),
+    SolverInfo(
+        "quicsort", lambda fo: dfx.QUICSORT(0.1), _LANGEVIN, False, None, 3.0, "ito"
+    ),
 ]
 
 SOLVERS: types.MappingProxyType[str, SolverInfo] = types.MappingProxyType(
