@@ -17,6 +17,7 @@ from . import (
     plot as plot,
     solvers as solvers,
 )
+from ._fit import FitResult as FitResult, fit as fit
 from ._results import (
     RunInfo as RunInfo,
     ScanResult as ScanResult,

@@ -36,6 +36,11 @@ from ._linear import (
     LinearSystem as LinearSystem,
     OrnsteinUhlenbeck as OrnsteinUhlenbeck,
 )
+from ._neural import (
+    LatentODE as LatentODE,
+    NeuralODE as NeuralODE,
+    NeuralSDE as NeuralSDE,
+)
 from ._noise import AdditiveNoise as AdditiveNoise
 from ._normal_forms import (
     HopfNormalForm as HopfNormalForm,
