@@ -36,6 +36,7 @@ from ._linear import (
     LinearSystem as LinearSystem,
     OrnsteinUhlenbeck as OrnsteinUhlenbeck,
 )
+from ._ltc import LTC as LTC, CfC as CfC
 from ._neural import (
     LatentODE as LatentODE,
     NeuralODE as NeuralODE,
@@ -47,6 +48,7 @@ from ._normal_forms import (
     PitchforkNormalForm as PitchforkNormalForm,
 )
 from ._ramp import Ramp as Ramp
+from ._wiring import Wiring as Wiring, fully_connected as fully_connected, ncp as ncp
 from .selkov import (
     Selkov as Selkov,
     SelkovCellBulk as SelkovCellBulk,
