@@ -1,184 +1,555 @@
 """Observables: reductions of a trajectory computed inside a scan, so that a scan of a
 million points returns a million small numbers instead of a million trajectories.
 
-Every observable sees the trajectory sampled on a uniform grid of `samples` times
-(`dynsim.scan(..., samples=...)`) over `[t_from, t1]`; the window starts at its
-`t_from` (default: t0), so that transients can be dropped. Reductions are pure
-functions of `(ts, ys, in_window)`: they run under `vmap` on the device.
+Every observable except `Function` is a *running* reduction
+(`dynsim.solvers.AbstractReduction`): it is updated on every accepted step of the
+solve from the solver's dense interpolant, inside the solver loop, and needs no saved
+time series. Extrema, peaks, periods and crossings are located within each step
+(bracketed by samples of the interpolant and refined by a root finder), so they are
+exact to the accuracy of the solve, whatever the step sizes; time averages integrate
+the interpolant by Gauss–Legendre quadrature. For maps the trajectory is the iterates
+themselves.
+
+An observable's window is `[t_from, t1]` (`t_from` None: the whole solve), so that
+transients can be dropped. `Function` wraps any function of a sampled trajectory; it
+sees `samples` evenly spaced samples (`dynsim.scan(..., samples=...)`).
 """
 
 import abc
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
+import numpy as np
+from jaxtyping import Array, Float, PyTree
+
+from dynsim.solvers import (
+    AbstractReduction,
+    Segment,
+    StepSamples,
+    bracketed_root,
+    sample_segment,
+)
 
 StateSelector = str | int | None
 
 
+def _optional_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+# Gauss–Legendre nodes and weights on [-1, 1]: exact for polynomials of degree ≤ 5,
+# i.e. for the dense output of every Runge–Kutta solver up to Dopri5 / Tsit5.
+_GL_NODES = np.array([-np.sqrt(0.6), 0.0, np.sqrt(0.6)])
+_GL_WEIGHTS = np.array([5.0, 8.0, 5.0]) / 9.0
+# At most this many extrema of one component are refined per step (a resolved step
+# holds one at most; the bracketing samples see up to SAMPLES_PER_STEP).
+_PER_STEP = 2
+
+
 class AbstractObservable(eqx.Module):
-    """A reduction of a sampled trajectory.
+    """What `dynsim.scan` can compute per point instead of returning trajectories.
 
     - `state`: which state component (a name from `model.state_names` or a flat
       index), or None for all of them.
     - `t_from`: start of the time window (None: the start of the solve).
-
-    Subclasses implement `reduce(ts, ys, in_window)` where `ts` is `(samples,)`, `ys`
-    is `(samples,)` for one component or `(samples, states)` for all, and `in_window`
-    is `(samples,)` bool. The result has shape `()` or `(states,)`.
     """
 
     state: eqx.AbstractVar[StateSelector]
     t_from: eqx.AbstractVar[float | None]
 
+
+class AbstractRunningObservable(AbstractObservable):
+    """An observable updated step by step during the solve.
+
+    The contract, for the selected components `y` (a 1-D array, one entry per
+    component) of a trajectory:
+
+    - `init(t0, y0, discrete)` -> the carry at the start of the solve (`discrete`:
+      the trajectory is a map's iterates);
+    - `update(carry, segment, select)` -> the carry after one more accepted step:
+      `segment` is a `dynsim.solvers.Segment` of the whole state, `select(y)` picks
+      the components; `dynsim.solvers.sample_segment(segment, self.start, select)`
+      samples it within the window;
+    - `finish(carry)` -> the value, shape `()` for one component or `(components,)`.
+    """
+
+    #: Whether `finish` returns one value per selected component (a leading axis).
+    componentwise: ClassVar[bool] = True
+
+    @property
+    def start(self) -> float:
+        """The window's start (−inf when the window is the whole solve)."""
+        return -np.inf if self.t_from is None else float(self.t_from)
+
     @abc.abstractmethod
-    def reduce(
-        self,
-        ts: Float[Array, " samples"],
-        ys: Array,
-        in_window: Bool[Array, " samples"],
-    ) -> Array:
+    def init(
+        self, t0: Float[Array, ""], y0: Float[Array, " k"], discrete: bool
+    ) -> PyTree:
+        """The carry before the first step (`discrete`: the solve is a map's)."""
+
+    @abc.abstractmethod
+    def update(
+        self, carry: PyTree, segment: Segment, select: Callable[[Array], Array]
+    ) -> PyTree:
+        """The carry after one more accepted step."""
+
+    @abc.abstractmethod
+    def finish(self, carry: PyTree) -> Array:
         """The observable's value."""
 
 
-def _mask(ys: Array, in_window: Array, fill: float) -> Array:
-    w = in_window.reshape(in_window.shape + (1,) * (ys.ndim - 1))
-    return jnp.where(w, ys, fill)
+def _in_window(obs: AbstractRunningObservable, t: Array) -> Array:
+    return t >= obs.start
 
 
-class FinalState(AbstractObservable):
-    """The state at t1."""
+def _refiner(segment: Segment, select: Callable[[Array], Array]):
+    """`refine(component, lo, hi, d_lo, d_hi)`: the extremum of one component in
+    `[lo, hi]`, where its derivative changes sign — the root of the derivative and
+    the value there."""
+
+    def refine(component, lo, hi, d_lo, d_hi):
+        def slope(t):
+            return select(segment.evaluate_with_derivative(t)[1])[component]
+
+        t = bracketed_root(slope, lo, hi, d_lo, d_hi)
+        return t, select(segment.evaluate(t))[component]
+
+    return refine
+
+
+def _extrema_brackets(s: StepSamples, sign: int) -> Array:
+    """`(n, k)`: sub-intervals whose derivative turns from `sign` to `-sign`
+    (maxima for +1, minima for −1), both ends in the window."""
+    d0, d1 = s.ds[:-1], s.ds[1:]
+    ok = (s.valid[:-1] & s.valid[1:])[:, None]
+    if sign > 0:
+        return ok & (d0 > 0) & (d1 <= 0)
+    return ok & (d0 < 0) & (d1 >= 0)
+
+
+def _critical_points(
+    s: StepSamples,
+    segment: Segment,
+    select: Callable[[Array], Array],
+    mask: Array,
+    count: int,
+) -> tuple[Array, Array, Array]:
+    """The first `count` bracketed extrema in time order, per component.
+
+    **Returns:** times, values `(k, count)` and a mask of which were found.
+    """
+    k = s.ys.shape[1]
+    rank = jnp.cumsum(mask, axis=0)
+    idx, found = [], []
+    for j in range(count):
+        hit = mask & (rank == j + 1)
+        idx.append(jnp.argmax(hit, axis=0))
+        found.append(jnp.any(hit, axis=0))
+    idx = jnp.stack(idx, axis=1)  # (k, count)
+    found = jnp.stack(found, axis=1)
+    comp = jnp.broadcast_to(jnp.arange(k)[:, None], idx.shape)
+    lo, hi = s.ts[idx], s.ts[idx + 1]
+    if segment.discrete:  # a map has no extrema between its iterates
+        return lo, jnp.full(lo.shape, jnp.nan), jnp.zeros(lo.shape, bool)
+    d_lo, d_hi = s.ds[idx, comp], s.ds[idx + 1, comp]
+    refine = jax.vmap(jax.vmap(_refiner(segment, select)))
+    t, v = refine(comp, lo, hi, d_lo, d_hi)
+    return t, v, found
+
+
+def _segment_extreme(
+    s: StepSamples, segment: Segment, select: Callable[[Array], Array], sign: int
+) -> Array:
+    """The maximum (`sign` +1) or minimum (−1) of each component over the step's
+    part in the window: the largest sample or the refined interior extremum next to
+    it."""
+    fill = -jnp.inf if sign > 0 else jnp.inf
+    ys = jnp.where(s.valid[:, None], s.ys, fill)
+    best = jnp.max(ys, axis=0) if sign > 0 else jnp.min(ys, axis=0)
+    if segment.discrete:
+        return best
+    mask = _extrema_brackets(s, sign)
+    # The bracket holding the step's extremum is the one with the most extreme end.
+    ends = jnp.maximum(ys[:-1], ys[1:]) if sign > 0 else jnp.minimum(ys[:-1], ys[1:])
+    score = jnp.where(mask, sign * ends, -jnp.inf)
+    idx = jnp.argmax(score, axis=0)  # (k,)
+    found = jnp.any(mask, axis=0)
+    comp = jnp.arange(s.ys.shape[1])
+    _, v = jax.vmap(_refiner(segment, select))(
+        comp,
+        s.ts[idx],
+        s.ts[idx + 1],
+        s.ds[idx, comp],
+        s.ds[idx + 1, comp],
+    )
+    v = jnp.where(found, v, fill)
+    return jnp.maximum(best, v) if sign > 0 else jnp.minimum(best, v)
+
+
+class _Extremes(AbstractRunningObservable):
+    """Running maximum and minimum of the selected components."""
+
+    def init(self, t0, y0, discrete):
+        inside = _in_window(self, t0)
+        return (jnp.where(inside, y0, -jnp.inf), jnp.where(inside, y0, jnp.inf))
+
+    def update(self, carry, segment, select):
+        hi, lo = carry
+        s = sample_segment(segment, self.start, select)
+        return (
+            jnp.maximum(hi, _segment_extreme(s, segment, select, +1)),
+            jnp.minimum(lo, _segment_extreme(s, segment, select, -1)),
+        )
+
+
+class FinalState(AbstractRunningObservable):
+    """The state at the end of the solve."""
 
     state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
 
-    def reduce(self, ts, ys, in_window):
-        return ys[-1]
+    def init(self, t0, y0, discrete):
+        return y0
 
+    def update(self, carry, segment, select):
+        return select(segment.y1)
 
-class Mean(AbstractObservable):
-    """The time average over the window (trapezoidal rule on the sample grid)."""
-
-    state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
-
-    def reduce(self, ts, ys, in_window):
-        seg = in_window[1:] & in_window[:-1]
-        dt = jnp.where(seg, jnp.diff(ts), 0.0)
-        mid = 0.5 * (ys[1:] + ys[:-1])
-        dt = dt.reshape(dt.shape + (1,) * (ys.ndim - 1))
-        return jnp.sum(mid * dt, axis=0) / jnp.sum(dt, axis=0)
+    def finish(self, carry):
+        return carry
 
 
-class Max(AbstractObservable):
-    """The maximum over the window."""
+class Mean(AbstractRunningObservable):
+    """The time average over the window: the integral of the dense output (three-
+    point Gauss–Legendre per step, exact for the interpolants of the Runge–Kutta
+    solvers) divided by the window's length. For maps, the mean of the iterates in
+    the window."""
 
     state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
 
-    def reduce(self, ts, ys, in_window):
-        return jnp.max(_mask(ys, in_window, -jnp.inf), axis=0)
+    def init(self, t0, y0, discrete):
+        # Flows integrate over time (y0 has no weight); a map's iterates are counted.
+        weight = jnp.where(_in_window(self, t0), 1.0, 0.0) if discrete else 0.0
+        return (weight * y0, jnp.asarray(weight, y0.dtype))
+
+    def update(self, carry, segment, select):
+        total, length = carry
+        if segment.discrete:
+            fresh = segment.t1 >= self.start
+            return (
+                total + jnp.where(fresh, select(segment.y1), 0.0),
+                length + jnp.where(fresh, 1.0, 0.0),
+            )
+        lo = jnp.maximum(segment.t0, self.start)
+        width = jnp.maximum(segment.t1 - lo, 0.0)
+        mid = 0.5 * (lo + segment.t1)
+        nodes = mid + 0.5 * width * jnp.asarray(_GL_NODES)
+        values = jax.vmap(lambda t: select(segment.evaluate(t)))(nodes)
+        integral = 0.5 * width * jnp.tensordot(jnp.asarray(_GL_WEIGHTS), values, 1)
+        return total + integral, length + width
+
+    def finish(self, carry):
+        total, length = carry
+        return total / jnp.where(length > 0, length, jnp.nan)
 
 
-class Min(AbstractObservable):
-    """The minimum over the window."""
+class Max(_Extremes):
+    """The maximum over the window (located within steps: exact to the solve's
+    accuracy)."""
 
     state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
 
-    def reduce(self, ts, ys, in_window):
-        return jnp.min(_mask(ys, in_window, jnp.inf), axis=0)
+    def finish(self, carry):
+        return carry[0]
 
 
-class Amplitude(AbstractObservable):
+class Min(_Extremes):
+    """The minimum over the window (located within steps)."""
+
+    state: StateSelector = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
+
+    def finish(self, carry):
+        return carry[1]
+
+
+class Amplitude(_Extremes):
     """Half the peak-to-peak range, (max − min)/2, over the window: the oscillation
     amplitude once a transient is dropped (≈ 0 at a stable steady state)."""
 
     state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
 
-    def reduce(self, ts, ys, in_window):
-        hi = jnp.max(_mask(ys, in_window, -jnp.inf), axis=0)
-        lo = jnp.min(_mask(ys, in_window, jnp.inf), axis=0)
+    def finish(self, carry):
+        hi, lo = carry
         return 0.5 * (hi - lo)
 
 
-class SignChanges(AbstractObservable):
-    """How many times y − level changes sign within the window (on the sample grid;
-    exact zeros are counted with the sign of the next nonzero sample)."""
+class SignChanges(AbstractRunningObservable):
+    """How many times y − level changes sign within the window. Crossings are
+    counted on each step's interpolant, its extrema included, so two crossings
+    inside one step are both seen; an exact zero counts with the sign of the next
+    nonzero value (a touch is not a crossing)."""
 
     state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
-    level: float = eqx.field(default=0.0, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
+    level: float = eqx.field(default=0.0, static=True, converter=float)
 
-    def reduce(self, ts, ys, in_window):
-        s = jnp.sign(ys - self.level)
-        seg = in_window[1:] & in_window[:-1]
-        seg = seg.reshape(seg.shape + (1,) * (ys.ndim - 1))
-        flips = (s[1:] * s[:-1] < 0) & seg
-        return jnp.sum(flips, axis=0)
+    def init(self, t0, y0, discrete):
+        inside = _in_window(self, t0)
+        last = jnp.where(inside, jnp.sign(y0 - self.level), 0.0)
+        return last, jnp.zeros(y0.shape, jnp.int32)
+
+    def update(self, carry, segment, select):
+        last, count = carry
+        s = sample_segment(segment, self.start, select)
+        mask = (s.valid[:-1] & s.valid[1:])[:, None] & (
+            jnp.sign(s.ds[:-1]) != jnp.sign(s.ds[1:])
+        )
+        # Values in time order: each sample, and after it the extremum (if any) of
+        # the sub-interval it opens. Extrema that are not refined are NaN: skipped.
+        _, cvals, cfound = _critical_points(s, segment, select, mask, _PER_STEP)
+        rank = jnp.cumsum(mask, axis=0)
+        n = s.ys.shape[0]
+        for i in range(n):
+            seq = [(s.ys[i], s.fresh[i])]
+            if i < n - 1:
+                extra = jnp.full(s.ys.shape[1], jnp.nan)
+                for j in range(_PER_STEP):
+                    here = mask[i] & (rank[i] == j + 1) & cfound[:, j]
+                    extra = jnp.where(here, cvals[:, j], extra)
+                seq.append((extra, s.valid[i] & s.valid[i + 1]))
+            for value, use in seq:
+                sign = jnp.sign(value - self.level)
+                sign = jnp.where(use & jnp.isfinite(value), sign, 0.0)
+                flip = (sign != 0) & (last != 0) & (sign != last)
+                count = count + flip.astype(jnp.int32)
+                last = jnp.where(sign != 0, sign, last)
+        return last, count
+
+    def finish(self, carry):
+        return carry[1]
+
+
+class _PeakBuffer(AbstractRunningObservable):
+    """The last `max_peaks` local maxima of one component (times and values, a ring
+    buffer), with the running maximum and minimum."""
+
+    componentwise: ClassVar[bool] = False
+
+    def init(self, t0, y0, discrete):
+        if y0.shape != (1,):
+            raise ValueError(
+                f"the {type(self).__name__.lower()} observable needs one state "
+                "component (state=...)"
+            )
+        m = self.max_peaks
+        inside = _in_window(self, t0)
+        return dict(
+            times=jnp.full(m, jnp.nan, y0.dtype),
+            values=jnp.full(m, jnp.nan, y0.dtype),
+            count=jnp.asarray(0, jnp.int32),
+            last_slope=jnp.asarray(jnp.nan, y0.dtype),
+            last_time=jnp.asarray(-jnp.inf, y0.dtype),
+            hi=jnp.where(inside, y0[0], -jnp.inf),
+            lo=jnp.where(inside, y0[0], jnp.inf),
+        )
+
+    max_peaks: eqx.AbstractVar[int]
+
+    def update(self, carry, segment, select):
+        s = sample_segment(segment, self.start, select)
+        # A maximum at the step's first node: the slope turns there (maps: the
+        # iterate is above both neighbours; flows: the interpolants meet there).
+        node = s.valid[0] & (carry["last_slope"] > 0) & (s.ds[0, 0] <= 0)
+        cand = [(s.ts[0], s.ys[0, 0], node)]
+        mask = _extrema_brackets(s, +1)
+        ts, vs, found = _critical_points(s, segment, select, mask, _PER_STEP)
+        cand += [(ts[0, j], vs[0, j], found[0, j]) for j in range(_PER_STEP)]
+        times, values, count, last_time = (
+            carry["times"],
+            carry["values"],
+            carry["count"],
+            carry["last_time"],
+        )
+        # A maximum seen from both sides of a node (the interpolants' slopes there
+        # differ by round-off) is one maximum.
+        close = 1e-9 * (segment.t1 - segment.t0) + 1e-12 * jnp.abs(segment.t1)
+        for t, v, ok in cand:
+            ok = ok & (jnp.abs(t - last_time) > close)
+            slot = count % self.max_peaks
+            times = jnp.where(ok, times.at[slot].set(t), times)
+            values = jnp.where(ok, values.at[slot].set(v), values)
+            count = count + ok.astype(jnp.int32)
+            last_time = jnp.where(ok, t, last_time)
+        end_slope = jnp.where(s.valid[-1], s.ds[-1, 0], carry["last_slope"])
+        return dict(
+            times=times,
+            values=values,
+            count=count,
+            last_slope=end_slope,
+            last_time=last_time,
+            hi=jnp.maximum(carry["hi"], _segment_extreme(s, segment, select, +1)[0]),
+            lo=jnp.minimum(carry["lo"], _segment_extreme(s, segment, select, -1)[0]),
+        )
+
+    def _chronological(self, carry) -> tuple[Array, Array]:
+        """The buffered peaks' times and values, oldest first, NaN-padded in front."""
+        m = self.max_peaks
+        count = carry["count"]
+        order = (count - m + jnp.arange(m)) % m
+        real = jnp.arange(m) >= m - jnp.minimum(count, m)
+        times = jnp.where(real, carry["times"][order], jnp.nan)
+        values = jnp.where(real, carry["values"][order], jnp.nan)
+        return times, values
+
+
+class Peaks(_PeakBuffer):
+    """The last `max_peaks` local maxima of one component within the window (in
+    time order, NaN-padded in front): the points of an orbit diagram. Each maximum
+    is located within its step, where the interpolant's derivative vanishes."""
+
+    state: StateSelector = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
+    max_peaks: int = eqx.field(default=64, static=True)
+
+    def finish(self, carry):
+        return self._chronological(carry)[1]
+
+
+class Period(_PeakBuffer):
+    """The oscillation period of one component: the mean time between its
+    successive maxima above the window's mid-range (max + min)/2, over the last
+    `max_peaks` maxima (each located within its step). Small secondary maxima (of
+    mixed-mode oscillations, say) are skipped by the mid-range test; NaN without
+    two such maxima."""
+
+    state: StateSelector = eqx.field(default=None, static=True)
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
+    max_peaks: int = eqx.field(default=64, static=True)
+
+    def finish(self, carry):
+        times, values = self._chronological(carry)
+        mid = 0.5 * (carry["hi"] + carry["lo"])
+        big = jnp.isfinite(values) & (values > mid)
+        n = jnp.sum(big)
+        first = jnp.min(jnp.where(big, times, jnp.inf))
+        last = jnp.max(jnp.where(big, times, -jnp.inf))
+        return jnp.where(n >= 2, (last - first) / jnp.maximum(n - 1, 1), jnp.nan)
 
 
 class Function(AbstractObservable):
-    """Any function `fn(ts, ys) -> array` as an observable. It sees every sample
-    (from the earliest window start of the scan's observables to t1); `ys` is
-    `(samples, states)`, or `(samples,)` when `state` selects one component."""
+    """Any function `fn(ts, ys) -> array` of a sampled trajectory as an observable.
+    It sees `samples` evenly spaced samples (from the earliest window start of the
+    scan's `Function` observables to t1); `ys` is `(samples, states)`, or
+    `(samples,)` when `state` selects one component. Exact reductions need the
+    running observables above; a function of samples is only as fine as `samples`."""
 
     fn: Callable[[Array, Array], Array] = eqx.field(static=True)
     state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
-
-    def reduce(self, ts, ys, in_window):
-        return self.fn(ts, ys)
-
-
-class Peaks(AbstractObservable):
-    """The last `max_peaks` local maxima of one component within the window (in
-    time order, NaN-padded in front): the points of an orbit diagram. Each maximum
-    is refined by the parabola through its three samples."""
-
-    state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
-    max_peaks: int = eqx.field(default=64, static=True)
-
-    def reduce(self, ts, ys, in_window):
-        if ys.ndim != 1:
-            raise ValueError("the 'peaks' observable needs one state component")
-        left, mid, right = ys[:-2], ys[1:-1], ys[2:]
-        ok = in_window[:-2] & in_window[1:-1] & in_window[2:]
-        is_peak = (mid > left) & (mid >= right) & ok
-        curv = left - 2 * mid + right
-        safe = jnp.where(curv < 0, curv, -1.0)
-        value = mid - (right - left) ** 2 / (8 * safe)
-        position = jnp.where(is_peak, jnp.arange(mid.size), -1)
-        k = min(self.max_peaks, mid.size)
-        last, _ = jax.lax.top_k(position, k)
-        last = last[::-1]
-        out = jnp.where(last >= 0, value[jnp.maximum(last, 0)], jnp.nan)
-        return jnp.concatenate([jnp.full(self.max_peaks - k, jnp.nan), out])
+    t_from: float | None = eqx.field(
+        default=None, static=True, converter=_optional_float
+    )
 
 
-class Period(AbstractObservable):
-    """The mean time between upward crossings of the window mean by one component
-    (crossing times interpolated linearly); NaN without two crossings."""
+class BoundObservable(AbstractReduction):
+    """A running observable with its state selection resolved to flat indices: the
+    `dynsim.solvers.AbstractReduction` the solve carries."""
 
-    state: StateSelector = eqx.field(default=None, static=True)
-    t_from: float | None = eqx.field(default=None, static=True)
+    obs: AbstractRunningObservable
+    index: int | None = eqx.field(static=True)
 
-    def reduce(self, ts, ys, in_window):
-        if ys.ndim != 1:
-            raise ValueError("the 'period' observable needs one state component")
-        mean = jnp.sum(jnp.where(in_window, ys, 0.0)) / jnp.sum(in_window)
-        x = ys - mean
-        up = (x[:-1] < 0) & (x[1:] >= 0) & in_window[:-1] & in_window[1:]
-        frac = -x[:-1] / jnp.where(up, x[1:] - x[:-1], 1.0)
-        t_cross = ts[:-1] + frac * (ts[1:] - ts[:-1])
-        n = jnp.sum(up)
-        first = jnp.min(jnp.where(up, t_cross, jnp.inf))
-        last = jnp.max(jnp.where(up, t_cross, -jnp.inf))
-        return jnp.where(n >= 2, (last - first) / jnp.maximum(n - 1, 1), jnp.nan)
+    def _select(self, y: Array) -> Array:
+        return y if self.index is None else y[self.index : self.index + 1]
+
+    def init(self, t0, y0, discrete):
+        return self.obs.init(t0, self._select(y0), discrete)
+
+    def update(self, carry, segment):
+        new = self.obs.update(carry, segment, self._select)
+        if segment.discrete:
+            return new
+        # Steps before the window leave the carry as it was.
+        active = segment.t1 > self.obs.start
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, carry)
+
+    def finish(self, carry):
+        value = self.obs.finish(carry)
+        if self.obs.componentwise and self.index is not None:
+            return value[0]  # one component selected: its value, not a 1-vector
+        return value
+
+
+def _resolve_index(
+    name: str, sel: StateSelector, state_names: tuple[str, ...]
+) -> int | None:
+    if sel is None:
+        return None
+    if isinstance(sel, str):
+        if sel not in state_names:
+            raise ValueError(
+                f"observable {name!r}: no state {sel!r}; states are "
+                f"{', '.join(state_names)}"
+            )
+        return state_names.index(sel)
+    index = int(sel)
+    if not -len(state_names) <= index < len(state_names):
+        raise ValueError(f"observable {name!r}: state index {index} out of range")
+    return index % len(state_names)
+
+
+def bind_observables(
+    observables: Any, state_names: tuple[str, ...]
+) -> tuple[tuple[str, BoundObservable | tuple[Function, int | None]], ...]:
+    """Check a scan's `observables` (name -> observable or function) and resolve
+    their state selections: running observables become `BoundObservable`s, functions
+    of samples `(Function, index)` pairs.
+
+    **Raises:** `TypeError` / `ValueError` naming the bad observable.
+    """
+    from collections.abc import Mapping
+
+    if observables is None:
+        return ()
+    if not isinstance(observables, Mapping):
+        raise TypeError("observables must be a dict: name -> observable")
+    out: list[tuple[str, Any]] = []
+    for name, obs in observables.items():
+        if not isinstance(obs, AbstractObservable):
+            if not callable(obs):
+                raise TypeError(f"observable {name!r} is not an observable or callable")
+            obs = Function(obs)
+        index = _resolve_index(name, obs.state, state_names)
+        if isinstance(obs, Function):
+            out.append((name, (obs, index)))
+            continue
+        if isinstance(obs, _PeakBuffer) and index is None:
+            raise ValueError(
+                f"observable {name!r}: {type(obs).__name__} needs one state "
+                "component (state=...)"
+            )
+        out.append((name, BoundObservable(obs, index)))
+    return tuple(out)
 
 
 _BY_NAME: dict[str, type[AbstractObservable]] = {

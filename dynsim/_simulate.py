@@ -21,6 +21,7 @@ from dynsim.models import (
     AbstractModel,
     AbstractSDEModel,
     AbstractSemilinearModel,
+    parameters,
 )
 from dynsim.solvers import (
     LangevinSpec,
@@ -107,6 +108,44 @@ def check_model(model: Any) -> None:
             "expected a dynsim model (a subclass of dynsim.AbstractModel or "
             f"dynsim.AbstractMap), got {type(model).__name__}"
         )
+
+
+def _concrete(x: Any) -> np.ndarray | None:
+    try:
+        return np.asarray(x)
+    except (
+        TypeError,
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerArrayConversionError,
+    ):
+        return None  # traced: checked by nobody but the solve itself
+
+
+def check_finite_parameters(model: Any) -> None:
+    """Refuse a model with a NaN or infinite parameter before any solve.
+
+    **Raises:** `ValueError` naming the parameter.
+    """
+    for name, value in parameters(model).items():
+        v = _concrete(value)
+        if v is not None and v.dtype.kind in "fc" and not np.all(np.isfinite(v)):
+            raise ValueError(
+                f"{type(model).__name__} parameter {name!r} is not finite "
+                f"({v.tolist() if v.size <= 8 else 'some of its entries'}); "
+                "parameters must be finite numbers"
+            )
+
+
+def check_finite_state(y0: PyTree[Array], what: str = "y0") -> None:
+    """Refuse a NaN or infinite initial state. **Raises:** `ValueError`."""
+    for leaf in jtu.tree_leaves(y0):
+        v = _concrete(leaf)
+        if v is not None and not np.all(np.isfinite(v)):
+            bad = np.flatnonzero(~np.isfinite(v.ravel()))
+            raise ValueError(
+                f"{what} is not finite (entries {bad[:8].tolist()} are NaN or inf); "
+                "a solve needs a finite initial state"
+            )
 
 
 def check_t_span(t_span: Any) -> tuple[Array, Array]:
@@ -248,6 +287,12 @@ def _langevin_grad(z, args):
     return jax.grad(model.potential)(z, user_args) / model.temperature
 
 
+def map_span_times(t_span: Any) -> tuple[int, int]:
+    """(n0, n1): the first and last iterate index of a map's `t_span`."""
+    n0, n = map_span(t_span)
+    return n0, n0 + n
+
+
 def map_span(t_span: Any) -> tuple[int, int]:
     """(n0, n): the first index and the number of iterates of a map's `t_span`."""
     try:
@@ -280,6 +325,7 @@ def solve_model(
     event: Callable[..., Any] | None = None,
     adjoint: Any = None,
     throw: bool = False,
+    reductions: tuple = (),
 ):
     """Solve one model (pure; traced under `jit` / `vmap` by `simulate` and `scan`)."""
     kind = problem_kind(model)
@@ -311,6 +357,7 @@ def solve_model(
             if kind == "langevin"
             else None
         ),
+        reductions=reductions,
     )
 
 
@@ -372,7 +419,9 @@ def simulate(
     runtime error for a failed solve when `throw=True`.
     """
     check_model(model)
+    check_finite_parameters(model)
     y0 = check_y0(model, y0)
+    check_finite_state(y0)
     if isinstance(model, AbstractMap):
         return _simulate_map(model, t_span, y0, saveat, args)
     setup = prepare_solve(

@@ -21,6 +21,15 @@ from ._pde import (
     DiskGrid as DiskGrid,
     SquareGrid as SquareGrid,
 )
+from ._reduce import (
+    SAMPLES_PER_STEP as SAMPLES_PER_STEP,
+    AbstractReduction as AbstractReduction,
+    ReducingSolver as ReducingSolver,
+    Segment as Segment,
+    StepSamples as StepSamples,
+    bracketed_root as bracketed_root,
+    sample_segment as sample_segment,
+)
 from ._registry import (
     SOLVERS as SOLVERS,
     SolverInfo as SolverInfo,

@@ -15,6 +15,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Int, PyTree, Real
 
 from ._imex import LINEAR_IMEX, LinearTerm
+from ._reduce import AbstractReduction, ReducingSolver
 from ._registry import SolverInfo, get_solver
 from ._status import STATUS_MESSAGES, Status, status_from_result
 
@@ -29,6 +30,7 @@ class Solution(eqx.Module):
     - `status`: an integer `Status` code (0 = success).
     - `stats`: accepted / rejected / total step counts.
     - `interpolation`: dense output (a diffrax interpolation) when asked for, else None.
+    - `reductions`: the values of the running reductions asked for, in order.
     """
 
     ts: Real[Array, " times"]
@@ -36,6 +38,7 @@ class Solution(eqx.Module):
     status: Int[Array, ""]
     stats: dict[str, Array]
     interpolation: dfx.DenseInterpolation | None = None
+    reductions: tuple[PyTree[Array], ...] = ()
 
 
 class LangevinSpec(eqx.Module):
@@ -74,6 +77,12 @@ def _check_nonnegative(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
     if not bool(np.isfinite(v)) or float(v) < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {float(v)}")
+
+
+def _is_zero(value: Any) -> bool:
+    if isinstance(value, jax.core.Tracer):
+        return False
+    return float(np.asarray(value)) == 0.0
 
 
 def resolve_solver(
@@ -131,6 +140,11 @@ def check_options(
     """
     _check_nonnegative("rtol", rtol)
     _check_nonnegative("atol", atol)
+    if adaptive and _is_zero(rtol) and _is_zero(atol):
+        raise ValueError(
+            "rtol and atol are both 0: no step can meet a zero tolerance; give rtol "
+            "> 0 or atol > 0 (e.g. rtol=1e-6, atol=1e-9)"
+        )
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     dsolver, info = resolve_solver(solver, kind, forward_only)
@@ -191,6 +205,7 @@ def integrate(
     adjoint: AdjointName | dfx.AbstractAdjoint | None = None,
     throw: bool = False,
     langevin: LangevinSpec | None = None,
+    reductions: tuple[AbstractReduction, ...] = (),
 ) -> Solution:
     """Integrate dy = f(t, y) dt [+ g(t, y) dW] from t0 to t1 with diffrax.
 
@@ -220,6 +235,13 @@ def integrate(
     - `langevin`: the same SDE as underdamped Langevin dynamics (a `LangevinSpec`),
       integrated by the Langevin splitting solvers on the split state (x, v); any
       other solver integrates `vector_field` and `diffusion` as given.
+    - `reductions`: running reductions (`AbstractReduction`) folded over every
+      accepted step inside the solver loop; their values are `Solution.reductions`.
+
+    A solve whose accepted state becomes NaN or infinite, or whose steps keep being
+    rejected at a step size of round-off order (a NaN vector field, a finite-time
+    blow-up), stops at once with `Status.NONFINITE` instead of spending its step
+    budget.
 
     **Returns:** a `Solution`.
 
@@ -277,10 +299,11 @@ def integrate(
             dsolver,
             kind,
         )
+    scale = jnp.maximum(jnp.abs(jnp.asarray(t0)), jnp.abs(jnp.asarray(t1)))
     if adaptive:
-        controller = dfx.PIDController(rtol=rtol, atol=atol)
+        controller = _GuardedAdaptive(dfx.PIDController(rtol=rtol, atol=atol), scale)
     else:
-        controller = dfx.ConstantStepSize()
+        controller = _Guarded(dfx.ConstantStepSize(), scale)
         if isinstance(dsolver, dfx.AbstractImplicitSolver):
             # No controller tolerances to borrow: solve each stage to near round-off.
             eps = float(jnp.finfo(jnp.result_type(float)).eps)
@@ -288,6 +311,10 @@ def integrate(
             dsolver = eqx.tree_at(lambda s: s.root_finder, dsolver, newton)
     if event is not None and not isinstance(event, dfx.Event):
         event = dfx.Event(event, root_finder=optx.Newton(rtol=1e-10, atol=1e-10))
+    dsaveat = saveat.to_diffrax()
+    if reductions:
+        dsolver = ReducingSolver(dsolver, tuple(reductions))
+        dsaveat = eqx.tree_at(lambda s: s.solver_state, dsaveat, True)
     sol = dfx.diffeqsolve(
         terms,
         dsolver,
@@ -296,7 +323,7 @@ def integrate(
         dt0,
         y0,
         args,
-        saveat=saveat.to_diffrax(),
+        saveat=dsaveat,
         stepsize_controller=controller,
         adjoint=adjoint_,
         event=event,
@@ -313,7 +340,71 @@ def integrate(
         "num_rejected_steps": sol.stats["num_rejected_steps"],
     }
     interp = sol.interpolation if saveat.dense else None
-    return Solution(sol.ts, ys, status, stats, interp)
+    values = dsolver.finish(sol.solver_state) if reductions else ()
+    return Solution(sol.ts, ys, status, stats, interp, values)
+
+
+def _all_finite(tree: PyTree[Array]) -> Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jtu.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+class _Guarded(dfx.AbstractStepSizeController):
+    """A step-size controller that stops a solve which cannot go on: an accepted
+    state that is not finite, or a step rejected at a size of round-off order
+    (`dt <= 100 eps max(|t|, scale)`), ends the solve with diffrax's `nonfinite`
+    result (dynsim's `Status.NONFINITE`).
+
+    The second rule is what catches a NaN vector field or a finite-time blow-up with
+    an adaptive solver: its error estimate is infinite, so the controller shrinks the
+    step until the budget runs out. An infinite error estimate alone is no reason to
+    stop: diffrax uses it to shrink the step and recover, and its implicit solvers use
+    it to report a failed Newton iteration.
+    """
+
+    controller: dfx.AbstractStepSizeController
+    scale: Array  # max(|t0|, |t1|): what "round-off sized" is relative to
+
+    def wrap(self, direction):
+        return eqx.tree_at(
+            lambda g: g.controller, self, self.controller.wrap(direction)
+        )
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        return self.controller.init(terms, t0, t1, y0, dt0, args, func, error_order)
+
+    def adapt_step_size(
+        self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+    ):
+        keep, tprev, tnext, made_jump, state, result = self.controller.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+        )
+        dt = jnp.abs(t1 - t0)
+        eps = jnp.finfo(jnp.result_type(dt)).eps
+        floor = (
+            100 * eps * jnp.maximum(jnp.maximum(jnp.abs(t0), jnp.abs(t1)), self.scale)
+        )
+        stuck = jnp.invert(keep) & jnp.invert(dt > floor)  # also catches a NaN step
+        diverged = keep & jnp.invert(_all_finite(y1_candidate))
+        result = dfx.RESULTS.where(stuck | diverged, dfx.RESULTS.nonfinite, result)
+        return keep, tprev, tnext, made_jump, state, result
+
+
+class _GuardedAdaptive(_Guarded, dfx.AbstractAdaptiveStepSizeController):
+    """`_Guarded` around an adaptive controller (diffrax reads its tolerances for
+    the Newton iterations of implicit solvers)."""
+
+    @property
+    def rtol(self):
+        return self.controller.rtol  # pyright: ignore
+
+    @property
+    def atol(self):
+        return self.controller.atol  # pyright: ignore
+
+    @property
+    def norm(self):
+        return self.controller.norm  # pyright: ignore
 
 
 def _terms(vf, stiff, diffusion, noise_shape, key, y0, t0, t1, dt0, dsolver, kind):

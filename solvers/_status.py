@@ -42,7 +42,10 @@ _MESSAGES = {
         "the tolerances, or use an implicit solver if the problem is stiff"
     ),
     Status.DT_MIN: "the step size fell below its minimum",
-    Status.NONFINITE: "the state became NaN or inf: the solution diverged",
+    Status.NONFINITE: (
+        "the state or the vector field became NaN or inf (the solution diverged, or "
+        "the vector field is undefined there); the solve stopped"
+    ),
     Status.NONLINEAR_SOLVER: "the implicit solver's Newton iteration failed",
     Status.FAILED: "the solve failed for another reason",
 }
@@ -69,6 +72,7 @@ def status_from_result(result: dfx.RESULTS, ys: PyTree[Array]) -> Int[Array, ""]
             result == dfx.RESULTS.event_occurred,
             result == dfx.RESULTS.max_steps_reached,
             result == dfx.RESULTS.dt_min_reached,
+            result == dfx.RESULTS.nonfinite,
             nonlinear,
         ],
         [
@@ -76,6 +80,7 @@ def status_from_result(result: dfx.RESULTS, ys: PyTree[Array]) -> Int[Array, ""]
             Status.EVENT,
             Status.MAX_STEPS,
             Status.DT_MIN,
+            Status.NONFINITE,
             Status.NONLINEAR_SOLVER,
         ],
         default=Status.FAILED,

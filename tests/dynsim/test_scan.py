@@ -62,15 +62,22 @@ def test_observables_match_hopf_normal_form():
 
 
 def test_failing_points_are_recorded_not_fatal():
-    # x' = a x², x(0) = 1 blows up at t = 1/a: inside [0, 1] for a > 1.
+    # x' = a x², x(0) = 1 blows up at t = 1/a: inside [0, 1] for a > 1. A blow-up is
+    # a divergence (NONFINITE), found without spending the step budget; the failed
+    # points' states are NaN, not the last finite-looking numbers.
     a = np.array([0.25, 0.5, 2.0, 0.75, 4.0])
-    res = ds.scan(BlowUp(), {"a": a}, (0.0, 1.0), max_steps=2000, rtol=1e-8, atol=1e-10)
+    res = ds.scan(BlowUp(), {"a": a}, (0.0, 1.0), rtol=1e-8, atol=1e-10)
     failed = a > 1
     assert np.array_equal(~res.ok, failed)
-    assert np.all(res.status[failed] == ds.Status.MAX_STEPS)
+    assert np.all(res.status[failed] == ds.Status.NONFINITE)
+    assert np.all(res.stats["num_steps"][failed] < 5000)
+    assert np.all(np.isnan(res.ys[failed]))
     good = res.ys[~failed, -1, 0]
     assert np.allclose(good, 1 / (1 - a[~failed]), rtol=1e-6)
-    assert res.n_failed == 2 and "max_steps=2" in repr(res)
+    assert res.n_failed == 2 and "nonfinite=2" in repr(res)
+    # A budget too small for a regular solve is still MAX_STEPS.
+    short = ds.scan(BlowUp(), {"a": [0.5]}, (0.0, 1.0), max_steps=5, rtol=1e-8)
+    assert short.status[0] == ds.Status.MAX_STEPS
 
 
 def test_observables_of_failed_points_are_nan():

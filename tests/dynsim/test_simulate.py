@@ -58,10 +58,15 @@ def test_henon_map_iterates():
 
 def test_failed_solve_raises_or_returns_status():
     with pytest.raises(Exception, match="maximum number of steps"):
-        ds.simulate(BlowUp(a=2.0), (0.0, 1.0), max_steps=500)
-    traj = ds.simulate(BlowUp(a=2.0), (0.0, 1.0), max_steps=500, throw=False)
+        ds.simulate(Decay(), (0.0, 100.0), max_steps=5)
+    traj = ds.simulate(Decay(), (0.0, 100.0), max_steps=5, throw=False)
     assert traj.status == ds.Status.MAX_STEPS and not traj.ok
     assert "max_steps" in traj.message
+    # A finite-time blow-up (at t = 1/2) diverges: NONFINITE, not a step budget.
+    with pytest.raises(Exception, match="NaN or inf"):
+        ds.simulate(BlowUp(a=2.0), (0.0, 1.0))
+    traj = ds.simulate(BlowUp(a=2.0), (0.0, 1.0), throw=False)
+    assert traj.status == ds.Status.NONFINITE and "diverged" in traj.message
 
 
 def test_new_parameter_values_do_not_recompile():
