@@ -26,11 +26,11 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from dynsim.solvers import (
+    QUADRATURE_WEIGHTS,
     AbstractReduction,
     Segment,
     StepSamples,
-    bracketed_root,
-    sample_segment,
+    critical_points,
 )
 
 StateSelector = str | int | None
@@ -40,13 +40,9 @@ def _optional_float(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-# Gauss–Legendre nodes and weights on [-1, 1]: exact for polynomials of degree ≤ 5,
-# i.e. for the dense output of every Runge–Kutta solver up to Dopri5 / Tsit5.
-_GL_NODES = np.array([-np.sqrt(0.6), 0.0, np.sqrt(0.6)])
-_GL_WEIGHTS = np.array([5.0, 8.0, 5.0]) / 9.0
-# At most this many extrema of one component are refined per step (a resolved step
-# holds one at most; the bracketing samples see up to SAMPLES_PER_STEP).
-_PER_STEP = 2
+# At most this many maxima of one component per step go to a peak buffer (a step that
+# resolves the solution holds one at most).
+_PEAKS_PER_STEP = 2
 
 
 class AbstractObservable(eqx.Module):
@@ -69,11 +65,12 @@ class AbstractRunningObservable(AbstractObservable):
 
     - `init(t0, y0, discrete)` -> the carry at the start of the solve (`discrete`:
       the trajectory is a map's iterates);
-    - `update(carry, segment, select)` -> the carry after one more accepted step:
-      `segment` is a `dynsim.solvers.Segment` of the whole state, `select(y)` picks
-      the components; `dynsim.solvers.sample_segment(segment, self.start, select)`
-      samples it within the window;
-    - `finish(carry)` -> the value, shape `()` for one component or `(components,)`.
+    - `update(carry, segment, samples, select)` -> the carry after one more
+      accepted step: `segment` is the step (a `dynsim.solvers.Segment` of the whole
+      state), `samples` its `dynsim.solvers.StepSamples` within the window (whole
+      state), `select(y)` picks the components;
+    - `finish(carry)` -> the value: one entry per selected component when
+      `componentwise`.
     """
 
     #: Whether `finish` returns one value per selected component (a leading axis).
@@ -88,11 +85,15 @@ class AbstractRunningObservable(AbstractObservable):
     def init(
         self, t0: Float[Array, ""], y0: Float[Array, " k"], discrete: bool
     ) -> PyTree:
-        """The carry before the first step (`discrete`: the solve is a map's)."""
+        """The carry before the first step."""
 
     @abc.abstractmethod
     def update(
-        self, carry: PyTree, segment: Segment, select: Callable[[Array], Array]
+        self,
+        carry: PyTree,
+        segment: Segment,
+        samples: StepSamples,
+        select: Callable[[Array], Array],
     ) -> PyTree:
         """The carry after one more accepted step."""
 
@@ -105,88 +106,25 @@ def _in_window(obs: AbstractRunningObservable, t: Array) -> Array:
     return t >= obs.start
 
 
-def _refiner(segment: Segment, select: Callable[[Array], Array]):
-    """`refine(component, lo, hi, d_lo, d_hi)`: the extremum of one component in
-    `[lo, hi]`, where its derivative changes sign — the root of the derivative and
-    the value there."""
-
-    def refine(component, lo, hi, d_lo, d_hi):
-        def slope(t):
-            return select(segment.evaluate_with_derivative(t)[1])[component]
-
-        t = bracketed_root(slope, lo, hi, d_lo, d_hi)
-        return t, select(segment.evaluate(t))[component]
-
-    return refine
+def _turns(s: StepSamples) -> tuple[Array, Array, Array]:
+    """Every bracketed turning point of the (selected) components in the step:
+    times, values and kind (+1 max, −1 min, 0 none), each `(n − 1, k)`."""
+    times, kind, values = critical_points(s)
+    return times, jnp.where(kind != 0, values, jnp.nan), kind
 
 
-def _extrema_brackets(s: StepSamples, sign: int) -> Array:
-    """`(n, k)`: sub-intervals whose derivative turns from `sign` to `-sign`
-    (maxima for +1, minima for −1), both ends in the window."""
-    d0, d1 = s.ds[:-1], s.ds[1:]
-    ok = (s.valid[:-1] & s.valid[1:])[:, None]
-    if sign > 0:
-        return ok & (d0 > 0) & (d1 <= 0)
-    return ok & (d0 < 0) & (d1 >= 0)
-
-
-def _critical_points(
-    s: StepSamples,
-    segment: Segment,
-    select: Callable[[Array], Array],
-    mask: Array,
-    count: int,
-) -> tuple[Array, Array, Array]:
-    """The first `count` bracketed extrema in time order, per component.
-
-    **Returns:** times, values `(k, count)` and a mask of which were found.
-    """
-    k = s.ys.shape[1]
-    rank = jnp.cumsum(mask, axis=0)
-    idx, found = [], []
-    for j in range(count):
-        hit = mask & (rank == j + 1)
-        idx.append(jnp.argmax(hit, axis=0))
-        found.append(jnp.any(hit, axis=0))
-    idx = jnp.stack(idx, axis=1)  # (k, count)
-    found = jnp.stack(found, axis=1)
-    comp = jnp.broadcast_to(jnp.arange(k)[:, None], idx.shape)
-    lo, hi = s.ts[idx], s.ts[idx + 1]
-    if segment.discrete:  # a map has no extrema between its iterates
-        return lo, jnp.full(lo.shape, jnp.nan), jnp.zeros(lo.shape, bool)
-    d_lo, d_hi = s.ds[idx, comp], s.ds[idx + 1, comp]
-    refine = jax.vmap(jax.vmap(_refiner(segment, select)))
-    t, v = refine(comp, lo, hi, d_lo, d_hi)
-    return t, v, found
-
-
-def _segment_extreme(
-    s: StepSamples, segment: Segment, select: Callable[[Array], Array], sign: int
-) -> Array:
-    """The maximum (`sign` +1) or minimum (−1) of each component over the step's
-    part in the window: the largest sample or the refined interior extremum next to
-    it."""
-    fill = -jnp.inf if sign > 0 else jnp.inf
-    ys = jnp.where(s.valid[:, None], s.ys, fill)
-    best = jnp.max(ys, axis=0) if sign > 0 else jnp.min(ys, axis=0)
-    if segment.discrete:
-        return best
-    mask = _extrema_brackets(s, sign)
-    # The bracket holding the step's extremum is the one with the most extreme end.
-    ends = jnp.maximum(ys[:-1], ys[1:]) if sign > 0 else jnp.minimum(ys[:-1], ys[1:])
-    score = jnp.where(mask, sign * ends, -jnp.inf)
-    idx = jnp.argmax(score, axis=0)  # (k,)
-    found = jnp.any(mask, axis=0)
-    comp = jnp.arange(s.ys.shape[1])
-    _, v = jax.vmap(_refiner(segment, select))(
-        comp,
-        s.ts[idx],
-        s.ts[idx + 1],
-        s.ds[idx, comp],
-        s.ds[idx + 1, comp],
-    )
-    v = jnp.where(found, v, fill)
-    return jnp.maximum(best, v) if sign > 0 else jnp.minimum(best, v)
+def _extremes(s: StepSamples, segment: Segment) -> tuple[Array, Array]:
+    """The maximum and minimum of each selected component over the step's part in
+    the window: the most extreme of its samples and its turning points."""
+    # Maxima of (y, −y) in one reduction each: on a CPU every separate small
+    # operation inside the solver loop costs more than its arithmetic.
+    sign = jnp.array([1.0, -1.0])[:, None, None]
+    best = jnp.max(jnp.where(s.valid[None, :, None], sign * s.ys, -jnp.inf), axis=1)
+    if not segment.discrete:
+        _, values, kind = _turns(s)
+        turn = jnp.where(kind == sign.astype(kind.dtype), sign * values, -jnp.inf)
+        best = jnp.maximum(best, jnp.max(turn, axis=1))
+    return best[0], -best[1]
 
 
 class _Extremes(AbstractRunningObservable):
@@ -196,13 +134,9 @@ class _Extremes(AbstractRunningObservable):
         inside = _in_window(self, t0)
         return (jnp.where(inside, y0, -jnp.inf), jnp.where(inside, y0, jnp.inf))
 
-    def update(self, carry, segment, select):
-        hi, lo = carry
-        s = sample_segment(segment, self.start, select)
-        return (
-            jnp.maximum(hi, _segment_extreme(s, segment, select, +1)),
-            jnp.minimum(lo, _segment_extreme(s, segment, select, -1)),
-        )
+    def update(self, carry, segment, samples, select):
+        hi, lo = _extremes(samples.select(select), segment)
+        return jnp.maximum(carry[0], hi), jnp.minimum(carry[1], lo)
 
 
 class FinalState(AbstractRunningObservable):
@@ -216,7 +150,7 @@ class FinalState(AbstractRunningObservable):
     def init(self, t0, y0, discrete):
         return y0
 
-    def update(self, carry, segment, select):
+    def update(self, carry, segment, samples, select):
         return select(segment.y1)
 
     def finish(self, carry):
@@ -224,9 +158,9 @@ class FinalState(AbstractRunningObservable):
 
 
 class Mean(AbstractRunningObservable):
-    """The time average over the window: the integral of the dense output (three-
-    point Gauss–Legendre per step, exact for the interpolants of the Runge–Kutta
-    solvers) divided by the window's length. For maps, the mean of the iterates in
+    """The time average over the window: the integral of the dense output (Simpson's
+    rule on each step's samples, whose error is of the order of the step's own local
+    error) divided by the window's length. For maps, the mean of the iterates in
     the window."""
 
     state: StateSelector = eqx.field(default=None, static=True)
@@ -239,20 +173,19 @@ class Mean(AbstractRunningObservable):
         weight = jnp.where(_in_window(self, t0), 1.0, 0.0) if discrete else 0.0
         return (weight * y0, jnp.asarray(weight, y0.dtype))
 
-    def update(self, carry, segment, select):
+    def update(self, carry, segment, samples, select):
         total, length = carry
+        s = samples.select(select)
         if segment.discrete:
-            fresh = segment.t1 >= self.start
+            fresh = s.fresh[1]
             return (
-                total + jnp.where(fresh, select(segment.y1), 0.0),
+                total + jnp.where(fresh, s.ys[1], 0.0),
                 length + jnp.where(fresh, 1.0, 0.0),
             )
-        lo = jnp.maximum(segment.t0, self.start)
-        width = jnp.maximum(segment.t1 - lo, 0.0)
-        mid = 0.5 * (lo + segment.t1)
-        nodes = mid + 0.5 * width * jnp.asarray(_GL_NODES)
-        values = jax.vmap(lambda t: select(segment.evaluate(t)))(nodes)
-        integral = 0.5 * width * jnp.tensordot(jnp.asarray(_GL_WEIGHTS), values, 1)
+        width = jnp.where(s.valid[0], s.ts[-1] - s.ts[0], 0.0)
+        integral = width * sum(
+            w * y for w, y in zip(QUADRATURE_WEIGHTS, s.ys, strict=True)
+        )
         return total + integral, length + width
 
     def finish(self, carry):
@@ -301,9 +234,9 @@ class Amplitude(_Extremes):
 
 class SignChanges(AbstractRunningObservable):
     """How many times y − level changes sign within the window. Crossings are
-    counted on each step's interpolant, its extrema included, so two crossings
-    inside one step are both seen; an exact zero counts with the sign of the next
-    nonzero value (a touch is not a crossing)."""
+    counted on each step's interpolant, its turning points included, so two
+    crossings inside one step are both seen; an exact zero counts with the sign of
+    the next nonzero value (a touch is not a crossing)."""
 
     state: StateSelector = eqx.field(default=None, static=True)
     t_from: float | None = eqx.field(
@@ -316,25 +249,20 @@ class SignChanges(AbstractRunningObservable):
         last = jnp.where(inside, jnp.sign(y0 - self.level), 0.0)
         return last, jnp.zeros(y0.shape, jnp.int32)
 
-    def update(self, carry, segment, select):
+    def update(self, carry, segment, samples, select):
         last, count = carry
-        s = sample_segment(segment, self.start, select)
-        mask = (s.valid[:-1] & s.valid[1:])[:, None] & (
-            jnp.sign(s.ds[:-1]) != jnp.sign(s.ds[1:])
-        )
-        # Values in time order: each sample, and after it the extremum (if any) of
-        # the sub-interval it opens. Extrema that are not refined are NaN: skipped.
-        _, cvals, cfound = _critical_points(s, segment, select, mask, _PER_STEP)
-        rank = jnp.cumsum(mask, axis=0)
+        s = samples.select(select)
         n = s.ys.shape[0]
+        if segment.discrete:
+            turn_values = jnp.full((n - 1,) + s.ys.shape[1:], jnp.nan)
+        else:
+            _, turn_values, _ = _turns(s)
+        # The values in time order: each sample, then the turning point (if any)
+        # of the sub-interval it opens.
         for i in range(n):
             seq = [(s.ys[i], s.fresh[i])]
             if i < n - 1:
-                extra = jnp.full(s.ys.shape[1], jnp.nan)
-                for j in range(_PER_STEP):
-                    here = mask[i] & (rank[i] == j + 1) & cfound[:, j]
-                    extra = jnp.where(here, cvals[:, j], extra)
-                seq.append((extra, s.valid[i] & s.valid[i + 1]))
+                seq.append((turn_values[i], s.valid[i] & s.valid[i + 1]))
             for value, use in seq:
                 sign = jnp.sign(value - self.level)
                 sign = jnp.where(use & jnp.isfinite(value), sign, 0.0)
@@ -352,13 +280,9 @@ class _PeakBuffer(AbstractRunningObservable):
     buffer), with the running maximum and minimum."""
 
     componentwise: ClassVar[bool] = False
+    max_peaks: eqx.AbstractVar[int]
 
     def init(self, t0, y0, discrete):
-        if y0.shape != (1,):
-            raise ValueError(
-                f"the {type(self).__name__.lower()} observable needs one state "
-                "component (state=...)"
-            )
         m = self.max_peaks
         inside = _in_window(self, t0)
         return dict(
@@ -371,42 +295,38 @@ class _PeakBuffer(AbstractRunningObservable):
             lo=jnp.where(inside, y0[0], jnp.inf),
         )
 
-    max_peaks: eqx.AbstractVar[int]
-
-    def update(self, carry, segment, select):
-        s = sample_segment(segment, self.start, select)
+    def update(self, carry, segment, samples, select):
+        s = samples.select(select)
         # A maximum at the step's first node: the slope turns there (maps: the
         # iterate is above both neighbours; flows: the interpolants meet there).
         node = s.valid[0] & (carry["last_slope"] > 0) & (s.ds[0, 0] <= 0)
-        cand = [(s.ts[0], s.ys[0, 0], node)]
-        mask = _extrema_brackets(s, +1)
-        ts, vs, found = _critical_points(s, segment, select, mask, _PER_STEP)
-        cand += [(ts[0, j], vs[0, j], found[0, j]) for j in range(_PER_STEP)]
-        times, values, count, last_time = (
-            carry["times"],
-            carry["values"],
-            carry["count"],
-            carry["last_time"],
-        )
-        # A maximum seen from both sides of a node (the interpolants' slopes there
-        # differ by round-off) is one maximum.
+        cand_t, cand_v, cand_ok = [s.ts[0]], [s.ys[0, 0]], [node]
+        if not segment.discrete:
+            times, values, kind = _turns(s)
+            is_max = kind[:, 0] > 0
+            rank = jnp.cumsum(is_max)
+            for j in range(_PEAKS_PER_STEP):  # the step's first maxima, in order
+                hit = is_max & (rank == j + 1)
+                i = jnp.argmax(hit)
+                cand_t.append(times[i, 0])
+                cand_v.append(values[i, 0])
+                cand_ok.append(jnp.any(hit))
+        t, v, ok = jnp.stack(cand_t), jnp.stack(cand_v), jnp.stack(cand_ok)
+        # A maximum seen from both sides of a node (the two interpolants' slopes
+        # there differ by round-off) is one maximum.
         close = 1e-9 * (segment.t1 - segment.t0) + 1e-12 * jnp.abs(segment.t1)
-        for t, v, ok in cand:
-            ok = ok & (jnp.abs(t - last_time) > close)
-            slot = count % self.max_peaks
-            times = jnp.where(ok, times.at[slot].set(t), times)
-            values = jnp.where(ok, values.at[slot].set(v), values)
-            count = count + ok.astype(jnp.int32)
-            last_time = jnp.where(ok, t, last_time)
-        end_slope = jnp.where(s.valid[-1], s.ds[-1, 0], carry["last_slope"])
+        ok = ok & (jnp.abs(t - carry["last_time"]) > close)
+        m = self.max_peaks
+        slot = jnp.where(ok, (carry["count"] + jnp.cumsum(ok) - 1) % m, m)
+        hi, lo = _extremes(s, segment)
         return dict(
-            times=times,
-            values=values,
-            count=count,
-            last_slope=end_slope,
-            last_time=last_time,
-            hi=jnp.maximum(carry["hi"], _segment_extreme(s, segment, select, +1)[0]),
-            lo=jnp.minimum(carry["lo"], _segment_extreme(s, segment, select, -1)[0]),
+            times=carry["times"].at[slot].set(t, mode="drop"),
+            values=carry["values"].at[slot].set(v, mode="drop"),
+            count=carry["count"] + jnp.sum(ok).astype(jnp.int32),
+            last_slope=jnp.where(s.valid[-1], s.ds[-1, 0], carry["last_slope"]),
+            last_time=jnp.max(jnp.where(ok, t, carry["last_time"])),
+            hi=jnp.maximum(carry["hi"], hi[0]),
+            lo=jnp.minimum(carry["lo"], lo[0]),
         )
 
     def _chronological(self, carry) -> tuple[Array, Array]:
@@ -479,14 +399,18 @@ class BoundObservable(AbstractReduction):
     obs: AbstractRunningObservable
     index: int | None = eqx.field(static=True)
 
+    @property
+    def window_start(self) -> float:
+        return self.obs.start
+
     def _select(self, y: Array) -> Array:
         return y if self.index is None else y[self.index : self.index + 1]
 
     def init(self, t0, y0, discrete):
         return self.obs.init(t0, self._select(y0), discrete)
 
-    def update(self, carry, segment):
-        new = self.obs.update(carry, segment, self._select)
+    def update(self, carry, segment, samples):
+        new = self.obs.update(carry, segment, samples, self._select)
         if segment.discrete:
             return new
         # Steps before the window leave the carry as it was.

@@ -22,12 +22,13 @@ from ._pde import (
     SquareGrid as SquareGrid,
 )
 from ._reduce import (
+    QUADRATURE_WEIGHTS as QUADRATURE_WEIGHTS,
     SAMPLES_PER_STEP as SAMPLES_PER_STEP,
     AbstractReduction as AbstractReduction,
     ReducingSolver as ReducingSolver,
     Segment as Segment,
     StepSamples as StepSamples,
-    bracketed_root as bracketed_root,
+    critical_points as critical_points,
     sample_segment as sample_segment,
 )
 from ._registry import (

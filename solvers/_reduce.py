@@ -10,11 +10,12 @@ is buffered per step: memory is the size of the carry, whatever the number of st
 which is what makes this usable under `vmap` (unlike `SaveAt(steps=True)` or dense
 output, which allocate `max_steps`-sized buffers per trajectory).
 
-Extrema and crossings are located *within* steps: a reduction samples the interpolant
-at `SAMPLES_PER_STEP + 1` points of the step, brackets sign changes (of the
-derivative, for extrema; of a level, for crossings) and refines each bracketed root
-with `bracketed_root`. Results are then exact to the accuracy of the interpolant,
-i.e. of the solve, independent of any output grid.
+Extrema and crossings are located *within* steps: the interpolant and its derivative
+are sampled at `SAMPLES_PER_STEP + 1` points of the step (once per step, shared by
+every reduction with the same window), sign changes of the derivative bracket the
+extrema, and `critical_points` locates each from the cubic Hermite fit of the
+bracket's end values and slopes. Results are exact to the accuracy of the solve,
+whatever the output grid.
 
 Maps (discrete time) use the same protocol: a map's segment joins two consecutive
 iterates by a straight line (`Segment.interpolation is None`), so its extrema are the
@@ -31,18 +32,17 @@ import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.tree_util as jtu
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, PyTree
 
-#: Interpolant samples per step used to bracket extrema and crossings. The dense
-#: output of the Runge–Kutta solvers is a polynomial of low degree in each step (its
-#: derivative has at most three roots for Tsit5 / Dopri5), so eight sub-intervals
-#: separate every root but those of a grossly under-resolved step.
-SAMPLES_PER_STEP = 8
-#: Secant (Illinois) iterations of `bracketed_root`: superlinear convergence from a
-#: bracket of 1/8 of a step reaches round-off in about four.
-ROOT_ITERATIONS = 5
+#: Sub-intervals per step in which the dense output is sampled (value and slope at
+#: the ends and the midpoint): a turning point is bracketed in each half, so a step
+#: may hold a maximum and a minimum of one component, more only when it is grossly
+#: under-resolved.
+SAMPLES_PER_STEP = 2
+#: Closed Newton–Cotes weights of ∫₀¹ on the `SAMPLES_PER_STEP + 1` evenly spaced
+#: samples (Simpson's rule).
+QUADRATURE_WEIGHTS = (1.0 / 6.0, 4.0 / 6.0, 1.0 / 6.0)
 
 
 def _flat(y: PyTree[Array]) -> Float[Array, " state"]:
@@ -86,17 +86,114 @@ class Segment(eqx.Module):
         return jax.jvp(self.evaluate, (t,), (jnp.ones_like(t),))
 
 
+class StepSamples(eqx.Module):
+    """A segment sampled at evenly spaced times of its part in a window.
+
+    - `ts`: `(n,)` times; `ys`, `ds`: `(n, state)` values and time derivatives.
+    - `valid`: `(n,)` which samples lie in the window.
+    - `fresh`: `(n,)` which samples no earlier step saw (every sample but the one at
+      the step's start, unless the window opens inside the step).
+
+    A flow's step is sampled at `SAMPLES_PER_STEP + 1` points of
+    `[max(t0, window start), t1]`; a map's segment at its two iterates (valid where
+    they lie in the window; the derivative, a difference of iterates, only where
+    both do).
+    """
+
+    ts: Float[Array, " n"]
+    ys: Float[Array, "n state"]
+    ds: Float[Array, "n state"]
+    valid: Bool[Array, " n"]
+    fresh: Bool[Array, " n"]
+
+    def select(self, select: Callable[[Array], Array]) -> "StepSamples":
+        """The same samples of the components `select(y)` only."""
+        pick = jax.vmap(select)
+        return StepSamples(
+            self.ts, pick(self.ys), pick(self.ds), self.valid, self.fresh
+        )
+
+
+def sample_segment(segment: Segment, t_from: float) -> StepSamples:
+    """Sample `segment` within the window `[t_from, ∞)` (see `StepSamples`)."""
+    if segment.discrete:
+        ts = jnp.stack([segment.t0, segment.t1])
+        ys = jnp.stack([segment.y0, segment.y1])
+        valid = ts >= t_from
+        slope = segment.y1 - segment.y0
+        ds = jnp.where(valid[0] & valid[1], jnp.stack([slope, slope]), jnp.nan)
+        fresh = jnp.array([False, True]) & valid
+        return StepSamples(ts, ys, ds, valid, fresh)
+    lo = jnp.maximum(segment.t0, t_from)
+    ts = lo + (segment.t1 - lo) * jnp.linspace(0.0, 1.0, SAMPLES_PER_STEP + 1)
+    ys, ds = jax.vmap(segment.evaluate_with_derivative)(ts)
+    # The ends are the solver's own states, not interpolated values.
+    ys = ys.at[-1].set(segment.y1)
+    ys = ys.at[0].set(jnp.where(segment.t0 >= t_from, segment.y0, ys[0]))
+    valid = jnp.full(ts.shape, segment.t1 > t_from)
+    fresh = valid & ((jnp.arange(ts.size) > 0) | (segment.t0 < t_from))
+    return StepSamples(ts, ys, ds, valid, fresh)
+
+
+def critical_points(samples: StepSamples) -> tuple[Array, Array, Array]:
+    """Where the sampled components have a local extremum between two samples.
+
+    Between consecutive samples the derivative changes sign exactly where the
+    trajectory turns; the turning point is the stationary point of the cubic
+    Hermite polynomial through the two samples' values and slopes, which differs
+    from the interpolant by O(h⁴) on a bracket of length h (a fraction of a step:
+    below the solve's own local error, O(h⁵) per step, for any step the error
+    control accepts).
+
+    **Returns:** `times` `(n − 1, k)` of the turns (NaN where a bracket holds none),
+    `kind` `(n − 1, k)`: +1 a maximum (slope + → −), −1 a minimum, 0 none (only
+    brackets with both ends in the window count), and `values` `(n − 1, k)` at the
+    turns.
+    """
+    t0, t1 = samples.ts[:-1, None], samples.ts[1:, None]
+    p0, p1 = samples.ys[:-1], samples.ys[1:]
+    d0, d1 = samples.ds[:-1], samples.ds[1:]
+    both = (samples.valid[:-1] & samples.valid[1:])[:, None]
+    kind = jnp.where(
+        both & (d0 > 0) & (d1 <= 0), 1, jnp.where(both & (d0 < 0) & (d1 >= 0), -1, 0)
+    )
+    h = t1 - t0
+    # H(s) = p0 + c1 s + c2 s² + c3 s³ on s ∈ [0, 1]; H'(s) = c1 + 2 c2 s + 3 c3 s²
+    # changes sign on [0, 1]: Newton on H' from the zero of its chord (the root is
+    # simple and the quadratic nearly linear on a short bracket: two iterations
+    # reach round-off).
+    c1 = h * d0
+    c2 = 3 * (p1 - p0) - h * (2 * d0 + d1)
+    c3 = 2 * (p0 - p1) + h * (d0 + d1)
+    chord = d0 - d1
+    s = jnp.clip(d0 / jnp.where(chord != 0, chord, 1.0), 0.0, 1.0)
+    for _ in range(2):
+        g = c1 + s * (2 * c2 + 3 * c3 * s)
+        dg = 2 * c2 + 6 * c3 * s
+        s = jnp.clip(s - g / jnp.where(dg != 0, dg, 1.0), 0.0, 1.0)
+    value = p0 + s * (c1 + s * (c2 + s * c3))
+    return jnp.where(kind != 0, t0 + s * h, jnp.nan), kind, value
+
+
 class AbstractReduction(eqx.Module):
     """A quantity accumulated over a solution, one accepted step at a time.
 
-    The contract (all three are pure, traced under `jit` / `vmap`):
+    The contract (all pure, traced under `jit` / `vmap`):
 
+    - `window_start`: where the reduction's time window opens (−inf: at t0); steps
+      are sampled within the window.
     - `init(t0, y0, discrete)` -> the carry at the start of the solve (`y0`
       flattened; `discrete` is True for a map, whose trajectory is its iterates).
-    - `update(carry, segment)` -> the carry after one more accepted step (a
-      `Segment`); it must keep the carry's structure, shapes and dtypes.
+    - `update(carry, segment, samples)` -> the carry after one more accepted step:
+      the step's `Segment` and its `StepSamples` within the window (the whole
+      state; shared with the other reductions of the same window). It must keep the
+      carry's structure, shapes and dtypes.
     - `finish(carry)` -> the reduction's value.
     """
+
+    @property
+    def window_start(self) -> float:
+        return -float("inf")
 
     @abc.abstractmethod
     def init(
@@ -105,110 +202,12 @@ class AbstractReduction(eqx.Module):
         """The carry before the first step."""
 
     @abc.abstractmethod
-    def update(self, carry: PyTree, segment: Segment) -> PyTree:
+    def update(self, carry: PyTree, segment: Segment, samples: StepSamples) -> PyTree:
         """The carry after one more accepted step."""
 
     @abc.abstractmethod
     def finish(self, carry: PyTree) -> PyTree[Array]:
         """The value of the reduction."""
-
-
-def bracketed_root(
-    fn: Callable[[Float[Array, ""]], Float[Array, ""]],
-    lo: Float[Array, ""],
-    hi: Float[Array, ""],
-    f_lo: Float[Array, ""],
-    f_hi: Float[Array, ""],
-    iterations: int = ROOT_ITERATIONS,
-) -> Float[Array, ""]:
-    """A root of the scalar function `fn` in `[lo, hi]`, where `f_lo = fn(lo)` and
-    `f_hi = fn(hi)` have opposite signs (or one is zero).
-
-    The Illinois variant of regula falsi (Dowell & Jarratt 1971): a secant step that
-    always keeps the root bracketed, with the retained end's value halved whenever
-    the new iterate falls on the same side as the previous one, which restores
-    superlinear convergence where plain regula falsi stalls. A fixed number of
-    iterations keeps it `vmap`-friendly; when the inputs do not bracket a root the
-    result is some point of `[lo, hi]`.
-    """
-    dtype = jnp.result_type(lo, hi, f_lo, f_hi)
-
-    def secant(a, b, fa, fb):
-        denom = fb - fa
-        safe = jnp.where(denom == 0, 1.0, denom)
-        t = b - fb * (b - a) / safe
-        t = jnp.where(denom == 0, 0.5 * (a + b), t)
-        return jnp.clip(t, jnp.minimum(a, b), jnp.maximum(a, b))
-
-    def body(_, state):
-        a, b, fa, fb = state  # b: the latest iterate
-        t = secant(a, b, fa, fb)
-        ft = fn(t)
-        same = jnp.sign(ft) == jnp.sign(fb)
-        # The root is in [a, t] (a retained: halve its value) or in [b, t].
-        return jnp.where(same, a, b), t, jnp.where(same, 0.5 * fa, fb), ft
-
-    state = tuple(jnp.asarray(v, dtype) for v in (lo, hi, f_lo, f_hi))
-    _, b, _, _ = jax.lax.fori_loop(0, iterations, body, state, unroll=True)
-    return b
-
-
-class StepSamples(eqx.Module):
-    """A segment sampled at `n + 1` evenly spaced times of `[lo, t1]`.
-
-    - `ts`: `(n + 1,)` times; `ys`, `ds`: `(n + 1, k)` values and time derivatives
-      of the selected components.
-    - `valid`: `(n + 1,)` which samples lie in the reduction's window.
-    - `fresh`: `(n + 1,)` which samples were not seen by an earlier step (every
-      sample but the one at the step's start, unless the window starts inside the
-      step).
-    """
-
-    ts: Float[Array, " n"]
-    ys: Float[Array, "n k"]
-    ds: Float[Array, "n k"]
-    valid: Bool[Array, " n"]
-    fresh: Bool[Array, " n"]
-
-
-def sample_segment(
-    segment: Segment,
-    t_from: Float[Array, ""] | float,
-    select: Callable[[Array], Array],
-) -> StepSamples:
-    """Sample `segment` within the window `[t_from, ∞)`, keeping the components
-    `select(y)` (a 1-D array).
-
-    A flow's step is sampled at `SAMPLES_PER_STEP + 1` points of `[max(t0, t_from),
-    t1]`; a map's segment at its two iterates (valid where they lie in the window;
-    the derivative, a difference of iterates, only where both do).
-    """
-
-    def at(t):
-        y, d = segment.evaluate_with_derivative(t)
-        return select(y), select(d)
-
-    if segment.discrete:
-        ts = jnp.stack([segment.t0, segment.t1])
-        y0, d = at(segment.t0)
-        ys = jnp.stack([y0, select(segment.y1)])
-        valid = ts >= t_from
-        both = valid[0] & valid[1]
-        ds = jnp.where(both, jnp.stack([d, d]), jnp.nan)
-        fresh = jnp.array([False, True]) & valid
-        return StepSamples(ts, ys, ds, valid, fresh)
-    lo = jnp.maximum(segment.t0, t_from)
-    ts = lo + (segment.t1 - lo) * jnp.linspace(0.0, 1.0, SAMPLES_PER_STEP + 1)
-    ys, ds = jax.vmap(at)(ts)
-    # The ends are the solver's own states, not interpolated values.
-    ys = ys.at[-1].set(select(segment.y1))
-    ys = jnp.where(segment.t0 >= t_from, ys.at[0].set(select(segment.y0)), ys)
-    active = segment.t1 > t_from
-    valid = jnp.full(ts.shape, active)
-    # The step's first sample is the previous step's last, unless the window opens
-    # inside this step.
-    fresh = valid & ((jnp.arange(ts.size) > 0) | (segment.t0 < t_from))
-    return StepSamples(ts, ys, ds, valid, fresh)
 
 
 class ReducingSolver(dfx.AbstractWrappedSolver):
@@ -298,8 +297,16 @@ def update_reductions(
     carries: tuple[PyTree, ...],
     segment: Segment,
 ) -> tuple[PyTree, ...]:
-    """Fold one accepted step into every carry."""
-    return tuple(r.update(c, segment) for r, c in zip(reductions, carries, strict=True))
+    """Fold one accepted step into every carry; the step is sampled once per
+    distinct window start."""
+    samples = {
+        start: sample_segment(segment, start)
+        for start in sorted({r.window_start for r in reductions})
+    }
+    return tuple(
+        r.update(c, segment, samples[r.window_start])
+        for r, c in zip(reductions, carries, strict=True)
+    )
 
 
 def finish_reductions(
@@ -307,8 +314,3 @@ def finish_reductions(
 ) -> tuple[PyTree[Array], ...]:
     """Every reduction's value from its final carry."""
     return tuple(r.finish(c) for r, c in zip(reductions, carries, strict=True))
-
-
-def where_tree(pred: Array, a: PyTree, b: PyTree) -> PyTree:
-    """`jnp.where(pred, a, b)` leaf by leaf."""
-    return jtu.tree_map(lambda x, y: jnp.where(pred, x, y), a, b)
