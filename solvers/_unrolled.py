@@ -95,6 +95,12 @@ def _weighted_sum(weights, k):
     return jtu.tree_map(one, k)
 
 
+def _fraction(t0, t, t1):
+    """(t − t0)/(t1 − t0), and 0 on a step of zero length (with a safe gradient)."""
+    empty = t1 == t0
+    return jnp.where(empty, 0.0, (t - t0) / jnp.where(empty, 1.0, t1 - t0))
+
+
 class _Tsit5Interpolation(dfx.AbstractLocalInterpolation):
     """Tsit5's dense output (Tsitouras 2011, the 4th-order continuous extension,
     coefficients as in diffrax), evaluated with elementwise multiply-adds."""
@@ -112,7 +118,7 @@ class _Tsit5Interpolation(dfx.AbstractLocalInterpolation):
         del left
         if t1 is not None:
             return jtu.tree_map(jnp.subtract, self.evaluate(t1), self.evaluate(t0))
-        t = (t0 - self.t0) / (self.t1 - self.t0)
+        t = _fraction(self.t0, t0, self.t1)
         t2 = t * t
         b = [
             -1.0530884977290216
@@ -164,7 +170,7 @@ class _Dopri5Interpolation(dfx.AbstractLocalInterpolation):
         del left
         if t1 is not None:
             return jtu.tree_map(jnp.subtract, self.evaluate(t1), self.evaluate(t0))
-        t = (t0 - self.t0) / (self.t1 - self.t0)
+        t = _fraction(self.t0, t0, self.t1)
         return jtu.tree_map(
             lambda a, b, c, d, e: (((a * t + b) * t + c) * t + d) * t + e,
             *self._leaves(),
