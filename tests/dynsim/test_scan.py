@@ -203,3 +203,39 @@ def test_scan_shards_over_several_devices(tmp_path):
         atol=1e-10,
     )
     assert np.allclose(np.load(tmp_path / "ys.npy"), ref.ys[:, -1], rtol=1e-9)
+
+
+def test_each_point_starts_from_its_own_initial_state():
+    # Selkov.initial_state() lies next to the point's own steady state: a scan over
+    # alpha without y0 must start every point there, exactly as simulate does.
+    alphas = np.array([0.1, 0.6])
+    res = ds.scan(ds.models.Selkov(), {"alpha": alphas}, (0.0, 50.0), rtol=1e-9)
+    for a, y in zip(alphas, res.ys[:, -1], strict=True):
+        one = ds.simulate(ds.models.Selkov(alpha=a), (0.0, 50.0), rtol=1e-9)
+        assert np.allclose(y, one.ys[-1], rtol=1e-7)
+
+
+def test_observable_windows_must_lie_inside_the_solve():
+    with pytest.raises(ValueError, match="t_from = 50.*after the end.*t1 = 10"):
+        ds.scan(
+            ds.models.Lorenz(),
+            {"rho": [28.0]},
+            (0.0, 10.0),
+            observables={"a": ds.observables.Amplitude("x", t_from=50.0)},
+        )
+    with pytest.raises(ValueError, match="forward t_span"):
+        ds.scan(
+            ds.models.Lorenz(),
+            {"rho": [28.0]},
+            (10.0, 0.0),
+            observables={"a": ds.observables.Amplitude("x", t_from=5.0)},
+        )
+
+
+def test_non_finite_inputs_are_refused_before_any_solve():
+    with pytest.raises(ValueError, match="y0 is not finite"):
+        ds.scan(ds.models.Lorenz(), {"rho": [1.0]}, (0.0, 1.0), y0=[np.nan, 0, 0])
+    with pytest.raises(ValueError, match="parameter 'sigma' is not finite"):
+        ds.scan(ds.models.Lorenz(sigma=np.inf), {"rho": [1.0]}, (0.0, 1.0))
+    with pytest.raises(ValueError, match="rtol and atol are both 0"):
+        ds.scan(ds.models.Lorenz(), {"rho": [1.0]}, (0.0, 1.0), rtol=0, atol=0)

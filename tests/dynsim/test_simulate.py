@@ -171,3 +171,82 @@ class TestBadInput:
     def test_bad_max_steps(self):
         with pytest.raises(ValueError, match="max_steps"):
             ds.simulate(Decay(), (0.0, 1.0), max_steps=0)
+
+
+class SqrtDecay(ds.AbstractModel):
+    """y' = −√y from y(0) = 1: y = (1 − t/2)², zero at t = 2; beyond it the vector
+    field is NaN (√ of a negative number)."""
+
+    state_names = ("y",)
+
+    def vector_field(self, t, y, args):
+        return -jnp.sqrt(y)
+
+    def initial_state(self):
+        return jnp.array([1.0])
+
+
+@pytest.mark.parametrize(
+    "solver, options",
+    [
+        ("tsit5", {}),
+        ("dopri8", {}),
+        ("kvaerno5", {}),
+        ("euler", {"adaptive": False, "dt0": 0.01}),
+    ],
+)
+def test_nan_vector_field_stops_as_nonfinite(solver, options):
+    # Adaptive solvers see an infinite error estimate and shrink the step: the solve
+    # stops when the steps reach round-off size, far below the step budget.
+    traj = ds.simulate(SqrtDecay(), (0.0, 3.0), solver=solver, throw=False, **options)
+    assert traj.status == ds.Status.NONFINITE
+    assert int(traj.stats["num_steps"]) < 2000
+
+
+def test_nan_inputs_and_zero_tolerances_are_refused():
+    with pytest.raises(ValueError, match=r"y0 is not finite \(entries \[1\]"):
+        ds.simulate(ds.models.Lorenz(), (0.0, 1.0), y0=[1.0, np.nan, 0.0])
+    with pytest.raises(ValueError, match="Lorenz parameter 'rho' is not finite"):
+        ds.simulate(ds.models.Lorenz(rho=np.nan), (0.0, 1.0))
+    with pytest.raises(ValueError, match="rtol and atol are both 0"):
+        ds.simulate(ds.models.Lorenz(), (0.0, 1.0), rtol=0.0, atol=0.0)
+
+
+def test_implicit_solver_recovers_from_failed_newton_steps():
+    # Robertson's stiff kinetics to t = 1e5 (Hairer & Wanner, Solving ODEs II):
+    # Kvaerno5's Newton iterations fail on the large early steps and the controller
+    # shrinks them (an infinite error estimate) — that must not end the solve.
+    # Reference: SciPy's Radau at rtol 1e-10.
+    class Robertson(ds.AbstractModel):
+        state_names = ("a", "b", "c")
+
+        def vector_field(self, t, y, args):
+            a, b, c = y
+            return jnp.stack(
+                [
+                    -0.04 * a + 1e4 * b * c,
+                    0.04 * a - 1e4 * b * c - 3e7 * b**2,
+                    3e7 * b**2,
+                ]
+            )
+
+        def initial_state(self):
+            return jnp.array([1.0, 0.0, 0.0])
+
+    from scipy.integrate import solve_ivp
+
+    def f(t, y):
+        a, b, c = y
+        return [
+            -0.04 * a + 1e4 * b * c,
+            0.04 * a - 1e4 * b * c - 3e7 * b**2,
+            3e7 * b**2,
+        ]
+
+    ref = solve_ivp(f, (0, 1e5), [1, 0, 0], method="Radau", rtol=1e-10, atol=1e-14)
+    traj = ds.simulate(
+        Robertson(), (0.0, 1e5), solver="kvaerno5", rtol=1e-8, atol=1e-12
+    )
+    assert traj.status == ds.Status.SUCCESS
+    assert int(traj.stats["num_rejected_steps"]) > 0
+    assert np.allclose(traj.ys[-1], ref.y[:, -1], rtol=1e-5, atol=1e-10)
