@@ -1,11 +1,12 @@
 """dynsim.io — results to and from HDF5 (layout in DESIGN.md §5)."""
 
+from ._common import DamagedFileError as DamagedFileError, FormatError as FormatError
 from ._hdf5 import (
     FORMAT as FORMAT,
     FORMAT_VERSION as FORMAT_VERSION,
-    FormatError as FormatError,
     attributes as attributes,
     load as load,
+    remove_stale_scratch as remove_stale_scratch,
     runs as runs,
     save as save,
 )

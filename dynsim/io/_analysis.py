@@ -20,7 +20,7 @@ from ..analysis import (
     RampExperiment,
 )
 from ..analysis._phase_diagram import KIND_NAMES
-from ._common import dataset, read_info, write_info
+from ._common import dataset, read, read_info, write_info
 
 
 def _write_phase_diagram(g: h5py.Group, r: PhaseDiagram) -> None:
@@ -38,13 +38,13 @@ def _write_phase_diagram(g: h5py.Group, r: PhaseDiagram) -> None:
 def _read_phase_diagram(g: h5py.Group) -> PhaseDiagram:
     return PhaseDiagram(
         x_name=str(g.attrs["x_name"]),
-        x=g["x"][()],
+        x=read(g["x"]),
         y_name=str(g.attrs["y_name"]),
-        y=g["y"][()],
-        growth=g["growth"][()],
-        frequency=g["frequency"][()],
-        kind=g["kind"][()],
-        amplitude=g["amplitude"][()],
+        y=read(g["y"]),
+        growth=read(g["growth"]),
+        frequency=read(g["frequency"]),
+        kind=read(g["kind"]),
+        amplitude=read(g["amplitude"]),
         method=str(g.attrs["method"]),
         info=read_info(g),
     )
@@ -73,10 +73,10 @@ def _write_branch(g: h5py.Group, r: Branch) -> None:
 def _read_branch(g: h5py.Group) -> Branch:
     return Branch(
         param=str(g.attrs["param"]),
-        p=g["p"][()],
-        ys=g["ys"][()],
-        eigenvalues=g["eigenvalues"][()],
-        n_unstable=g["n_unstable"][()],
+        p=read(g["p"]),
+        ys=read(g["ys"]),
+        eigenvalues=read(g["eigenvalues"]),
+        n_unstable=read(g["n_unstable"]),
         points=_read_points(g),
         status=int(g.attrs["status"]),
         message=str(g.attrs["message"]),
@@ -113,7 +113,7 @@ def _read_cycles(g: h5py.Group) -> CycleBranch:
         status=int(g.attrs["status"]),
         message=str(g.attrs["message"]),
         info=read_info(g),
-        **{name: g[name][()] for name in _CYCLE_ARRAYS},
+        **{name: read(g[name]) for name in _CYCLE_ARRAYS},
     )
 
 
@@ -132,9 +132,9 @@ def _read_curve(g: h5py.Group) -> Curve:
     return Curve(
         kind=str(g.attrs["curve_kind"]),
         params=tuple(json.loads(g.attrs["params"])),
-        values=g["values"][()],
-        ys=g["ys"][()],
-        frequency=g["frequency"][()],
+        values=read(g["values"]),
+        ys=read(g["ys"]),
+        frequency=read(g["frequency"]),
         status=int(g.attrs["status"]),
         message=str(g.attrs["message"]),
         info=read_info(g),
@@ -161,11 +161,11 @@ def _write_lyapunov(g: h5py.Group, r: LyapunovSpectrum) -> None:
 def _read_lyapunov(g: h5py.Group) -> LyapunovSpectrum:
     axes = json.loads(g.attrs["axes"])
     return LyapunovSpectrum(
-        exponents=g["exponents"][()],
-        stderr=g["stderr"][()],
-        running=g["running"][()],
-        times=g["times"][()],
-        params={k: g["params"][k][()] for k in axes},
+        exponents=read(g["exponents"]),
+        stderr=read(g["stderr"]),
+        running=read(g["running"]),
+        times=read(g["times"]),
+        params={k: read(g["params"][k]) for k in axes},
         method=str(g.attrs["method"]),
         info=read_info(g),
         units=str(g.attrs["units"]),
@@ -199,15 +199,15 @@ def _write_ews(g: h5py.Group, r: EWSResult) -> None:
 def _read_ews(g: h5py.Group) -> EWSResult:
     bw = float(g.attrs["bandwidth"])
     return EWSResult(
-        indicators={k: v[()] for k, v in g["indicators"].items()},
-        kendall_tau={k: v[()] for k, v in g["kendall_tau"].items()},
-        trend=g["trend"][()],
-        residuals=g["residuals"][()],
+        indicators={k: read(v) for k, v in g["indicators"].items()},
+        kendall_tau={k: read(v) for k, v in g["kendall_tau"].items()},
+        trend=read(g["trend"]),
+        residuals=read(g["residuals"]),
         window=int(g.attrs["window"]),
         bandwidth=None if bw < 0 else bw,
         conventions=json.loads(g.attrs["conventions"]),
-        p_value={k: v[()] for k, v in g["p_value"].items()},
-        times=g["times"][()] if "times" in g else None,
+        p_value={k: read(v) for k, v in g["p_value"].items()},
+        times=read(g["times"]) if "times" in g else None,
         detrend=None if g.attrs["detrend"] == "none" else str(g.attrs["detrend"]),
     )
 
@@ -233,12 +233,12 @@ def _read_ramp(g: h5py.Group) -> RampExperiment:
         param=str(a["param"]),
         start=float(a["start"]),
         stop=float(a["stop"]),
-        values=g["values"][()],
+        values=read(g["values"]),
         transition=float(a["transition"]),
         kind=str(a["bifurcation"]),
         t_transition=float(a["t_transition"]),
         state=str(a["state"]),
-        status=g["status"][()],
+        status=read(g["status"]),
         info=read_info(g),
     )
 

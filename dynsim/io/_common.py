@@ -37,14 +37,57 @@ def check_name(name: str) -> None:
         )
 
 
+class FormatError(ValueError):
+    """The file is not a dynsim results file, or of an unsupported version."""
+
+
+class DamagedFileError(FormatError):
+    """A dynsim results file whose data or metadata cannot be read back intact (a
+    checksum mismatch, a truncated or overwritten file)."""
+
+
 def dataset(group: h5py.Group, name: str, data: Any, axes: list[str]) -> None:
+    """Store an array with its `axes` labels, chunked and with HDF5's Fletcher-32
+    checksum, so that a damaged file is detected when read. A scalar is stored as
+    one element (checksums need chunked storage) marked `scalar = 1`."""
     arr = np.asarray(data)
+    scalar = arr.ndim == 0
+    if scalar:
+        arr = arr.reshape(1)
     ds = group.create_dataset(
-        name, data=arr, compression="gzip" if arr.size > 4096 else None
+        name,
+        data=arr,
+        chunks=True if arr.size else None,
+        fletcher32=bool(arr.size),
+        compression="gzip" if arr.size > 4096 else None,
     )
     ds.attrs["axes"] = json.dumps(
-        axes[: arr.ndim] + ["component"] * (arr.ndim - len(axes))
+        [] if scalar else axes[: arr.ndim] + ["component"] * (arr.ndim - len(axes))
     )
+    if scalar:
+        ds.attrs["scalar"] = 1
+
+
+def read(ds: h5py.Dataset) -> Any:
+    """A dataset's value (a scalar stored by `dataset` comes back as a scalar).
+
+    **Raises:** `DamagedFileError` naming the file and the dataset when the data
+    fail their checksum or cannot be read.
+    """
+    try:
+        value = ds[()]
+        scalar = int(ds.attrs.get("scalar", 0))
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        raise DamagedFileError(
+            f"{ds.file.filename}: dataset {ds.name} is damaged and cannot be read "
+            f"({_reason(e)})"
+        ) from None
+    return value[0] if scalar else value
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def write_info(group: h5py.Group, kind: str, info: RunInfo) -> None:
@@ -58,7 +101,12 @@ def write_info(group: h5py.Group, kind: str, info: RunInfo) -> None:
     if len(names) < _ATTR_LIMIT:
         a["state_names"] = names
     else:  # HDF5 attributes hold 64 KiB: long name lists (grids) go in a dataset
-        group.create_dataset("state_names", data=np.array(info.state_names, dtype="S"))
+        group.create_dataset(
+            "state_names",
+            data=np.array(info.state_names, dtype="S"),
+            chunks=True,
+            fletcher32=True,
+        )
     a["versions"] = json.dumps(versions())
     a["created"] = now()
     if info.config is not None:
@@ -74,7 +122,7 @@ def read_info(group: h5py.Group) -> RunInfo:
         state_names=(
             tuple(json.loads(a["state_names"]))
             if "state_names" in a
-            else tuple(n.decode() for n in group["state_names"][()])
+            else tuple(n.decode() for n in read(group["state_names"]))
         ),
         solver=str(a["solver"]),
         seed=tuple(seed) if isinstance(seed, list) else seed,

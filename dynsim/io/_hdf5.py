@@ -12,12 +12,21 @@ numbers, strings and JSON only: nothing from a file is unpickled or executed.
 
 Writes are atomic per run: a run is written completely into a scratch group (or a
 scratch copy of the file) and only then moved to its name, so an interrupted write
-leaves every earlier run, and the file, as they were.
+leaves every earlier run, and the file, as they were. Scratch copies are named
+`<file>.<pid>.<random>.tmp`; those a killed process left behind are removed by the
+next save to the same file, as are unfinished scratch groups. A new file gets the
+permissions the user's umask allows (like any file the user creates); a rewritten
+file keeps its own.
+
+Every dataset is chunked with HDF5's Fletcher-32 checksum: data damaged on disk
+raise `DamagedFileError` naming the file and the dataset instead of loading wrong
+numbers, and damaged metadata give a one-line error naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -36,9 +45,12 @@ from jax.flatten_util import ravel_pytree
 from .._results import ScanResult, Trajectory
 from ._analysis import READERS as ANALYSIS_READERS, WRITERS as ANALYSIS_WRITERS
 from ._common import (
+    DamagedFileError,
+    FormatError,
     check_name as _check_name,
     dataset as _dataset,
     now as _now,
+    read,
     read_info as _read_info,
     versions as _versions,
     write_info as _write_info,
@@ -52,10 +64,6 @@ _SCRATCH = ".incomplete-"
 _COPY_LIMIT = 256 * 2**20
 
 Result = Any  # Trajectory, ScanResult or an analysis result (see `save`)
-
-
-class FormatError(ValueError):
-    """The file is not a dynsim results file, or of an unsupported version."""
 
 
 def _flat_ys(ys: Any, lead: int) -> np.ndarray:
@@ -79,11 +87,11 @@ def _write_trajectory(g: h5py.Group, r: Trajectory) -> None:
 
 
 def _read_trajectory(g: h5py.Group) -> Trajectory:
-    stats = {k: jnp.asarray(v[()]) for k, v in g["stats"].items()}
+    stats = {k: jnp.asarray(read(v)) for k, v in g["stats"].items()}
     return Trajectory(
-        ts=jnp.asarray(g["ts"][()]),
-        ys=jnp.asarray(g["ys"][()]),
-        status=jnp.asarray(g["status"][()]),
+        ts=jnp.asarray(read(g["ts"])),
+        ys=jnp.asarray(read(g["ys"])),
+        status=jnp.asarray(read(g["status"])),
         stats=stats,
         info=_read_info(g),
     )
@@ -114,15 +122,15 @@ def _read_scan(g: h5py.Group) -> ScanResult:
     axes = tuple(json.loads(g.attrs["axes"]))
     return ScanResult(
         # Parameter datasets in the scan's axis order (HDF5 lists them by name).
-        params={k: g["params"][k][()] for k in axes},
+        params={k: read(g["params"][k]) for k in axes},
         axes=axes,
         shape=tuple(json.loads(g.attrs["shape"])),
         grid=bool(g.attrs["grid"]),
-        status=g["status"][()],
-        stats={k: v[()] for k, v in g["stats"].items()},
-        values={k: v[()] for k, v in g["observables"].items()},
-        ts=g["ts"][()] if "ts" in g else None,
-        ys=g["ys"][()] if "ys" in g else None,
+        status=read(g["status"]),
+        stats={k: read(v) for k, v in g["stats"].items()},
+        values={k: read(v) for k, v in g["observables"].items()},
+        ts=read(g["ts"]) if "ts" in g else None,
+        ys=read(g["ys"]) if "ys" in g else None,
         info=_read_info(g),
     )
 
@@ -201,14 +209,13 @@ def save(
                 f"{path} already holds a run {name!r}; pass overwrite=True or "
                 "another name"
             )
+    remove_stale_scratch(path)
     if path.stat().st_size <= _COPY_LIMIT:
-        fd, tmp = tempfile.mkstemp(
-            prefix=path.name + ".", suffix=".tmp", dir=path.parent
-        )
-        os.close(fd)
+        tmp = _scratch_file(path)
         try:
-            shutil.copy2(path, tmp)
+            shutil.copy2(path, tmp)  # the file's own permissions come along
             with h5py.File(tmp, "a") as f:
+                _drop_scratch_groups(f)
                 _replace_run(f, name, result, writer)
             _fsync(tmp)
             os.replace(tmp, path)
@@ -217,14 +224,60 @@ def save(
                 os.unlink(tmp)
     else:
         with _open_existing(path, "a") as f:
+            _drop_scratch_groups(f)
             _replace_run(f, name, result, writer)
     return name
 
 
+def _scratch_file(path: Path) -> str:
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
+    os.close(fd)
+    return tmp
+
+
+def remove_stale_scratch(path: str | os.PathLike) -> list[Path]:
+    """Delete the scratch copies of `path` that a killed process left behind
+    (`<file>.<pid>.<random>.tmp` whose process no longer runs).
+
+    **Returns:** the files removed.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        middle = tmp.name[len(path.name) + 1 : -len(".tmp")]
+        pid_text = middle.split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _drop_scratch_groups(f: h5py.File) -> None:
+    # Unfinished runs of an interrupted save (large files are written in place).
+    for key in [k for k in f if k.startswith(_SCRATCH)]:
+        del f[key]
+
+
 def _write_new_file(path: Path, name: str, result: Result, writer) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    remove_stale_scratch(path)
+    tmp = _scratch_file(path)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -233,10 +286,26 @@ def _write_new_file(path: Path, name: str, result: Result, writer) -> None:
             f.attrs["created"] = _now()
             writer(f.create_group(name), result)
         _fsync(tmp)
+        # mkstemp creates files readable by their owner only; a results file gets
+        # the permissions any new file of this user gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _replace_run(f: h5py.File, name: str, result: Result, writer) -> None:
@@ -259,13 +328,39 @@ def _fsync(path: str) -> None:
 
 
 def runs(path: str | os.PathLike) -> dict[str, str]:
-    """The runs in a dynsim file: name -> kind (unfinished scratch groups skipped)."""
-    with _open_existing(Path(path), "r") as f:
+    """The runs in a dynsim file: name -> kind (unfinished scratch groups skipped).
+
+    **Raises:** `FormatError` / `DamagedFileError` naming the file.
+    """
+    with _open_existing(Path(path), "r") as f, _damage(path):
         return {
             k: str(g.attrs.get("kind", "?"))
             for k, g in f.items()
             if not k.startswith(".")
         }
+
+
+@contextlib.contextmanager
+def _damage(path: Any, name: str | None = None) -> Iterator[None]:
+    """Turn h5py's errors on damaged structures into one `DamagedFileError`."""
+    try:
+        yield
+    except FormatError:
+        raise
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+    ) as e:
+        where = f"{path}:{name}" if name else f"{path}"
+        text = str(e).strip().splitlines()
+        raise DamagedFileError(
+            f"{where}: the file is damaged and cannot be read "
+            f"({text[0] if text else type(e).__name__})"
+        ) from None
 
 
 def load(path: str | os.PathLike, name: str | None = None) -> Result:
@@ -279,7 +374,8 @@ def load(path: str | os.PathLike, name: str | None = None) -> Result:
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     with _open_existing(path, "r") as f:
-        names = [k for k in f if not k.startswith(".")]
+        with _damage(path):
+            names = [k for k in f if not k.startswith(".")]
         if name is None:
             if len(names) != 1:
                 raise KeyError(
@@ -288,17 +384,18 @@ def load(path: str | os.PathLike, name: str | None = None) -> Result:
             name = names[0]
         if name not in names:
             raise KeyError(f"{path} has no run {name!r}; runs: {', '.join(names)}")
-        g = f[name]
-        kind = str(g.attrs.get("kind", ""))
-        reader = _READERS.get(kind)
-        if reader is None:
-            raise FormatError(f"{path}:{name}: unknown result kind {kind!r}")
-        return reader(g)
+        with _damage(path, name):
+            g = f[name]
+            kind = str(g.attrs.get("kind", ""))
+            reader = _READERS.get(kind)
+            if reader is None:
+                raise FormatError(f"{path}:{name}: unknown result kind {kind!r}")
+            return reader(g)
 
 
 def attributes(path: str | os.PathLike, name: str) -> dict[str, Any]:
     """The raw attributes of a run (provenance), JSON fields decoded."""
-    with _open_existing(Path(path), "r") as f:
+    with _open_existing(Path(path), "r") as f, _damage(path, name):
         out = {}
         for k, v in f[name].attrs.items():
             v = v.decode() if isinstance(v, bytes) else v

@@ -138,3 +138,70 @@ def test_interrupted_write_leaves_earlier_runs_intact(
     assert not list(tmp_path.glob("*.tmp"))
     with h5py.File(path) as f:
         assert list(f) == ["first"]  # no scratch group left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_new_files_get_the_permissions_of_the_umask(tmp_path, traj, umask):
+    import os
+
+    old = os.umask(umask)
+    try:
+        ds.io.save(traj, tmp_path / "out.h5", name="run")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.h5").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_scratch_left_by_a_killed_save_is_removed(tmp_path, traj):
+    import subprocess
+    import sys
+
+    # A scratch copy whose writer is gone (a finished process's pid), one whose
+    # writer still runs (ours), and an unfinished scratch group inside the file.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "out.h5"
+    ds.io.save(traj, path, name="first")
+    stale = tmp_path / f"out.h5.{dead.pid}.k1ll3d.tmp"
+    stale.write_bytes(b"\0" * 4096)
+    live = tmp_path / f"out.h5.{__import__('os').getpid()}.busy.tmp"
+    live.write_bytes(b"")
+    with h5py.File(path, "a") as f:
+        f.create_group(hdf5._SCRATCH + "first-dead")
+    ds.io.save(traj, path, name="second")
+    assert not stale.exists() and live.exists()
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["first", "second"]
+
+
+def _flip_bit(path, dataset: str) -> None:
+    with h5py.File(path, "r") as f:
+        d = f[dataset]
+        offset = d.id.get_offset()
+        if offset is None:  # chunked storage
+            offset = d.id.get_chunk_info(0).byte_offset
+    raw = bytearray(path.read_bytes())
+    raw[offset + 2] ^= 0x08
+    path.write_bytes(bytes(raw))
+
+
+def test_a_flipped_bit_is_detected_not_loaded(tmp_path, scan_result):
+    path = tmp_path / "out.h5"
+    ds.io.save(scan_result, path, name="scan")
+    _flip_bit(path, "scan/observables/amp")
+    with pytest.raises(ds.io.DamagedFileError, match="/scan/observables/amp"):
+        ds.io.load(path, "scan")
+
+
+def test_damaged_metadata_gives_one_line_naming_the_file(tmp_path, scan_result):
+    from dynsim.cli import main
+
+    path = tmp_path / "out.h5"
+    ds.io.save(scan_result, path, name="scan")
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"model_params")
+    raw[at - 40 : at - 32] = b"\xff" * 8
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ds.io.DamagedFileError, match=r"out\.h5:scan: the file is"):
+        ds.io.load(path, "scan")
+    assert main(["inspect", str(path)]) == 2
