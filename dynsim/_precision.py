@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Literal
-
-import jax
 
 
 def set_precision(precision: Literal["single", "double"]) -> None:
@@ -19,10 +18,17 @@ def set_precision(precision: Literal["single", "double"]) -> None:
     """
     if precision not in ("single", "double"):
         raise ValueError(f"precision must be 'single' or 'double', got {precision!r}")
+    import jax
+
     jax.config.update("jax_enable_x64", precision == "double")
 
 
 def _default_precision() -> None:
     if os.environ.get("JAX_ENABLE_X64", "").strip().lower() in ("0", "false", "no"):
         return
-    set_precision("double")
+    if "jax" in sys.modules:
+        set_precision("double")
+    else:
+        # JAX reads this when it is first imported: double precision without paying
+        # for importing JAX now.
+        os.environ["JAX_ENABLE_X64"] = "1"

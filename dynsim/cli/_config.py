@@ -310,8 +310,20 @@ def _observable(name: str, spec: Any) -> AbstractObservable:
         raise ConfigError(f"{where}: {e}") from None
 
 
-def parse_config(text: str, source: str = "<config>") -> RunConfig:
-    """Parse and validate TOML text. **Raises:** `ConfigError`."""
+#: The section of each task that has one: a config runs exactly one task.
+TASK_SECTIONS = {
+    "scan": "scan",
+    "phase_diagram": "phase_diagram",
+    "continuation": "continuation",
+    "ramp": "ramp",
+}
+
+
+def parse_config(
+    text: str, source: str = "<config>", *, check_model: bool = True
+) -> RunConfig:
+    """Parse and validate TOML text (`check_model`: also build the model, so that
+    bad model parameters fail now). **Raises:** `ConfigError`."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -348,6 +360,18 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
         else "simulate"
     )
     task = run.get("task", default_task)
+    sections = [s for s in TASK_SECTIONS.values() if s in raw]
+    if len(sections) > 1:
+        raise ConfigError(
+            f"[{sections[0]}] and [{sections[1]}] belong to different tasks; a config "
+            "runs one task: keep one of them"
+        )
+    own = TASK_SECTIONS.get(task)
+    if sections and sections[0] != own:
+        raise ConfigError(
+            f"task {task!r} does not use [{sections[0]}]; remove it or set "
+            f"task = {sections[0]!r} in [run]"
+        )
     if task == "continuation":
         for key in ("param", "span"):
             if key not in cont:
@@ -402,7 +426,8 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
         ramp=dict(ramp),
         text=text,
     )
-    cfg.build_model()  # fail now, not after a long run, if the model is invalid
+    if check_model:
+        cfg.build_model()  # fail now, not after a long run, if the model is invalid
     return cfg
 
 

@@ -1,22 +1,21 @@
 """The `ramp` task of `dynsim run`: noisy runs while a parameter drifts through a
-bifurcation, their early-warning indicators, and the EWS panel."""
+bifurcation, and their early-warning indicators."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import jax.random as jr
+import numpy as np
 
-from .. import io
-from ..analysis import ramp_experiment
-from ..plot import save_figures
+from ._run import Outcome
 
 #: `[ramp]` keys passed on to `dynsim.analysis.ews`.
 EWS_KEYS = ("window", "bandwidth", "detrend", "lags", "indicators")
 
 
-def run_ramp(cfg, model, out: Path, figures, progress, say) -> tuple[Path, list]:
+def run_ramp(cfg, model, progress, say) -> Outcome:
+    from ..analysis import ramp_experiment
+    from ..solvers import Status
+
     c = dict(cfg.ramp)
     start, stop = c["span"]
     options = {k: c[k] for k in EWS_KEYS if k in c}
@@ -27,7 +26,6 @@ def run_ramp(cfg, model, out: Path, figures, progress, say) -> tuple[Path, list]
         f"ramping {c['param']} of {cfg.model_name} from {start:g} to {stop:g} over "
         f"t = {cfg.t_span}, {c.get('realisations', 16)} noisy runs ..."
     )
-    begin = time.perf_counter()
     result = ramp_experiment(
         model,
         c["param"],
@@ -48,11 +46,12 @@ def run_ramp(cfg, model, out: Path, figures, progress, say) -> tuple[Path, list]
         **options,
     )
     say(f"  {result}")
-    io.save(result, out, cfg.name, overwrite=True)
-    say(f"wrote run {cfg.name!r} to {out}  ({time.perf_counter() - begin:.1f} s)")
-    paths: list[Path] = []
-    if cfg.figures if figures is None else figures:
-        paths = save_figures(result, out.parent, cfg.name)
-        for p in paths:
-            say(f"figure: {p}")
-    return out, paths
+    outcome = Outcome([(cfg.name, result)])
+    kept = np.atleast_2d(result.ews.trend).shape[0]
+    if kept < result.status.size:
+        bad = result.status[result.status != Status.SUCCESS]
+        outcome.failures.append(
+            f"{result.status.size - kept} of {result.status.size} ramp runs failed "
+            f"before the transition (status {sorted(set(bad.tolist()))})"
+        )
+    return outcome

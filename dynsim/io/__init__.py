@@ -1,10 +1,15 @@
 """dynsim.io — results to and from HDF5 (layout in DESIGN.md §5)."""
 
-from ._common import DamagedFileError as DamagedFileError, FormatError as FormatError
+from ._common import (
+    DamagedFileError as DamagedFileError,
+    FormatError as FormatError,
+    check_name as check_name,
+)
 from ._hdf5 import (
     FORMAT as FORMAT,
     FORMAT_VERSION as FORMAT_VERSION,
     attributes as attributes,
+    delete as delete,
     load as load,
     remove_stale_scratch as remove_stale_scratch,
     runs as runs,

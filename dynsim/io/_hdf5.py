@@ -229,6 +229,41 @@ def save(
     return name
 
 
+def delete(path: str | os.PathLike, names: list[str]) -> None:
+    """Remove runs from a results file, atomically (the file is rewritten as a
+    scratch copy and renamed over the original, or, past 256 MiB, changed in place).
+
+    **Raises:** `KeyError` for a run the file does not hold.
+    """
+    path = Path(path)
+    if not names:
+        return
+    with _open_existing(path, "r") as f:
+        missing = [n for n in names if n not in f]
+    if missing:
+        raise KeyError(f"{path} has no run(s) {', '.join(map(repr, missing))}")
+    remove_stale_scratch(path)
+    if path.stat().st_size <= _COPY_LIMIT:
+        tmp = _scratch_file(path)
+        try:
+            with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+                for k, v in src.attrs.items():
+                    dst.attrs[k] = v
+                for k in src:
+                    if k not in names and not k.startswith(_SCRATCH):
+                        src.copy(src[k], dst, name=k)
+            shutil.copymode(path, tmp)
+            _fsync(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        with _open_existing(path, "a") as f:
+            for n in names:
+                del f[n]
+
+
 def _scratch_file(path: Path) -> str:
     fd, tmp = tempfile.mkstemp(
         prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent

@@ -192,6 +192,9 @@ def save_figures(
     `analytic_curves` are overlaid on 2-D heat maps; `threshold` for heat-map contours.
 
     **Returns:** the paths written.
+
+    **Raises:** `ValueError` saying why when the result has no standard figure
+    (e.g. a scan over three parameters).
     """
     from ._bifurcation import bifurcation_diagram, orbit_diagram
     from ._indicators import ews_panel, kendall_summary, lyapunov
@@ -235,12 +238,29 @@ def save_figures(
         figs.append(("kendall", kendall_summary(result)))
     else:
         raise TypeError(f"no figures for a {type(result).__name__}")
+    if not figs:
+        raise ValueError(_no_figure_reason(result))
     paths = []
     for suffix, fig in figs:
         path = directory / f"{stem}_{suffix}.png"
         fig.savefig(path)
         paths.append(path)
     return paths
+
+
+def _no_figure_reason(result: Any) -> str:
+    if isinstance(result, ScanResult):
+        if not result.values:
+            return (
+                "a scan of saved states (no observables) has no standard figure; "
+                "draw result.ys, or scan with observables"
+            )
+        return (
+            f"a scan over {len(result.axes)} parameters "
+            f"({', '.join(result.axes)}) has no standard figure: heat maps need a "
+            "2-D grid scan, line plots and orbit diagrams a 1-D scan"
+        )
+    return f"nothing to draw for this {type(result).__name__}"
 
 
 _KIND_COLOURS = {1: "#3b75af", 2: "#e1812c"}

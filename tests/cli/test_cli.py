@@ -5,6 +5,7 @@ import subprocess
 import sys
 from importlib import resources
 
+import numpy as np
 import pytest
 
 import dynsim as ds
@@ -180,3 +181,186 @@ def test_continuation_config(tmp_path, capsys):
     cfg.write_text(text.read_text().replace('param = "rho"', 'param = "rhoo"'))
     assert main(["run", str(cfg), "--output", str(out)]) == 2
     assert "no parameter 'rhoo'" in capsys.readouterr().err
+
+
+def _scan_config(tmp_path, text=SCAN, name="bru.toml"):
+    cfg = tmp_path / name
+    cfg.write_text(text)
+    return cfg
+
+
+def test_a_finished_run_is_refused_unless_overwrite(tmp_path, capsys):
+    cfg = _scan_config(tmp_path)
+    out = tmp_path / "bru.h5"
+    assert main(["run", str(cfg), "--output", str(out)]) == 0
+    created = ds.io.attributes(out, "bru")["created"]
+    png = tmp_path / "bru_amp.png"
+    stamp = png.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds run(s) 'bru'" in err and "--overwrite" in err
+    assert ds.io.attributes(out, "bru")["created"] == created
+    assert png.stat().st_mtime_ns == stamp
+    assert main(["run", str(cfg), "--output", str(out), "--overwrite"]) == 0
+    assert ds.io.runs(out) == {"bru": "scan"}
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (('name = "bru"', 'name = "a/b"'), r"\[run\] name: run name must be"),
+        (
+            ('task = "scan"', 'task = "scan"\noutput = "/proc/nope/x.h5"'),
+            "cannot create the output directory /proc/nope",
+        ),
+        (
+            ("[scan]", '[continuation]\nparam = "b"\nspan = [1.0, 2.0]\n[scan]'),
+            r"\[scan\] and \[continuation\] belong to different tasks",
+        ),
+        (('task = "scan"', 'task = "simulate"'), "task 'simulate' does not use"),
+        (("params.a = [1.0, 1.5]", "params.aa = [1.0]"), "no parameter 'aa'"),
+    ],
+)
+def test_everything_is_checked_before_any_compute(
+    tmp_path, capsys, monkeypatch, edit, message
+):
+    import dynsim.cli._run as run_module
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("a task ran before the checks")
+
+    monkeypatch.setattr(
+        run_module, "_TASKS", dict.fromkeys(run_module._TASKS, no_compute)
+    )
+    monkeypatch.chdir(tmp_path)
+    cfg = _scan_config(tmp_path, SCAN.replace(*edit))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+def test_a_grid_too_large_for_memory_is_refused_at_once(tmp_path, capsys):
+    huge = SCAN.replace(
+        "params.b = { start = 1.0, stop = 4.0, num = 8 }",
+        "params.b = { start = 1.0, stop = 4.0, num = 100000 }\n"
+        "params.c = { start = 0.0, stop = 1.0, num = 100000 }",
+    ).replace('name = "Brusselator"\nparams = { a = 1.0 }', 'name = "Lorenz"')
+    huge = huge.replace("params.a = [1.0, 1.5]", "params.rho = [1.0, 1.5]")
+    huge = huge.replace("params.b =", "params.sigma =").replace(
+        "params.c =", "params.beta ="
+    )
+    cfg = _scan_config(tmp_path, huge)
+    assert main(["run", str(cfg), "--output", str(tmp_path / "h.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "20,000,000,000 points needs about" in err and "GiB" in err
+
+
+def test_a_large_scan_states_its_size_before_it_runs(monkeypatch, capsys):
+    import dynsim._scan as scan_module
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan_module, "_chunk_jit", stop)
+    with pytest.raises(KeyboardInterrupt):
+        ds.scan(
+            ds.models.Lorenz(),
+            {"rho": np.linspace(0, 30, 1000), "sigma": np.linspace(5, 15, 1000)},
+            (0.0, 1.0),
+            observables={"m": ds.observables.Max("z")},
+        )
+    err = capsys.readouterr().err
+    assert re.search(r"scan: 1,000,000 points in \d+ chunks .* in memory", err), err
+
+
+FAILING = """
+[run]
+name = "f"
+[model]
+name = "Lorenz"
+[solver]
+max_steps = 50
+[time]
+t_span = [0.0, 10.0]
+"""
+
+
+def test_exit_codes_tell_scripts_what_happened(tmp_path, capsys, monkeypatch):
+    # A failed simulation: written, but no usable result.
+    cfg = _scan_config(tmp_path, FAILING, "f.toml")
+    assert main(["run", str(cfg), "--output", str(tmp_path / "f.h5")]) == 4
+    assert "failed: the simulation" in capsys.readouterr().out
+    # Some scan points fail (too few steps for the fast ones): results written.
+    partial = SCAN.replace("rtol = 1e-6", "rtol = 1e-6\nmax_steps = 400")
+    cfg = _scan_config(tmp_path, partial, "p.toml")
+    out = tmp_path / "p.h5"
+    assert main(["run", str(cfg), "--output", str(out)]) == 3
+    printed = capsys.readouterr().out
+    res = ds.io.load(out, "bru")
+    assert 0 < res.n_failed < res.n_points
+    assert f"failed: {res.n_failed} of 16 points (max_steps=" in printed
+    # Interrupted: one line, no traceback.
+    import dynsim.cli._run as run_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(run_module._TASKS, "scan", interrupted)
+    assert main(["run", str(cfg), "--output", str(tmp_path / "i.h5")]) == 130
+    assert capsys.readouterr().err == "dynsim: interrupted\n"
+
+
+def test_inspect_into_a_closed_pipe_is_quiet(tmp_path):
+    cfg = _scan_config(tmp_path)
+    out = tmp_path / "bru.h5"
+    assert main(["run", str(cfg), "--output", str(out), "--no-figures"]) == 0
+    proc = subprocess.run(
+        f"{sys.executable} -m dynsim inspect {out} | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_plot_says_what_it_cannot_draw(tmp_path, capsys):
+    res = ds.scan(
+        ds.models.Lorenz(),
+        {"rho": [1.0, 2.0], "sigma": [9.0, 10.0], "beta": [2.0, 3.0]},
+        (0.0, 1.0),
+        observables={"m": ds.observables.Max("z")},
+    )
+    out = tmp_path / "cube.h5"
+    ds.io.save(res, out, name="cube")
+    assert main(["plot", str(out)]) == 4
+    printed = capsys.readouterr().out
+    assert "no figure for run 'cube': a scan over 3 parameters" in printed
+
+
+def test_plot_redraws_the_figures_run_drew(tmp_path):
+    text = resources.files("dynsim.configs").joinpath("lorenz_bifurcation.toml")
+    cfg = tmp_path / "lorenz.toml"
+    cfg.write_text(text.read_text())
+    out = tmp_path / "lb.h5"
+    assert main(["run", str(cfg), "--output", str(out)]) == 0
+    drawn = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert drawn == ["lorenz_bifurcation_bifurcation.png"]
+    assert main(["plot", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert sorted(p.name for p in (tmp_path / "again").glob("*.png")) == drawn
+
+
+def test_help_and_version_do_not_import_jax():
+    code = (
+        "import sys\n"
+        "from dynsim.cli import main\n"
+        "for argv in (['--help'], ['--version'], ['run', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'jax' not in sys.modules, 'jax was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "exit codes:" in proc.stdout and ds.__version__ in proc.stdout
