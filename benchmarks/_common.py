@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: timing by the contract of BENCHMARKS.md, machine
+"""Shared benchmark plumbing: timing by the contract of docs/benchmarks.md, machine
 records, and writing results (JSON + PNG) to benchmarks/results/."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""W1 (BENCHMARKS.md): early-warning indicators of 1 000 series of length 10⁴.
+"""W1 (docs/benchmarks.md): early-warning indicators of 1 000 series of length 10⁴.
 
 The series: AR(1) processes whose coefficient rises from 0.2 to 0.9 (critical
 slowing down), on a slow sinusoidal trend around 10, seed 0. Settings: Gaussian

@@ -1,4 +1,4 @@
-"""E3 (BENCHMARKS.md): Lyapunov spectrum of Lorenz (σ, ρ, β) = (10, 28, 8/3) by the
+"""E3 (docs/benchmarks.md): Lyapunov spectrum of Lorenz (σ, ρ, β) = (10, 28, 8/3) by the
 Benettin QR method — the 12-state tangent system, QR every 0.1 — and a ρ-scan of λ₁.
 
 Arms, side by side in one run, at the same tolerances (rtol 1e-8, atol 1e-10):

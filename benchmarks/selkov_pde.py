@@ -1,4 +1,4 @@
-"""P1 (BENCHMARKS.md): the Sel'kov cell–bulk PDE–ODE on a 2-D grid to t = 200.
+"""P1 (docs/benchmarks.md): the Sel'kov cell–bulk PDE–ODE on a 2-D grid to t = 200.
 
 Three cells at (±0.5, 0), (0, 0) of the unit disk, D = 1, τ = 0.55 (oscillating),
 polar grid with n rings (Gaussian cell kernel σ = 1/30). The same discretisation in

@@ -1,4 +1,4 @@
-"""N1 (BENCHMARKS.md): numerical solvers against neural surrogates.
+"""N1 (docs/benchmarks.md): numerical solvers against neural surrogates.
 
 Each surrogate learns the flow map of a reference system — from an initial state y₀
 to the trajectory y(t₁ … t_K) over a fixed horizon — from 128 training

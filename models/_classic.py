@@ -1,6 +1,6 @@
 """Classic low-dimensional systems used across tests, benchmarks and analysis checks.
 
-Parameter sets and facts: `MODELS.md` §6 (Lorenz 1963; Rössler 1976; Lorenz 1996;
+Parameter sets and facts: docs/models.md §6 (Lorenz 1963; Rössler 1976; Lorenz 1996;
 van der Pol 1926; Prigogine & Lefever 1968; Hénon 1976).
 """
 

@@ -1,5 +1,5 @@
 """Underdamped Langevin dynamics: latent oscillators (Song et al., "Langevin Flows for
-Modeling Neural Latent Dynamics", 2025; `MODELS.md` §2)."""
+Modeling Neural Latent Dynamics", 2025; docs/models.md §2)."""
 
 import abc
 from collections.abc import Callable

@@ -1,5 +1,5 @@
 """Learning as a dynamical system: gradient flow on the weights of deep linear
-networks (Saxe, McClelland & Ganguli, ICLR 2014; `MODELS.md` §5)."""
+networks (Saxe, McClelland & Ganguli, ICLR 2014; docs/models.md §5)."""
 
 from __future__ import annotations
 

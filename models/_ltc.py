@@ -1,7 +1,7 @@
 """Liquid time-constant networks (Hasani et al., AAAI 2021) and their closed-form
 continuous-time counterpart (CfC; Hasani et al., Nature Machine Intelligence 2022),
 with the parameter names, initial ranges and update rules of the ncps library
-(`MODELS.md` §4)."""
+(docs/models.md §4)."""
 
 import copy
 from typing import Any, ClassVar
@@ -47,8 +47,11 @@ class LTC(AbstractModel):
 
     σ_ji(x) = sigmoid(sigma_ji (x − mu_ji)), synapses masked by the wiring, inputs
     u = input_w ⊙ I + input_b, outputs = output_w ⊙ v[:motor] + output_b. (The
-    form dv/dt = −[1/τ + f] v + f A of `MODELS.md`.) Positive parameters (cm, gleak,
-    w, sensory_w) are clipped at 0 when used, as ncps clips them after each update.
+    form dv/dt = −[1/τ + f] v + f A of `docs/models.md`.) The parameters that must be
+    positive (cm, gleak, w, sensory_w) enter through `positivity`: `"clip"` (max(0,
+    ·), what ncps' `LTCCell` does by clipping after each update) or `"softplus"`
+    (what ncps' `LTC` wrapper does, `implicit_param_constraints=True`), so weights
+    trained in either ncps form load unchanged.
 
     As a model, its input is `args`: a function u(t) or a constant array (None: no
     input). `predict(ts, inputs)` runs it on an input sequence sampled at `ts` (any
@@ -77,6 +80,7 @@ class LTC(AbstractModel):
     output_dim: int = eqx.field(static=True)
     ode_unfolds: int = eqx.field(static=True)
     integration: str = eqx.field(static=True)
+    positivity: str = eqx.field(static=True)
     epsilon: ClassVar[float] = 1e-8
 
     def __init__(
@@ -88,6 +92,7 @@ class LTC(AbstractModel):
         output_dim: int | None = None,
         ode_unfolds: int = 6,
         integration: str = "fused",
+        positivity: str = "clip",
         key: PRNGKeyArray,
     ):
         if wiring is None:
@@ -100,6 +105,10 @@ class LTC(AbstractModel):
             )
         if ode_unfolds < 1:
             raise ValueError(f"ode_unfolds must be >= 1, got {ode_unfolds}")
+        if positivity not in _POSITIVE:
+            raise ValueError(
+                f"positivity must be 'clip' or 'softplus', got {positivity!r}"
+            )
         n, m = wiring.units, wiring.input_dim
         shapes = {"gleak": (n,), "vleak": (n,), "cm": (n,), "w": (n, n)}
         shapes |= {"sigma": (n, n), "mu": (n, n)}
@@ -118,6 +127,7 @@ class LTC(AbstractModel):
         self.output_dim = wiring.output_dim
         self.ode_unfolds = ode_unfolds
         self.integration = integration
+        self.positivity = positivity
 
     def with_integration(
         self, integration: str | None = None, ode_unfolds: int | None = None
@@ -147,17 +157,22 @@ class LTC(AbstractModel):
     def initial_state(self):
         return jnp.zeros(self.units)
 
+    def _positive(self, x: Array) -> Array:
+        return _POSITIVE[self.positivity](x)
+
     # The synaptic sums: Σ w σ (conductance) and Σ w σ erev (its reversal current).
     def _sensory(self, u):
         u = self.input_w * u + self.input_b
-        act = jax.nn.relu(self.sensory_w) * jax.nn.sigmoid(
+        act = self._positive(self.sensory_w) * jax.nn.sigmoid(
             self.sensory_sigma * (u[:, None] - self.sensory_mu)
         )
         act = act * jax.lax.stop_gradient(self.sensory_sparsity_mask)
         return jnp.sum(act, 0), jnp.sum(act * self.sensory_erev, 0)
 
     def _recurrent(self, v):
-        act = jax.nn.relu(self.w) * jax.nn.sigmoid(self.sigma * (v[:, None] - self.mu))
+        act = self._positive(self.w) * jax.nn.sigmoid(
+            self.sigma * (v[:, None] - self.mu)
+        )
         act = act * jax.lax.stop_gradient(self.sparsity_mask)
         return jnp.sum(act, 0), jnp.sum(act * self.erev, 0)
 
@@ -169,16 +184,16 @@ class LTC(AbstractModel):
     def vector_field(self, t, y, args):
         g_s, i_s = self._sensory(self._input(t, args))
         g_r, i_r = self._recurrent(y)
-        gleak = jax.nn.relu(self.gleak)
+        gleak = self._positive(self.gleak)
         dv = gleak * (self.vleak - y) + (i_s + i_r) - (g_s + g_r) * y
-        return dv / jax.nn.relu(self.cm)
+        return dv / self._positive(self.cm)
 
     def fused_step(self, v: Array, u: Array, elapsed: Array) -> Array:
         """ncps' update over `elapsed` time: `ode_unfolds` semi-implicit Euler
         substeps, each implicit in v and explicit in the synaptic gates."""
         g_s, i_s = self._sensory(u)
-        cm_t = jax.nn.relu(self.cm) / (elapsed / self.ode_unfolds)
-        gleak = jax.nn.relu(self.gleak)
+        cm_t = self._positive(self.cm) / (elapsed / self.ode_unfolds)
+        gleak = self._positive(self.gleak)
 
         def substep(v, _):
             g_r, i_r = self._recurrent(v)
@@ -222,6 +237,9 @@ class LTC(AbstractModel):
                 return sol.ys[-1], sol.ys[-1]
 
         return jax.lax.scan(step, self.initial_state(), (inputs, _elapsed(ts)))[1]
+
+
+_POSITIVE = {"clip": jax.nn.relu, "softplus": jax.nn.softplus}
 
 
 def _held(t, v, args):

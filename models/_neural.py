@@ -1,5 +1,5 @@
 """Neural differential equations on equinox networks (Chen et al. 2018; Kidger, "On
-Neural Differential Equations", 2021; `MODELS.md` §3).
+Neural Differential Equations", 2021; docs/models.md §3).
 
 The networks' weights are trainable arrays (train them with `dynsim.fit`), not
 scanned parameters.

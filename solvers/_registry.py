@@ -1,4 +1,4 @@
-"""Solver names -> diffrax solvers (DESIGN.md §4).
+"""Solver names -> diffrax solvers (docs/solvers.md).
 
 The table is an immutable mapping built once at import; pass a `diffrax.AbstractSolver`
 instance wherever a name is accepted to use anything not listed here.

@@ -1,4 +1,4 @@
-"""dynsim.io — results to and from HDF5 (layout in DESIGN.md §5)."""
+"""dynsim.io — results to and from HDF5 (layout in docs/hdf5.md)."""
 
 from ._common import (
     DamagedFileError as DamagedFileError,

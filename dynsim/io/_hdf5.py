@@ -1,4 +1,4 @@
-"""HDF5 storage of results (layout: DESIGN.md §5).
+"""HDF5 storage of results (layout: docs/hdf5.md).
 
 ```
 /                 attrs: format="dynsim", format_version, dynsim_version, created

@@ -1,4 +1,4 @@
-"""The full 2-D PDE–ODE cell–bulk model on a grid (MODELS.md §1)."""
+"""The full 2-D PDE–ODE cell–bulk model on a grid (docs/models.md §1)."""
 
 from __future__ import annotations
 

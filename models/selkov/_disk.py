@@ -1,7 +1,7 @@
 """Green's functions of the unit disk with Neumann walls.
 
 - `neumann_green` / `neumann_regular`: the Laplacian's Neumann Green's function
-  ΔG₀ = 1/π − δ(x − ξ), ∫G₀ = 0 (closed form, MODELS.md §1; JAX).
+  ΔG₀ = 1/π − δ(x − ξ), ∫G₀ = 0 (closed form, docs/models.md §1; JAX).
 - `reduced_wave_green` / `reduced_wave_regular`: ΔG − θ²G = −δ(x − ξ), ∂ᵣG = 0 on
   r = 1, for complex θ (the eigenvalue problem needs θ² = (1 + τλ)/D), by the Bessel
   series obtained from Graf's addition theorem (host-side NumPy / SciPy):

@@ -1,5 +1,5 @@
 """Sel'kov glycolysis kinetics in the paper's form (Iyaniwura & Ward, SIAM J. Appl. Dyn.
-Syst. 20(1), 2021, arXiv 2007.08765; `MODELS.md` §1)."""
+Syst. 20(1), 2021, arXiv 2007.08765; docs/models.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The well-mixed (D → ∞) limit of the cell–bulk model (MODELS.md §1)."""
+"""The well-mixed (D → ∞) limit of the cell–bulk model (docs/models.md §1)."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_run_scan_config_writes_h5_and_png(tmp_path, capsys):
     assert main(["run", str(cfg), "--output", str(out)]) == 0
     res = ds.io.load(out, "bru")
     assert res.shape == (2, 8) and res.info.config == SCAN
-    # Brusselator Hopf at b = 1 + a²: oscillating exactly beyond it (MODELS.md §6).
+    # Brusselator Hopf at b = 1 + a²: oscillating exactly beyond it (docs/models.md §6).
     a = res.reshape(res.params["a"])
     b = res.reshape(res.params["b"])
     amp = res.reshape(res.values["amp"])

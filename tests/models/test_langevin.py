@@ -1,4 +1,4 @@
-"""Underdamped Langevin oscillators against their closed forms (MODELS.md §2)."""
+"""Underdamped Langevin oscillators against their closed forms (docs/models.md §2)."""
 
 import jax
 import numpy as np

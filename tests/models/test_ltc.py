@@ -1,5 +1,5 @@
 """LTC and CfC cells against their defining properties and ncps' conventions
-(MODELS.md §4; parameter names, initial ranges and counts from ncps'
+(docs/models.md §4; parameter names, initial ranges and counts from ncps'
 `ltc_cell.py` / `cfc_cell.py`)."""
 
 import equinox as eqx
@@ -163,3 +163,42 @@ def test_bad_input():
     with pytest.raises(ValueError, match="fan-outs"):
         ncp(2, 2, 2, 1, sensory_fanout=3, inter_fanout=1,
             recurrent_command_synapses=0, motor_fanin=1)  # fmt: skip
+
+
+def test_positivity_by_clipping_or_softplus_as_the_two_ncps_forms():
+    # ncps' LTCCell clips cm, gleak, w and sensory_w at 0 after each update; its
+    # LTC wrapper (implicit_param_constraints=True) passes them through softplus.
+    # The same raw weights — some negative, as an unconstrained optimiser leaves
+    # them — give each form's vector field, written out here by hand.
+    def unconstrained(model):
+        return eqx.tree_at(
+            lambda m: (m.w, m.gleak, m.cm),
+            model,
+            (model.w - 0.6, model.gleak - 0.4, model.cm - 0.2),
+        )
+
+    raw = unconstrained(LTC(2, 3, output_dim=1, key=jr.key(4)))
+    soft = unconstrained(LTC(2, 3, output_dim=1, positivity="softplus", key=jr.key(4)))
+    v = jnp.array([0.3, -0.2, 0.1])
+    u = jnp.array([0.5, -1.0])
+
+    def by_hand(pos):
+        su = raw.input_w * u + raw.input_b
+        sact = pos(raw.sensory_w) * jax.nn.sigmoid(
+            raw.sensory_sigma * (su[:, None] - raw.sensory_mu)
+        )
+        sact = sact * raw.sensory_sparsity_mask
+        act = pos(raw.w) * jax.nn.sigmoid(raw.sigma * (v[:, None] - raw.mu))
+        act = act * raw.sparsity_mask
+        num = pos(raw.gleak) * (raw.vleak - v) + (sact * raw.sensory_erev).sum(0)
+        num = num + (act * raw.erev).sum(0) - (sact.sum(0) + act.sum(0)) * v
+        return num / pos(raw.cm)
+
+    clip = raw  # the default
+    assert np.allclose(clip.vector_field(0.0, v, u), by_hand(jax.nn.relu), rtol=1e-12)
+    assert np.allclose(
+        soft.vector_field(0.0, v, u), by_hand(jax.nn.softplus), rtol=1e-12
+    )
+    assert not np.allclose(clip.vector_field(0.0, v, u), soft.vector_field(0.0, v, u))
+    with pytest.raises(ValueError, match="positivity must be 'clip' or 'softplus'"):
+        LTC(2, 3, positivity="exp", key=jr.key(0))

@@ -1,4 +1,4 @@
-"""Models against their closed forms (MODELS.md §1, §5, §6)."""
+"""Models against their closed forms (docs/models.md §1, §5, §6)."""
 
 import dataclasses
 
@@ -24,7 +24,7 @@ class TestSelkov:
             assert float(y[0]) == pytest.approx(2.0 / (1 + efflux))
 
     def test_baseline_values_from_models_md(self):
-        # MODELS.md §1: with d2 = 0 the isolated cell oscillates iff α < 0.69441, and
+        # docs/models.md §1: with d2 = 0 the isolated cell oscillates iff α < 0.69441, and
         # at α = 0.9 it is quiescent with tr J ≈ -0.102.
         # The closed form gives α_H = −4 + (√5.8 − 1)/0.3 = 0.6943964 exactly; the
         # quoted 0.69441 agrees to its last digit's rounding (±2e-5).
@@ -82,7 +82,7 @@ def test_lorenz_equilibria_and_divergence():
 
 
 def test_pitchfork_closed_form():
-    # a² = r a0² e^{2rt} / (r + c a0² (e^{2rt} − 1))  (MODELS.md §5)
+    # a² = r a0² e^{2rt} / (r + c a0² (e^{2rt} − 1))  (docs/models.md §5)
     r, c, a0, t = 0.8, 2.0, 0.01, 10.0
     m = models.PitchforkNormalForm(r=r, c=c)
     traj = ds.simulate(m, (0.0, t), rtol=1e-11, atol=1e-13)

@@ -1,4 +1,4 @@
-"""Neural ODE / SDE models and `dynsim.fit` (MODELS.md §3)."""
+"""Neural ODE / SDE models and `dynsim.fit` (docs/models.md §3)."""
 
 import equinox as eqx
 import jax

@@ -1,4 +1,4 @@
-"""Unit-disk Green's functions, the large-D model and the GCEP (MODELS.md §1)."""
+"""Unit-disk Green's functions, the large-D model and the GCEP (docs/models.md §1)."""
 
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,4 @@
-"""The well-mixed Sel'kov cell–bulk model against MODELS.md §1's closed forms."""
+"""The well-mixed Sel'kov cell–bulk model against docs/models.md §1's closed forms."""
 
 import jax
 import numpy as np
@@ -101,7 +101,7 @@ def test_quorum_sensing_needs_enough_cells():
 
 def test_dilute_bulk_reduces_to_single_cell_with_efflux():
     # |Ω| → ∞: Ū → 0 and each cell only loses v at rate 2πd₂/τ: the Hopf point in α
-    # is the single-cell-with-efflux closed form (MODELS.md §1).
+    # is the single-cell-with-efflux closed form (docs/models.md §1).
     tau, mu = 2.0, 1.5
     single = Selkov(mu=mu, efflux=2 * np.pi * 0.2 / tau)
 
