@@ -2,7 +2,6 @@
 diffrax's adjoints."""
 
 import dataclasses
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -131,8 +130,8 @@ def fit(
     - `validation`: held-out `(ts, x, y)`, scored every `validate_every` steps.
     - `trainable`: which leaves of the model train (default: every float array).
     - `key`: PRNG key of the minibatches.
-    - `progress`: show a progress bar with the loss (default: when stderr is a
-      terminal).
+    - `progress`: show a progress bar with the loss (tqdm; in a notebook, its
+      widget); default on, False silences it.
 
     **Returns:** a `FitResult` (`model`, `losses`, `validation`).
 
@@ -168,7 +167,7 @@ def fit(
     score = eqx.filter_jit(_loss)
     losses = np.empty(steps)
     val_steps, val_losses = [], []
-    show = progress if progress is not None else sys.stderr.isatty()
+    show = True if progress is None else bool(progress)
     with tqdm(total=steps, disable=not show, desc="fit", unit="step") as bar:
         for i in range(steps):
             if batch_size < n:

@@ -50,6 +50,8 @@ _MAX_CHUNK = 1 << 16
 # Large scans run in about this many chunks (chunks of at least _MIN_AUTO_CHUNK).
 _TARGET_CHUNKS = 20
 _MIN_AUTO_CHUNK = 2048
+# Up to this many points in one chunk, the progress bar follows the solves' time.
+_FEW_POINTS = 256
 # From this many points a scan states its size before it starts.
 _LARGE_SCAN = 1_000_000
 
@@ -281,8 +283,9 @@ def scan(
       do not depend on chunking.
     - `chunk_size`: points per compiled call (default: from a memory budget, and
       small enough that a large scan runs in several chunks).
-    - `progress`: show a progress bar (tqdm; in a notebook, its widget). Default:
-      when the scan runs in more than one chunk; False silences it.
+    - `progress`: show a progress bar (tqdm; in a notebook, its widget): over the
+      points, or, for a few points in one chunk, over the solves' time span.
+      Default on; False silences it.
     - `config`: the config text, recorded as provenance (the CLI passes it).
 
     **Returns:** a `ScanResult`; `values` holds the observables (NaN where a point
@@ -371,7 +374,15 @@ def scan(
     chunk_size = n_devices * math.ceil(chunk_size / n_devices)
     n_chunks = math.ceil(n_points / chunk_size)
     if progress is None:
-        progress = n_chunks > 1
+        progress = True
+    # Several chunks: the bar counts points. A few points in one chunk (a ramp's
+    # realisations, a grid of PDE solves: long solves) show the solves' time instead;
+    # their per-step cost dwarfs the meter's, which a wide chunk of quick solves
+    # would notice.
+    in_solve = bool(progress) and n_chunks == 1 and not is_map
+    in_solve = in_solve and n_points <= _FEW_POINTS
+    if in_solve:
+        options = dict(options, progress=True)
     if progress and n_points >= _LARGE_SCAN:
         tqdm.write(
             f"scan: {n_points:,} points in {n_chunks:,} chunks of {chunk_size:,}; "
@@ -388,7 +399,11 @@ def scan(
 
     pieces = []
     with tqdm(
-        total=n_points, disable=not progress, unit="pt", desc="scan", leave=False
+        total=n_points,
+        disable=not progress or in_solve,
+        unit="pt",
+        desc="scan",
+        leave=False,
     ) as bar:
         for c in range(n_chunks):
             lo = c * chunk_size

@@ -326,6 +326,7 @@ def solve_model(
     adjoint: Any = None,
     throw: bool = False,
     reductions: tuple = (),
+    progress: bool = False,
 ):
     """Solve one model (pure; traced under `jit` / `vmap` by `simulate` and `scan`)."""
     kind = problem_kind(model)
@@ -358,6 +359,7 @@ def solve_model(
             else None
         ),
         reductions=reductions,
+        progress=progress,
     )
 
 

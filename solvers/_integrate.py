@@ -206,6 +206,7 @@ def integrate(
     throw: bool = False,
     langevin: LangevinSpec | None = None,
     reductions: tuple[AbstractReduction, ...] = (),
+    progress: bool = False,
 ) -> Solution:
     """Integrate dy = f(t, y) dt [+ g(t, y) dW] from t0 to t1 with diffrax.
 
@@ -237,6 +238,8 @@ def integrate(
       other solver integrates `vector_field` and `diffusion` as given.
     - `reductions`: running reductions (`AbstractReduction`) folded over every
       accepted step inside the solver loop; their values are `Solution.reductions`.
+    - `progress`: a progress bar over [t0, t1] during the solve (diffrax's tqdm
+      meter; under `vmap` it follows the slowest trajectory).
 
     A solve whose accepted state becomes NaN or infinite, or whose steps keep being
     rejected at a step size of round-off order (a NaN vector field, a finite-time
@@ -329,6 +332,11 @@ def integrate(
         event=event,
         max_steps=max_steps,
         throw=False,
+        progress_meter=(
+            dfx.TqdmProgressMeter(refresh_steps=50)
+            if progress
+            else dfx.NoProgressMeter()
+        ),
     )
     ys = jnp.concatenate(sol.ys, axis=-1) if split else sol.ys
     status = status_from_result(sol.result, ys)

@@ -222,6 +222,8 @@ def _settings(span, ds, ds_min, ds_max, max_points, tol):
 
 
 def _run(problem, X0, t0, span, s, progress, desc):
+    """Follow the branch; with `progress`, a bar over the parameter span (the share
+    of the span covered so far), the current value and the point count."""
     lo, hi = min(span), max(span)
     width = hi - lo
 
@@ -230,15 +232,27 @@ def _run(problem, X0, t0, span, s, progress, desc):
         p = point.X[-1]
         return min(p - lo, hi - p) + 1e-9 * width
 
+    show = True if progress is None else bool(progress)
+    start = float(X0[-1])
     with tqdm(
-        total=s.max_points, desc=desc, unit="pt", disable=not progress, leave=False
+        total=1000, desc=desc, disable=not show, leave=False, bar_format=_BAR
     ) as bar:
+        bar.set_postfix_str(f"starting at p = {start:.6g}", refresh=True)
+        count = [0]
 
         def tick(point):
-            bar.update(1)
-            bar.set_postfix_str(f"p = {point.X[-1]:.6g}", refresh=False)
+            count[0] += 1
+            p = float(point.X[-1])
+            # The share of the span between the start and the far end of the span.
+            far = hi if abs(hi - start) >= abs(lo - start) else lo
+            done = abs(p - start) / max(abs(far - start), 1e-300)
+            bar.n = int(1000 * min(max(done, bar.n / 1000), 1.0))
+            bar.set_postfix_str(f"p = {p:.6g}, {count[0]} points", refresh=True)
 
         return arc.follow(problem, X0, t0, s, stop=stop, progress=tick)
+
+
+_BAR = "{desc}: {percentage:3.0f}% of the span |{bar}| {elapsed}{postfix}"
 
 
 def _branch(problem, run, s, lyap_tol, param, span):
@@ -336,7 +350,6 @@ def continuation(
     t0 = np.zeros(X0.size)
     t0[-1] = np.sign(span[1] - span[0])
     t0 = arc.tangent(problem, X0, t0)
-    progress = bool(progress) if progress is not None else False
     run = _run(problem, X0, t0, span, s, progress, f"continuation in {param}")
     return _branch(problem, run, s, lyapunov_tol, param, span)
 
@@ -364,7 +377,7 @@ def switch_branch(
     k = kwargs.pop("k", None)
     sigma = kwargs.pop("sigma", 0.0)
     lyap_tol = kwargs.pop("lyapunov_tol", 1e-8)
-    progress = kwargs.pop("progress", False)
+    progress = kwargs.pop("progress", None)
     problem = Equilibria(model, branch.param, k=k, sigma=sigma)
     s = _settings(
         span,
@@ -378,5 +391,5 @@ def switch_branch(
     if not ok:
         raise RuntimeError(f"could not step onto the other branch at {point!r}")
     t0 = arc.tangent(problem, X1, t1)
-    run = _run(problem, X1, t0, span, s, bool(progress), "switch branch")
+    run = _run(problem, X1, t0, span, s, progress, "switch branch")
     return _branch(problem, run, s, lyap_tol, branch.param, span)

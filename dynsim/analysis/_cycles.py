@@ -284,7 +284,7 @@ def cycle_continuation(
     else:
         raise ValueError("give a Hopf point (hopf=...) or a cycle guess (x0=, period=)")
     problem.accept(X0)
-    run = _run(problem, X0, t0, span, s, bool(progress), f"cycles in {param}")
+    run = _run(problem, X0, t0, span, s, progress, f"cycles in {param}")
     if not run.points:
         raise RuntimeError(f"no periodic orbit near the starting guess: {run.message}")
     pts = run.points

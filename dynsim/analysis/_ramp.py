@@ -70,7 +70,7 @@ class RampExperiment:
 
 def _locate(model, param, start, stop) -> tuple[float, str]:
     """The first bifurcation on the equilibrium branch from `start` towards `stop`."""
-    branch = continuation(model, param, (start, stop))
+    branch = continuation(model, param, (start, stop), progress=False)
     for b in branch.points:
         if b.kind in TRANSITIONS:
             return float(b.param), b.kind
