@@ -1,4 +1,5 @@
-"""E1 (docs/benchmarks.md): a Lorenz ensemble, one trajectory per ρ ∈ linspace(0, 21, N),
+"""E1 (docs/benchmarks.md): a Lorenz ensemble, one trajectory per ρ in
+linspace(0, 21, N),
 y0 = (1, 0, 0), t ∈ [0, 1], endpoint saved, adaptive steps at rtol = atol = 1e-8.
 
 Arms, measured side by side in one run:

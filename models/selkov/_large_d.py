@@ -1,4 +1,5 @@
-"""The large-D ODE–DAE limit of the cell–bulk model (paper's Prop. 2; docs/models.md §1)."""
+"""The large-D ODE–DAE limit of the cell–bulk model (paper's Prop. 2;
+docs/models.md §1)."""
 
 from __future__ import annotations
 

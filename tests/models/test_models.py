@@ -24,7 +24,8 @@ class TestSelkov:
             assert float(y[0]) == pytest.approx(2.0 / (1 + efflux))
 
     def test_baseline_values_from_models_md(self):
-        # docs/models.md §1: with d2 = 0 the isolated cell oscillates iff α < 0.69441, and
+        # docs/models.md §1: with d2 = 0 the isolated cell oscillates iff
+        # α < 0.69441, and
         # at α = 0.9 it is quiescent with tr J ≈ -0.102.
         # The closed form gives α_H = −4 + (√5.8 − 1)/0.3 = 0.6943964 exactly; the
         # quoted 0.69441 agrees to its last digit's rounding (±2e-5).

@@ -1,4 +1,5 @@
-"""The discretised Sel'kov cell–bulk PDE–ODE (docs/models.md §1; Iyaniwura & Ward 2021)."""
+"""The discretised Sel'kov cell–bulk PDE–ODE (docs/models.md §1; Iyaniwura &
+Ward 2021)."""
 
 import jax
 import jax.numpy as jnp
