@@ -127,7 +127,9 @@ def run(n: int, repeats: int) -> list[dict]:
     options = dict(solver="tsit5", adaptive=True, max_steps=100_000)
 
     def dynsim_kernel():
-        return dynsim_scan._chunk_jit(*kernel_args, observables=(), options=options)
+        return dynsim_scan._chunk_jit(
+            *kernel_args, running=(), sampled=(), options=options
+        )
 
     first, best, out = timed(dynsim_kernel, repeats)
     _, ys, _, stats = out

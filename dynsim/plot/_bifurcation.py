@@ -38,14 +38,50 @@ def _state_index(result: Any, state: str | int | None) -> tuple[int, str]:
     return int(state), names[int(state)]
 
 
-def _segments(x: np.ndarray, y: np.ndarray, stable: np.ndarray):
-    """Runs of equal stability, each sharing its end point with the next."""
+def _segments(x: np.ndarray, y: np.ndarray, stable: np.ndarray, cuts=None):
+    """Runs of equal stability, each sharing its end point with the next. `cuts`:
+    index i -> (x, y) of a located special point between points i − 1 and i where
+    the stability changes: the runs then meet there, so that the line style changes
+    at the bifurcation and not at the next computed point."""
+    x, y, stable = list(x), list(y), list(stable)
+    cuts = cuts or {}
     start = 0
     for i in range(1, len(x) + 1):
-        if i == len(x) or stable[i] != stable[start]:
+        if i < len(x) and stable[i] == stable[start]:
+            continue
+        if i < len(x) and i in cuts:
+            xb, yb = cuts[i]
+            yield (
+                np.array(x[start:i] + [xb]),
+                np.array(y[start:i] + [yb]),
+                bool(stable[start]),
+            )
+            # The next run starts at the point, with the stability that follows it.
+            x[i - 1], y[i - 1], stable[i - 1] = xb, yb, stable[i]
+            start = i - 1
+        else:
             stop = min(i + 1, len(x))
-            yield x[start:stop], y[start:stop], bool(stable[start])
+            yield np.array(x[start:stop]), np.array(y[start:stop]), bool(stable[start])
             start = i
+
+
+def _cuts(r, values: np.ndarray, idx: int | None = None) -> dict:
+    """Where a branch's stability changes at a located point: index -> (p, y), with
+    y the point's own state component `idx`, or (envelopes of cycles, idx None)
+    interpolated on the drawn curve."""
+    out = {}
+    for b in r.points:
+        i = int(b.index)
+        if not 0 < i < len(r.p) or r.stable[i - 1] == r.stable[i]:
+            continue
+        if idx is not None:
+            yb = float(b.y[idx])
+        else:
+            p0, p1 = r.p[i - 1], r.p[i]
+            w = 0.0 if p1 == p0 else (b.param - p0) / (p1 - p0)
+            yb = float(values[i - 1] + w * (values[i] - values[i - 1]))
+        out[i] = (float(b.param), yb)
+    return out
 
 
 def bifurcation_diagram(
@@ -70,11 +106,13 @@ def bifurcation_diagram(
     for i, r in enumerate(results):
         colour = f"C{i}"
         if isinstance(r, Branch):
-            for x, y, stable in _segments(r.p, r.ys[:, idx], r.stable):
+            cuts = _cuts(r, r.ys[:, idx], idx)
+            for x, y, stable in _segments(r.p, r.ys[:, idx], r.stable, cuts):
                 ax.plot(x, y, color=colour, lw=1.4, ls="-" if stable else "--")
         elif isinstance(r, CycleBranch):
             for env in (r.y_max, r.y_min):
-                for x, y, stable in _segments(r.p, env[:, idx], r.stable):
+                cuts = _cuts(r, env[:, idx])
+                for x, y, stable in _segments(r.p, env[:, idx], r.stable, cuts):
                     ax.plot(x, y, color=colour, lw=1.0, ls="-" if stable else ":")
         else:
             raise TypeError(f"cannot draw a {type(r).__name__}")

@@ -75,7 +75,9 @@ def ews_panel(result: Any, series: int = 0, names: Any = None) -> Figure:
     """The classic early-warning panel for one series of an `EWSResult` or a
     `RampExperiment`: the series and its trend (for a ramp, with the parameter on
     the top axis), then each indicator (default variance and lag-1
-    autocorrelation) against time, with its Kendall τ."""
+    autocorrelation) against time, with its Kendall τ — and, when there are
+    several series, which one is drawn and the median τ over all of them (the
+    number a summary quotes)."""
     ramp = result if hasattr(result, "ews") else None
     r = ramp.ews if ramp is not None else result
     trend = np.atleast_2d(r.trend)[series]
@@ -88,7 +90,9 @@ def ews_panel(result: Any, series: int = 0, names: Any = None) -> Figure:
     fig = Figure(figsize=(5.4, 1.6 * (len(names) + 1.5)), dpi=150, layout="constrained")
     axes = fig.subplots(len(names) + 1, 1, sharex=True)
     t = np.arange(trend.size) if r.times is None else np.asarray(r.times)
-    axes[0].plot(t, trend + res, lw=0.7, color="0.3", label="series")
+    n_series = np.atleast_2d(r.trend).shape[0]
+    which = f"series {series + 1} of {n_series}" if n_series > 1 else "series"
+    axes[0].plot(t, trend + res, lw=0.7, color="0.3", label=which)
     axes[0].plot(t, trend, lw=1.2, color="C3", label="trend")
     axes[0].legend(frameon=False, fontsize=7)
     if ramp is not None:
@@ -105,12 +109,15 @@ def ews_panel(result: Any, series: int = 0, names: Any = None) -> Figure:
         top.set_xlabel(ramp.param)
     for ax, name in zip(axes[1:], names, strict=True):
         values = np.atleast_2d(r.indicators[name])[series]
-        tau = np.atleast_1d(r.kendall_tau[name])[series]
+        taus = np.atleast_1d(r.kendall_tau[name])
+        tau = taus[series]
         ax.plot(t, values, lw=1.0, color="C0")
         ax.set_ylabel(name)
-        ax.text(
-            0.02, 0.85, f"Kendall τ = {tau:+.2f}", transform=ax.transAxes, fontsize=7
-        )
+        text = f"Kendall τ = {tau:+.2f}"
+        if taus.size > 1:
+            text += f" (series {series + 1}); median {np.nanmedian(taus):+.2f} over "
+            text += f"{taus.size} series"
+        ax.text(0.02, 0.85, text, transform=ax.transAxes, fontsize=7)
     axes[-1].set_xlabel("time" if r.times is not None else "index")
     for ax in axes:
         _style(ax)

@@ -267,37 +267,84 @@ _KIND_COLOURS = {1: "#3b75af", 2: "#e1812c"}
 _KIND_LABELS = {1: "in-phase", 2: "anti-phase"}
 
 
+def _count_axis(values: np.ndarray) -> bool:
+    """An axis of counts (e.g. the number of cells m): integers one apart."""
+    v = np.asarray(values, float)
+    return (
+        v.size >= 2
+        and np.allclose(v, np.round(v))
+        and np.allclose(np.diff(np.sort(v)), 1.0)
+    )
+
+
+def _nearest_mode(kind: np.ndarray) -> np.ndarray:
+    """The mode of every cell: its own where unstable, else that of the nearest
+    unstable cell (so that a mode's shading ends where its growth rate crosses 0,
+    not at cell edges)."""
+    unstable = np.argwhere(kind != 0)
+    if unstable.size == 0:
+        return kind.copy()
+    grid = np.indices(kind.shape).reshape(2, -1).T
+    d = ((grid[:, None, :] - unstable[None, :, :]) ** 2).sum(-1)
+    nearest = unstable[np.argmin(d, axis=1)]
+    return kind[nearest[:, 0], nearest[:, 1]].reshape(kind.shape)
+
+
+def _log_ticks(axis, values: np.ndarray) -> None:
+    """Readable ticks on a log axis spanning less than two decades."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    if np.log10(values.max() / values.min()) < 2:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        fmt = ScalarFormatter()
+        fmt.set_scientific(False)
+        axis.set_major_formatter(fmt)
+        axis.set_minor_formatter(NullFormatter())
+
+
 def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
     """Stability lobes: the first result's unstable regions shaded by mode (in-phase,
-    anti-phase) with its Re λ = 0 contour; further results overlaid (eigenvalue
-    methods as contours, simulations as markers)."""
+    anti-phase), bounded by its Re λ = 0 contour; further results overlaid
+    (eigenvalue methods as contours, simulations as markers). An axis of counts
+    (the number of cells m) is drawn as discrete cells, not interpolated."""
     if not results:
         raise ValueError("phase_diagram needs at least one PhaseDiagram")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     fig, ax = _new_axes(ax, size=(5.4, 4.2))
     base = results[0]
     xs, ys = base.x, base.y
     X, Y = np.meshgrid(xs, ys, indexing="ij")
+    discrete = _count_axis(xs) or _count_axis(ys)
+    smooth = not discrete and np.isfinite(base.growth).all()
     handles = []
-    from matplotlib.patches import Patch
-
+    mode = _nearest_mode(base.kind) if smooth else base.kind
     for code, colour in _KIND_COLOURS.items():
-        mask = (base.kind == code).astype(float)
-        if mask.any():
-            ax.contourf(X, Y, mask, levels=[0.5, 1.5], colors=[colour], alpha=0.35)
-            handles.append(
-                Patch(
-                    color=colour,
-                    alpha=0.35,
-                    label=f"{_KIND_LABELS[code]} ({base.method})",
-                )
+        if not (base.kind == code).any():
+            continue
+        if smooth:
+            # Shade where this mode grows: its edge is the Re λ = 0 contour itself.
+            z = np.where(mode == code, base.growth, -np.abs(base.growth))
+            ax.contourf(X, Y, z, levels=[0.0, np.inf], colors=[colour], alpha=0.35)
+        else:
+            mask = np.where(base.kind == code, 1.0, np.nan)
+            ax.pcolormesh(
+                X, Y, mask, shading="nearest", cmap=_solid(colour), alpha=0.35
             )
+        handles.append(
+            Patch(
+                color=colour, alpha=0.35, label=f"{_KIND_LABELS[code]} ({base.method})"
+            )
+        )
     styles = ["-", "--", ":", "-."]
     for i, r in enumerate(results):
-        if r.method == "simulate":
-            for code, marker in ((1, "o"), (2, "x")):
+        Xr, Yr = np.meshgrid(r.x, r.y, indexing="ij")
+        if r.method == "simulate" or discrete:
+            markers = ((1, "o"), (2, "x")) if r.method == "simulate" else ()
+            for code, marker in markers:
                 sel = r.kind == code
                 if sel.any():
-                    Xr, Yr = np.meshgrid(r.x, r.y, indexing="ij")
                     h = ax.scatter(
                         Xr[sel],
                         Yr[sel],
@@ -311,7 +358,6 @@ def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
         elif np.isfinite(r.growth).any() and np.nanmax(r.growth) > 0 > np.nanmin(
             r.growth
         ):
-            Xr, Yr = np.meshgrid(r.x, r.y, indexing="ij")
             ax.contour(
                 Xr,
                 Yr,
@@ -321,21 +367,38 @@ def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
                 linestyles=styles[i % 4],
                 linewidths=1.2,
             )
-            from matplotlib.lines import Line2D
-
             handles.append(
                 Line2D(
                     [], [], color="k", ls=styles[i % 4], label=f"Re λ = 0 ({r.method})"
                 )
             )
-    if (
-        xs.size > 2
-        and np.all(xs > 0)
-        and np.allclose(np.diff(np.log(xs)), np.log(xs[1] / xs[0]))
+    for values, axis, scale in (
+        (xs, ax.xaxis, ax.set_xscale),
+        (ys, ax.yaxis, ax.set_yscale),
     ):
-        ax.set_xscale("log")
+        if _count_axis(values):
+            axis.set_major_locator(_integer_locator())
+        elif (
+            values.size > 2
+            and np.all(values > 0)
+            and np.allclose(np.diff(np.log(values)), np.log(values[1] / values[0]))
+        ):
+            scale("log")
+            _log_ticks(axis, values)
     ax.set_xlabel(base.x_name)
     ax.set_ylabel(base.y_name)
     ax.set_title(f"{_title(base.info)}: where the steady state is unstable")
     ax.legend(handles=handles, fontsize=7, frameon=True, loc="best")
     return fig
+
+
+def _integer_locator():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
+def _solid(colour: str):
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap([colour])
