@@ -320,6 +320,7 @@ def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
     smooth = not discrete and np.isfinite(base.growth).all()
     handles = []
     mode = _nearest_mode(base.kind) if smooth else base.kind
+    counts = _count_axis(xs) != _count_axis(ys) and np.isfinite(base.growth).all()
     for code, colour in _KIND_COLOURS.items():
         if not (base.kind == code).any():
             continue
@@ -327,6 +328,8 @@ def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
             # Shade where this mode grows: its edge is the Re λ = 0 contour itself.
             z = np.where(mode == code, base.growth, -np.abs(base.growth))
             ax.contourf(X, Y, z, levels=[0.0, np.inf], colors=[colour], alpha=0.35)
+        elif counts:
+            _count_bars(ax, base, _nearest_mode(base.kind) == code, colour)
         else:
             mask = np.where(base.kind == code, 1.0, np.nan)
             ax.pcolormesh(
@@ -390,6 +393,44 @@ def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
     ax.set_title(f"{_title(base.info)}: where the steady state is unstable")
     ax.legend(handles=handles, fontsize=7, frameon=True, loc="best")
     return fig
+
+
+def _intervals(values: np.ndarray, g: np.ndarray) -> list[tuple[float, float]]:
+    """Where g > 0 along `values`, with the ends interpolated linearly at g = 0."""
+    out = []
+    inside = g > 0
+    i = 0
+    while i < g.size:
+        if not inside[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < g.size and inside[j + 1]:
+            j += 1
+
+        def cross(a, b):
+            return values[a] + (values[b] - values[a]) * g[a] / (g[a] - g[b])
+
+        lo = values[i] if i == 0 else cross(i - 1, i)
+        hi = values[j] if j == g.size - 1 else cross(j, j + 1)
+        out.append((float(lo), float(hi)))
+        i = j + 1
+    return out
+
+
+def _count_bars(ax: Axes, r: Any, mask: np.ndarray, colour: str) -> None:
+    """One bar per count (m cells) spanning where Re λ > 0 along the other axis,
+    its ends interpolated at Re λ = 0 along that axis only."""
+    along_y = _count_axis(r.x)
+    counts, other = (r.x, r.y) if along_y else (r.y, r.x)
+    g = r.growth if along_y else r.growth.T
+    m = mask if along_y else mask.T
+    for k, count in enumerate(counts):
+        for lo, hi in _intervals(other, np.where(m[k], g[k], -np.abs(g[k]))):
+            if along_y:
+                ax.bar(count, hi - lo, bottom=lo, width=0.8, color=colour, alpha=0.35)
+            else:
+                ax.barh(count, hi - lo, left=lo, height=0.8, color=colour, alpha=0.35)
 
 
 def _integer_locator():

@@ -5,7 +5,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-from matplotlib.collections import QuadMesh
 
 import dynsim as ds
 from dynsim.analysis import continuation
@@ -41,19 +40,33 @@ def test_shaded_lobe_is_bounded_by_its_own_zero_growth_contour(lobes):
         assert d < 1e-9
     # The log D axis (1.7 decades) is labelled at more than its two decades.
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
-    visible = [
-        v for v in ax.get_xticks() if lobes.x.min() <= v <= lobes.x.max()
-    ]
+    visible = [v for v in ax.get_xticks() if lobes.x.min() <= v <= lobes.x.max()]
     assert len(visible) >= 4 and len(labels) >= 4
 
 
 def test_a_count_axis_is_drawn_as_cells(lobes):
+    # An axis of counts (m cells) is not interpolated across: one bar per count,
+    # spanning where Re λ > 0 along tau, its ends where Re λ crosses 0 linearly
+    # between neighbouring tau values of that count.
     m = np.arange(1.0, 9.0)
     counts = dataclasses.replace(lobes, x_name="m", x=m)
-    fig = ds.plot.phase_diagram(counts)
-    ax = fig.axes[0]
-    assert any(isinstance(c, QuadMesh) for c in ax.collections)
+    ax = ds.plot.phase_diagram(counts).axes[0]
     assert not [c for c in ax.collections if getattr(c, "filled", None) is not None]
+    bars = [p for p in ax.patches if p.get_width() == pytest.approx(0.8)]
+    assert bars
+    tau = counts.y
+    for bar in bars:
+        k = int(round(bar.get_x() + 0.4)) - 1
+        assert m[k] == pytest.approx(bar.get_x() + 0.4)
+        g = counts.growth[k]
+        for end in (bar.get_y(), bar.get_y() + bar.get_height()):
+            if end in (tau[0], tau[-1]):
+                continue
+            j = np.searchsorted(tau, end)
+            if counts.kind[k, j - 1] and counts.kind[k, j]:
+                continue  # where the in-phase bar meets the anti-phase one
+            w = (end - tau[j - 1]) / (tau[j] - tau[j - 1])
+            assert g[j - 1] + w * (g[j] - g[j - 1]) == pytest.approx(0, abs=1e-12)
     ticks = [v for v in ax.get_xticks() if m.min() <= v <= m.max()]
     assert ticks and np.allclose(ticks, np.round(ticks))
 
