@@ -50,7 +50,7 @@ _MAX_CHUNK = 1 << 16
 # Large scans run in about this many chunks (chunks of at least _MIN_AUTO_CHUNK).
 _TARGET_CHUNKS = 20
 _MIN_AUTO_CHUNK = 2048
-# Up to this many points in one chunk, the progress bar follows the solves' time.
+# Up to this many points per chunk, the progress bar follows the solves' time.
 _FEW_POINTS = 256
 # From this many points a scan states its size before it starts.
 _LARGE_SCAN = 1_000_000
@@ -284,7 +284,7 @@ def scan(
     - `chunk_size`: points per compiled call (default: from a memory budget, and
       small enough that a large scan runs in several chunks).
     - `progress`: show a progress bar (tqdm; in a notebook, its widget): over the
-      points, or, for a few points in one chunk, over the solves' time span.
+      points, or, for chunks of a few points, over the solves' time span.
       Default on; False silences it.
     - `config`: the config text, recorded as provenance (the CLI passes it).
 
@@ -375,12 +375,11 @@ def scan(
     n_chunks = math.ceil(n_points / chunk_size)
     if progress is None:
         progress = True
-    # Several chunks: the bar counts points. A few points in one chunk (a ramp's
-    # realisations, a grid of PDE solves: long solves) show the solves' time instead;
-    # their per-step cost dwarfs the meter's, which a wide chunk of quick solves
-    # would notice.
-    in_solve = bool(progress) and n_chunks == 1 and not is_map
-    in_solve = in_solve and n_points <= _FEW_POINTS
+    # The bar counts points, except for narrow chunks (a ramp's realisations, a grid
+    # of PDE solves: few, long solves), where it follows the solves' time: their
+    # per-step cost dwarfs the meter's, which a wide chunk of quick solves would
+    # notice. Tied to the chunk size, so it never costs a compilation of its own.
+    in_solve = bool(progress) and chunk_size <= _FEW_POINTS and not is_map
     if in_solve:
         options = dict(options, progress=True)
     if progress and n_points >= _LARGE_SCAN:
