@@ -32,7 +32,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +209,15 @@ def save(
                 f"{path} already holds a run {name!r}; pass overwrite=True or "
                 "another name"
             )
+    _edit(path, lambda f: _replace_run(f, name, result, writer))
+    return name
+
+
+def _edit(path: Path, change: Callable[[h5py.File], None]) -> None:
+    """Apply `change` to an existing results file, crash-safely: files up to
+    `_COPY_LIMIT` are changed in a scratch copy that is fsynced and renamed over
+    the original; larger ones in place (a run is then written as a scratch group
+    first, see `_replace_run`). Left-overs of interrupted saves are removed."""
     remove_stale_scratch(path)
     if path.stat().st_size <= _COPY_LIMIT:
         tmp = _scratch_file(path)
@@ -216,7 +225,7 @@ def save(
             shutil.copy2(path, tmp)  # the file's own permissions come along
             with h5py.File(tmp, "a") as f:
                 _drop_scratch_groups(f)
-                _replace_run(f, name, result, writer)
+                change(f)
             _fsync(tmp)
             os.replace(tmp, path)
         finally:
@@ -225,13 +234,11 @@ def save(
     else:
         with _open_existing(path, "a") as f:
             _drop_scratch_groups(f)
-            _replace_run(f, name, result, writer)
-    return name
+            change(f)
 
 
 def delete(path: str | os.PathLike, names: list[str]) -> None:
-    """Remove runs from a results file, atomically (the file is rewritten as a
-    scratch copy and renamed over the original, or, past 256 MiB, changed in place).
+    """Remove runs from a results file, crash-safely (as `save` writes).
 
     **Raises:** `KeyError` for a run the file does not hold.
     """
@@ -242,26 +249,12 @@ def delete(path: str | os.PathLike, names: list[str]) -> None:
         missing = [n for n in names if n not in f]
     if missing:
         raise KeyError(f"{path} has no run(s) {', '.join(map(repr, missing))}")
-    remove_stale_scratch(path)
-    if path.stat().st_size <= _COPY_LIMIT:
-        tmp = _scratch_file(path)
-        try:
-            with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
-                for k, v in src.attrs.items():
-                    dst.attrs[k] = v
-                for k in src:
-                    if k not in names and not k.startswith(_SCRATCH):
-                        src.copy(src[k], dst, name=k)
-            shutil.copymode(path, tmp)
-            _fsync(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    else:
-        with _open_existing(path, "a") as f:
-            for n in names:
-                del f[n]
+
+    def drop(f: h5py.File) -> None:
+        for n in names:
+            del f[n]
+
+    _edit(path, drop)
 
 
 def _scratch_file(path: Path) -> str:

@@ -205,3 +205,14 @@ def test_damaged_metadata_gives_one_line_naming_the_file(tmp_path, scan_result):
     with pytest.raises(ds.io.DamagedFileError, match=r"out\.h5:scan: the file is"):
         ds.io.load(path, "scan")
     assert main(["inspect", str(path)]) == 2
+
+
+def test_delete_removes_runs_and_keeps_the_others(tmp_path, traj):
+    path = tmp_path / "out.h5"
+    for name in ("a", "b", "c"):
+        ds.io.save(traj, path, name=name)
+    ds.io.delete(path, ["a", "c"])
+    assert ds.io.runs(path) == {"b": "trajectory"}
+    assert np.array_equal(np.asarray(ds.io.load(path, "b").ys), np.asarray(traj.ys))
+    with pytest.raises(KeyError, match="no run"):
+        ds.io.delete(path, ["a"])
