@@ -3,6 +3,7 @@
 from ._observables import (
     OBSERVABLE_KINDS as OBSERVABLE_KINDS,
     AbstractObservable as AbstractObservable,
+    AbstractRunningObservable as AbstractRunningObservable,
     Amplitude as Amplitude,
     FinalState as FinalState,
     Function as Function,
