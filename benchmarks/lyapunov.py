@@ -80,7 +80,7 @@ def scipy_spectrum(rho: float, k: int, t_total: float) -> np.ndarray:
 def dynsim_spectrum(k: int, t_total: float, params=None) -> np.ndarray:
     r = ds.analysis.lyapunov_spectrum(
         ds.models.Lorenz(),
-        k=k,
+        n_exponents=k,
         y0=Y0,
         t_transient=TRANSIENT,
         t_total=t_total,

@@ -30,6 +30,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ScanResult": ("dynsim._results", "ScanResult"),
     "Trajectory": ("dynsim._results", "Trajectory"),
     "scan": ("dynsim._scan", "scan"),
+    "plan_scan": ("dynsim._scan", "plan_scan"),
+    "ScanPlan": ("dynsim._scan_plan", "ScanPlan"),
+    "AbstractSystem": ("dynsim.models", "AbstractSystem"),
     "simulate": ("dynsim._simulate", "simulate"),
     "AbstractIMEXModel": ("dynsim.models", "AbstractIMEXModel"),
     "AbstractMap": ("dynsim.models", "AbstractMap"),
@@ -73,7 +76,8 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         ScanResult as ScanResult,
         Trajectory as Trajectory,
     )
-    from ._scan import scan as scan
+    from ._scan import plan_scan as plan_scan, scan as scan
+    from ._scan_plan import ScanPlan as ScanPlan
     from ._simulate import simulate as simulate
     from .models import (
         AbstractIMEXModel as AbstractIMEXModel,
@@ -81,6 +85,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         AbstractModel as AbstractModel,
         AbstractSDEModel as AbstractSDEModel,
         AbstractSemilinearModel as AbstractSemilinearModel,
+        AbstractSystem as AbstractSystem,
     )
     from .solvers import Status as Status
 

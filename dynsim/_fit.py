@@ -14,8 +14,7 @@ import optax
 from jaxtyping import Array, ArrayLike
 from tqdm.auto import tqdm
 
-from dynsim.models import AbstractModel
-from dynsim.models._neural import rollout
+from dynsim.models import AbstractModel, AbstractPredictor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +46,12 @@ def predict(model: Any, ts: Array, x: Array, **solve: Any) -> Array:
     """What `fit` compares with the targets: `model.predict(ts, x, **solve)` when the
     model has one (latent ODEs, LTC / CfC cells: x = context or inputs), else the
     model's trajectory at `ts` from the initial state x."""
-    if hasattr(model, "predict"):
-        return model.predict(ts, x, **solve)
-    if not isinstance(model, AbstractModel):
+    if not isinstance(model, (AbstractModel, AbstractPredictor)):
         raise TypeError(
             f"cannot fit a {type(model).__name__}: it is neither a dynsim model nor "
-            "has a predict(ts, x) method"
+            "a dynsim.models.AbstractPredictor"
         )
-    return rollout(model, x, ts, **solve)
+    return model.predict(ts, x, **solve)
 
 
 def _check_data(data: Any, name: str) -> tuple[Array, Array, Array]:

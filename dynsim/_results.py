@@ -150,6 +150,8 @@ class ScanResult:
     - `ts`, `ys`: saved times and states `(points, times, *state)` when no observables
       were asked for; else None.
     - `info`: a `RunInfo` with the provenance of the base model and solver.
+    - `realisations`: keyed runs per point; with more than one, every per-point
+      array has a `(points, realisations, ...)` leading shape.
     """
 
     params: Mapping[str, np.ndarray]
@@ -162,6 +164,7 @@ class ScanResult:
     ts: np.ndarray | None
     ys: np.ndarray | None
     info: RunInfo
+    realisations: int = 1
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -218,10 +221,12 @@ class ScanResult:
         }
 
     def __repr__(self) -> str:
-        layout = "x".join(str(s) for s in self.shape)
+        layout = "x".join(str(s) for s in self.shape) or "1"
         what = ", ".join(self.values) if self.values else "trajectories"
+        reps = f" x {self.realisations} realisations" if self.realisations > 1 else ""
         return (
-            f"ScanResult({_short_model(self.info)} over {', '.join(self.axes)} "
-            f"[{layout}{' grid' if self.grid else ''}], {what}; "
+            f"ScanResult({_short_model(self.info)} over "
+            f"{', '.join(self.axes) or 'no parameter'} "
+            f"[{layout}{' grid' if self.grid else ''}{reps}], {what}; "
             f"{_status_summary(self.status)})"
         )

@@ -5,8 +5,10 @@ from ._base import (
     AbstractIMEXModel as AbstractIMEXModel,
     AbstractMap as AbstractMap,
     AbstractModel as AbstractModel,
+    AbstractPredictor as AbstractPredictor,
     AbstractSDEModel as AbstractSDEModel,
     AbstractSemilinearModel as AbstractSemilinearModel,
+    AbstractSystem as AbstractSystem,
     check_parameter_names as check_parameter_names,
     describe as describe,
     from_description as from_description,
@@ -14,6 +16,7 @@ from ._base import (
     param as param,
     parameters as parameters,
     replace_parameters as replace_parameters,
+    rollout as rollout,
 )
 from ._classic import (
     Brusselator as Brusselator,

@@ -3,7 +3,7 @@
 import abc
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -11,6 +11,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from equinox import AbstractVar
 from jaxtyping import Array, ArrayLike, PyTree
+
+from dynsim import solvers
+from dynsim.solvers import Problem, SaveSpec, solve_options
 
 _PARAM = "dynsim_param"
 
@@ -32,26 +35,37 @@ def param(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
     return eqx.field(default=default, converter=_as_param, metadata=metadata, **kwargs)
 
 
-class AbstractModel(eqx.Module):
-    """A continuous-time dynamical system dy/dt = f(t, y, args).
+class AbstractSystem(eqx.Module):
+    """Anything dynsim solves: a continuous-time `AbstractModel` or a discrete-time
+    `AbstractMap`.
 
-    Subclasses are equinox modules: their numeric fields (declared with
-    `dynsim.models.param`) are the parameters, structural settings are
-    `eqx.field(static=True)`. Change parameters with
-    `dataclasses.replace(model, rho=20.0)` or `eqx.tree_at`; neither recompiles.
-
-    Required: `vector_field`, `initial_state` and `state_names`.
+    Required: `state_names`, `initial_state()` and `problem()` (the system as the
+    solver core sees it; the base classes below implement it). Optional hooks, with
+    their defaults here (analyses call them instead of probing for attributes):
+    `steady_state()` (None: no closed form), `sparse_jacobian(y, args)` (None: use
+    the dense JAX Jacobian), `analytic_curves(x, y, values)` (none),
+    `check_solver(name)` (accept).
     """
 
     state_names: AbstractVar[tuple[str, ...]]
 
     @abc.abstractmethod
-    def vector_field(self, t: Any, y: PyTree[Array], args: Any) -> PyTree[Array]:
-        """The drift f(t, y, args), a PyTree of the same structure as `y`."""
-
-    @abc.abstractmethod
     def initial_state(self) -> PyTree[Array]:
         """A sensible default initial state y0."""
+
+    @abc.abstractmethod
+    def problem(self) -> Problem:
+        """The system as a `dynsim.solvers.Problem` (its kind and its pieces)."""
+
+    def steady_state(self) -> PyTree[Array] | None:
+        """The equilibrium in closed form, if known (None: not known)."""
+        return None
+
+    def sparse_jacobian(self, y: Array, args: Any = None) -> Any:
+        """The Jacobian at `y` as a SciPy sparse matrix, for large systems (None:
+        the analyses use JAX's dense Jacobian)."""
+        del y, args
+        return None
 
     def analytic_curves(
         self, x: str, y: str, y_values: Array
@@ -65,6 +79,47 @@ class AbstractModel(eqx.Module):
         """
         del x, y, y_values
         return {}
+
+    def check_solver(self, solver: Any) -> None:
+        """Refuse (`ValueError`) a solver this system cannot be solved with, beyond
+        what its problem kind already rules out (default: accept)."""
+        del solver
+
+
+class AbstractPredictor(eqx.Module):
+    """Anything `dynsim.fit` trains that is not a model of its own trajectories
+    (e.g. a CfC cell, a latent ODE): `predict(ts, x, **solve)` maps inputs x (an
+    input sequence, context observations) to outputs at `ts`."""
+
+    @abc.abstractmethod
+    def predict(self, ts: Array, x: Array, **solve: Any) -> Array:
+        """Outputs at `ts` for inputs `x`."""
+
+
+class AbstractModel(AbstractSystem):
+    """A continuous-time dynamical system dy/dt = f(t, y, args).
+
+    Subclasses are equinox modules: their numeric fields (declared with
+    `dynsim.models.param`) are the parameters, structural settings are
+    `eqx.field(static=True)`. Change parameters with
+    `dataclasses.replace(model, rho=20.0)` or `eqx.tree_at`; neither recompiles.
+
+    Required: `vector_field`, `initial_state` and `state_names`.
+    """
+
+    @abc.abstractmethod
+    def vector_field(self, t: Any, y: PyTree[Array], args: Any) -> PyTree[Array]:
+        """The drift f(t, y, args), a PyTree of the same structure as `y`."""
+
+    def problem(self) -> Problem:
+        return Problem("ode", self.vector_field)
+
+    def predict(self, ts: Array, x: Array, **solve: Any) -> Array:
+        """What `dynsim.fit` compares with its targets: the trajectory at `ts` from
+        the initial state `x` (`solve`: solver, rtol, atol, adjoint, max_steps).
+        Models that map other inputs to trajectories (input sequences, context
+        observations) override it."""
+        return rollout(self, x, ts, **solve)
 
 
 class AbstractSDEModel(AbstractModel):
@@ -80,6 +135,14 @@ class AbstractSDEModel(AbstractModel):
     @abc.abstractmethod
     def diffusion(self, t: Any, y: PyTree[Array], args: Any) -> Any:
         """The diffusion g(t, y, args) (matrix or lineax operator)."""
+
+    def problem(self) -> Problem:
+        return Problem(
+            "sde",
+            self.vector_field,
+            diffusion=self.diffusion,
+            noise_shape=tuple(self.noise_shape),
+        )
 
 
 class AbstractIMEXModel(AbstractModel):
@@ -100,6 +163,9 @@ class AbstractIMEXModel(AbstractModel):
         f = self.nonstiff_part(t, y, args)
         g = self.stiff_part(t, y, args)
         return jtu.tree_map(jnp.add, f, g)
+
+    def problem(self) -> Problem:
+        return Problem("imex", self.nonstiff_part, stiff=self.stiff_part)
 
 
 class AbstractSemilinearModel(AbstractIMEXModel):
@@ -126,23 +192,33 @@ class AbstractSemilinearModel(AbstractIMEXModel):
     def stiff_part(self, t, y, args):
         return self.linear_part(y)
 
+    def problem(self) -> Problem:
+        return Problem(
+            "imex",
+            self.nonstiff_part,
+            stiff=self.stiff_part,
+            linear_solve=(self._factor, self._solve),
+        )
 
-class AbstractMap(eqx.Module):
+    def _factor(self, c, args):
+        return self.factor_shifted(c)
+
+    def _solve(self, factor, rhs, args):
+        return self.solve_shifted(factor, rhs)
+
+
+class AbstractMap(AbstractSystem):
     """A discrete-time system y_{n+1} = step(n, y_n, args).
 
     `dynsim.simulate(map_model, t_span=(0, n))` iterates it n times.
     """
 
-    state_names: AbstractVar[tuple[str, ...]]
-    is_map: ClassVar[bool] = True
-
     @abc.abstractmethod
     def step(self, n: Any, y: PyTree[Array], args: Any) -> PyTree[Array]:
         """The next state."""
 
-    @abc.abstractmethod
-    def initial_state(self) -> PyTree[Array]:
-        """A sensible default initial state y0."""
+    def problem(self) -> Problem:
+        return Problem("map", self.step)
 
 
 def parameters(model: eqx.Module) -> dict[str, Array]:
@@ -155,7 +231,7 @@ def parameters(model: eqx.Module) -> dict[str, Array]:
         value = getattr(model, f.name, None)
         if f.metadata.get(_PARAM, False):
             out[f.name] = value
-        elif isinstance(value, (AbstractModel, AbstractMap)):
+        elif isinstance(value, AbstractSystem):
             for k, v in parameters(value).items():
                 out[f"{f.name}.{k}"] = v
     return out
@@ -232,7 +308,7 @@ def describe(model: eqx.Module) -> dict[str, Any]:
                 jax.errors.TracerArrayConversionError,
             ):
                 params[f.name] = None
-        elif isinstance(value, (AbstractModel, AbstractMap)):
+        elif isinstance(value, AbstractSystem):
             children[f.name] = describe(value)
         elif f.metadata.get("static", False) and isinstance(
             value, (int, float, str, bool, tuple)
@@ -258,14 +334,14 @@ def model_class(name: str) -> type:
     cls = getattr(public, short, None)
     if (
         not isinstance(cls, type)
-        or not issubclass(cls, (AbstractModel, AbstractMap))
+        or not issubclass(cls, AbstractSystem)
         or short.startswith("Abstract")
     ):
         known = sorted(
             n
             for n, c in vars(public).items()
             if isinstance(c, type)
-            and issubclass(c, (AbstractModel, AbstractMap))
+            and issubclass(c, AbstractSystem)
             and not n.startswith("Abstract")
         )
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}")
@@ -284,3 +360,30 @@ def from_description(desc: dict[str, Any]) -> Any:
     for k, child in desc.get("children", {}).items():
         kwargs[k] = from_description(child)
     return cls(**kwargs)
+
+
+def rollout(
+    model: AbstractSystem,
+    y0: Array,
+    ts: Array,
+    *,
+    solver: str = "tsit5",
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    adjoint: Any = "recursive",
+    max_steps: int = 4096,
+) -> Array:
+    """The states of an ODE model at `ts` from y0 at ts[0], differentiable in the
+    model's weights (leaves of its problem's vector field, which every adjoint sees)
+    through `adjoint`."""
+    problem = model.problem()
+    options = solve_options(
+        problem.kind,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        adjoint=adjoint,
+        max_steps=max_steps,
+        saveat=SaveSpec(ts),
+    )
+    return solvers.integrate(problem, y0, ts[0], ts[-1], options=options).ys

@@ -13,6 +13,8 @@ import numpy as np
 from equinox import AbstractVar
 from jaxtyping import Array, Float
 
+from dynsim.solvers import LangevinSpec, Problem, get_solver
+
 from ._base import AbstractSDEModel, param
 
 
@@ -79,6 +81,37 @@ class AbstractLangevinModel(AbstractSDEModel):
         return lx.DiagonalLinearOperator(
             jnp.concatenate([jnp.zeros(n), jnp.broadcast_to(scale, (n,))])
         )
+
+    def problem(self) -> Problem:
+        # diffrax's Langevin drift is −u ∇f(x): with u = T, ∇f = ∇Φ / T.
+        return Problem(
+            "langevin",
+            self.vector_field,
+            diffusion=self.diffusion,
+            noise_shape=tuple(self.noise_shape),
+            langevin=LangevinSpec(self.gamma, self.temperature, self._grad_f),
+        )
+
+    def _grad_f(self, z, args):
+        return jax.grad(self.potential)(z, args) / self.temperature
+
+    def check_solver(self, solver: Any) -> None:
+        """The Langevin splittings integrate autonomous dynamics at T > 0."""
+        if not isinstance(solver, str) or "langevin" not in get_solver(solver).kinds:
+            return
+        if self.drive(jnp.zeros(()), None) is not None:
+            raise ValueError(
+                f"solver {solver!r} integrates autonomous Langevin dynamics; a model "
+                "with an input drive f(t) needs a general SDE solver (e.g. 'sra', "
+                "'euler')"
+            )
+        temperature = self.temperature
+        if not isinstance(temperature, jax.core.Tracer) and float(temperature) <= 0:
+            raise ValueError(
+                f"solver {solver!r} needs a temperature > 0 (got "
+                f"{float(temperature)}); at T = 0 the dynamics are deterministic: "
+                "use an ODE or SDE solver"
+            )
 
 
 _TOPOLOGIES = ("chain", "ring")

@@ -13,9 +13,10 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from dynsim.solvers import integrate
+from dynsim import solvers
+from dynsim.solvers import solve_options
 
-from ._base import AbstractModel
+from ._base import AbstractModel, AbstractPredictor
 from ._wiring import Wiring, fully_connected
 
 # ncps' initial ranges (uniform), by parameter name.
@@ -229,22 +230,21 @@ class LTC(AbstractModel):
                 return v, v
 
         else:
-            opts = {"rtol": 1e-6, "atol": 1e-8, "max_steps": 4096} | solve
+            options = solve_options(
+                "ode", **({"rtol": 1e-6, "atol": 1e-8, "max_steps": 4096} | solve)
+            )
+            problem = self.problem()
 
             def step(v, xs):
+                # The model's own problem, its input u held over the step as args.
                 u, dt = xs
-                sol = integrate(_held, v, 0.0, dt, (self, u), **opts)
+                sol = solvers.integrate(problem, v, 0.0, dt, u, options=options)
                 return sol.ys[-1], sol.ys[-1]
 
         return jax.lax.scan(step, self.initial_state(), (inputs, _elapsed(ts)))[1]
 
 
 _POSITIVE = {"clip": jax.nn.relu, "softplus": jax.nn.softplus}
-
-
-def _held(t, v, args):
-    model, u = args
-    return model.vector_field(t, v, u)
 
 
 def _lecun_tanh(x):
@@ -260,7 +260,7 @@ _CFC_ACTIVATIONS = {
 }
 
 
-class CfC(eqx.Module):
+class CfC(AbstractPredictor):
     """A closed-form continuous-time cell (ncps' `CfCCell`), stepped over input
     sequences with any spacing: with x = backbone([input, h]) and elapsed time t,
 

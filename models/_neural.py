@@ -15,9 +15,7 @@ import jax.random as jr
 import lineax as lx
 from jaxtyping import Array, PRNGKeyArray
 
-from dynsim.solvers import SaveSpec, integrate
-
-from ._base import AbstractModel, AbstractSDEModel
+from ._base import AbstractModel, AbstractPredictor, AbstractSDEModel, rollout
 
 
 def _mlp(dim_in, dim_out, width, depth, key, final=jnp.tanh) -> eqx.nn.MLP:
@@ -126,7 +124,7 @@ class NeuralSDE(AbstractSDEModel):
         return jnp.zeros(self.dim)
 
 
-class LatentODE(eqx.Module):
+class LatentODE(AbstractPredictor):
     """Encoder → neural ODE in a latent space → decoder (Rubanova, Chen & Duvenaud
     2019, without the variational part): a GRU reads the context observations
     backwards in time into the latent initial state z₀; `dz/dt = NeuralODE(z)`;
@@ -174,38 +172,3 @@ class LatentODE(eqx.Module):
         (solver, rtol, atol, adjoint, max_steps)."""
         zs = rollout(self.ode, self.encode(ts, context), ts, **solve)
         return jax.vmap(self.decoder)(zs)
-
-
-def _field(t, y, model):
-    # The model travels as `args`, so that every adjoint (backsolve included) sees
-    # its weights.
-    return model.vector_field(t, y, None)
-
-
-def rollout(
-    model: AbstractModel,
-    y0: Array,
-    ts: Array,
-    *,
-    solver: str = "tsit5",
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    adjoint: Any = "recursive",
-    max_steps: int = 4096,
-) -> Array:
-    """The states of an ODE model at `ts` from y0 at ts[0], differentiable in the
-    model's weights through `adjoint` (NaN where the solve fails)."""
-    sol = integrate(
-        _field,
-        y0,
-        ts[0],
-        ts[-1],
-        model,
-        solver=solver,
-        rtol=rtol,
-        atol=atol,
-        saveat=SaveSpec(ts),
-        adjoint=adjoint,
-        max_steps=max_steps,
-    )
-    return sol.ys

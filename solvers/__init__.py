@@ -7,19 +7,22 @@ from ._imex import (
     LinearKenCarp5 as LinearKenCarp5,
     LinearTerm as LinearTerm,
 )
-from ._integrate import (
-    LangevinSpec as LangevinSpec,
-    SaveSpec as SaveSpec,
-    Solution as Solution,
-    check_options as check_options,
-    integrate as integrate,
-    resolve_solver as resolve_solver,
-)
+from ._integrate import integrate as integrate
 from ._maps import iterate_map as iterate_map
 from ._pde import (
     AbstractGrid as AbstractGrid,
     DiskGrid as DiskGrid,
     SquareGrid as SquareGrid,
+)
+from ._problem import (
+    KINDS as KINDS,
+    LangevinSpec as LangevinSpec,
+    Problem as Problem,
+    SaveSpec as SaveSpec,
+    SolveOptions as SolveOptions,
+    default_solver as default_solver,
+    resolve_solver as resolve_solver,
+    solve_options as solve_options,
 )
 from ._reduce import (
     QUADRATURE_WEIGHTS as QUADRATURE_WEIGHTS,
@@ -36,6 +39,7 @@ from ._registry import (
     SolverInfo as SolverInfo,
     get_solver as get_solver,
 )
+from ._solution import Solution as Solution
 from ._status import (
     STATUS_MESSAGES as STATUS_MESSAGES,
     Status as Status,

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, PyTree
 
-from ._integrate import Solution
 from ._reduce import (
     AbstractReduction,
     Segment,
@@ -19,6 +18,7 @@ from ._reduce import (
     init_reductions,
     update_reductions,
 )
+from ._solution import Solution
 from ._status import Status
 
 

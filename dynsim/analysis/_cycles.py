@@ -18,6 +18,7 @@ multiplier through −1).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import equinox as eqx
@@ -25,9 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dynsim.models import check_parameter_names, replace_parameters
-from dynsim.solvers import SaveSpec, integrate
+from dynsim import solvers
+from dynsim.models import AbstractModel, check_parameter_names, replace_parameters
+from dynsim.solvers import SaveSpec
 
+from .._checks import options_for
 from .._provenance import run_info
 from ._branch import Bifurcation, CycleBranch
 from ._continuation import _run, _settings
@@ -40,7 +43,9 @@ class Cycles:
 
     def __init__(self, model, param, *, solver, rtol, atol, samples, max_steps):
         self.model, self.param = model, param
-        self.opts = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+        self.opts = options_for(
+            model, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps
+        )
         self.ts = jnp.linspace(0.0, 1.0, samples)
         self.x_ref: np.ndarray | None = None
         self.v_ref: np.ndarray | None = None
@@ -121,35 +126,43 @@ class Cycles:
         self.v_ref = v / np.linalg.norm(v)
 
 
-def _flow_field(model, param):
-    def f(t, u, args):
-        T, p = args
-        return T * replace_parameters(model, {param: p}).vector_field(t, u, None)
+class _Rescaled(AbstractModel):
+    """`base` at parameter `param` = `value`, in the time of one period: τ = t/T,
+    dx/dτ = T f(x). A model like any other, solved through its problem."""
 
-    return f
+    base: AbstractModel
+    param: str = eqx.field(static=True)
+    period: jax.Array
+    value: jax.Array
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.base.state_names
+
+    def vector_field(self, t, u, args):
+        at = replace_parameters(self.base, {self.param: self.value})
+        return self.period * at.vector_field(t, u, args)
+
+    def initial_state(self):
+        return self.base.initial_state()
+
+
+def _over_one_period(model, param, X, opts):
+    n = X.size - 2
+    problem = _Rescaled(model, param, X[n], X[n + 1]).problem()
+    return solvers.integrate(problem, X[:n], 0.0, 1.0, None, options=opts)
 
 
 @eqx.filter_jit
 def _orbit(model, param, X, ts, opts):
-    n = X.size - 2
-    sol = integrate(
-        _flow_field(model, param),
-        X[:n],
-        0.0,
-        1.0,
-        (X[n], X[n + 1]),
-        saveat=SaveSpec(ts=ts),
-        **opts,
-    )
-    return sol.ys
+    opts = dataclasses.replace(opts, saveat=SaveSpec(ts=ts))
+    return _over_one_period(model, param, X, opts).ys
 
 
 @eqx.filter_jit
 def _shoot(model, param, X, x_ref, v_ref, opts):
     n = X.size - 2
-    sol = integrate(
-        _flow_field(model, param), X[:n], 0.0, 1.0, (X[n], X[n + 1]), **opts
-    )
+    sol = _over_one_period(model, param, X, opts)
     end = jnp.where(sol.status == 0, sol.ys[-1], jnp.nan)
     return jnp.append(end - X[:n], v_ref @ (X[:n] - x_ref))
 

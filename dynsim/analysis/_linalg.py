@@ -43,10 +43,11 @@ def field(model: Any, y: Any, t: float = 0.0, args: Any = None) -> np.ndarray:
 
 
 def jacobian(model: Any, y: Any, t: float = 0.0, args: Any = None) -> Any:
-    """∂f/∂y at y: the model's `sparse_jacobian(y)` if it has one, else the dense
-    JAX Jacobian (a NumPy array)."""
-    if hasattr(model, "sparse_jacobian"):
-        return sp.csc_matrix(model.sparse_jacobian(np.asarray(y)))
+    """∂f/∂y at y: the model's `sparse_jacobian(y, args)` if it gives one, else the
+    dense JAX Jacobian (a NumPy array)."""
+    sparse = model.sparse_jacobian(np.asarray(y), args)
+    if sparse is not None:
+        return sp.csc_matrix(sparse)
     return np.asarray(_dense_jacobian(model, jnp.asarray(y), t, args))
 
 
@@ -158,13 +159,10 @@ def equilibrium(
     fails (or a `RuntimeError` with `throw=True`).
     """
     if y0 is None:
-        y0 = (
-            model.steady_state()
-            if hasattr(model, "steady_state")
-            else model.initial_state()
-        )
+        y0 = model.steady_state()
+        y0 = model.initial_state() if y0 is None else y0
     y0 = np.asarray(y0, float)
-    if hasattr(model, "sparse_jacobian"):
+    if model.sparse_jacobian(y0, args) is not None:
         y, steps = y0, 0
         for steps in range(1, max_steps + 1):  # noqa: B007
             dy = LinearSolver(jacobian(model, y, t, args))(-field(model, y, t, args))

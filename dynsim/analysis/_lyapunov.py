@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dynsim.models import AbstractMap, replace_parameters
-from dynsim.solvers import integrate
+from dynsim import solvers
+from dynsim.models import AbstractMap, AbstractModel, replace_parameters
 
+from .._checks import check_model, options_for
 from .._provenance import run_info
 from .._results import RunInfo
 
@@ -29,12 +30,13 @@ UNITS = "per unit time (per iterate for maps), natural logarithm"
 class LyapunovSpectrum:
     """Lyapunov exponents, possibly over a grid of parameter values.
 
-    - `exponents` (*grid, k): the first k exponents, decreasing, in `units`.
-    - `stderr` (*grid, k): standard error over `blocks` consecutive blocks of the
-      run (a convergence diagnostic: the block means' spread / √blocks).
-    - `running` (*grid, n_renorm, k): the running estimate after each
+    - `exponents` (*grid, n_exponents): the first exponents, decreasing, in `units`.
+    - `stderr` (*grid, n_exponents): standard error over `blocks` consecutive
+      blocks of the run (a convergence diagnostic: the block means' spread / √blocks).
+    - `running` (*grid, n_renorm, n_exponents): the running estimate after each
       re-orthonormalisation; `times` (n_renorm,): the time (or iterate) it covers.
-    - `params`: the scanned parameter values (empty for one model); `method`:
+    - `params`: the parameter values of each grid point, name -> (*grid) (empty for
+      one model); `method`:
       "qr" (Benettin), "two-trajectory" or "rosenstein" (from a series: then
       `running` is the mean log divergence over `times`, fitted on `fit_range`).
     """
@@ -62,7 +64,7 @@ class LyapunovSpectrum:
             return f"LyapunovSpectrum([{vals}] {self.units}, method={self.method})"
         return (
             f"LyapunovSpectrum({self.exponents.shape[:-1]} grid over "
-            f"{', '.join(self.params)}, k={self.exponents.shape[-1]})"
+            f"{', '.join(self.params)}, n_exponents={self.exponents.shape[-1]})"
         )
 
 
@@ -78,19 +80,42 @@ def kaplan_yorke(exponents: Sequence[float]) -> float:
     return float(j + 1 + sums[j] / abs(lam[j + 1]))
 
 
-def _tangent_flow(model):
-    """d/dt (y, Q) = (f(y), J(y) Q), J Q by one JVP per column."""
+class _Tangent(AbstractModel):
+    """A flow with its tangent dynamics: d/dt (y, Q) = (f(y), J(y) Q), J Q by one
+    JVP per column of Q — a model like any other, solved through its problem."""
 
-    def f(t, state, args):
+    base: AbstractModel
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.base.state_names
+
+    def vector_field(self, t, state, args):
         y, q = state
-        fy, jq = jax.vmap(
-            lambda v: jax.jvp(lambda u: model.vector_field(t, u, args), (y,), (v,)),
+        return jax.vmap(
+            lambda v: jax.jvp(lambda u: self.base.vector_field(t, u, args), (y,), (v,)),
             in_axes=1,
             out_axes=(None, 1),
         )(q)
-        return fy, jq
 
-    return f
+    def initial_state(self):
+        return self.base.initial_state()
+
+
+class _Pair(AbstractModel):
+    """Two copies of a flow side by side (the two-trajectory method)."""
+
+    base: AbstractModel
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.base.state_names
+
+    def vector_field(self, t, yz, args):
+        return jax.vmap(lambda u: self.base.vector_field(t, u, args))(yz)
+
+    def initial_state(self):
+        return jnp.stack([self.base.initial_state()] * 2)
 
 
 def _spectrum_one(model, y0, k, n_transient, n_renorm, dt, opts, args):
@@ -113,7 +138,8 @@ def _spectrum_one(model, y0, k, n_transient, n_renorm, dt, opts, args):
 
             (y, q), _ = jax.lax.scan(body, (y, q), t + jnp.arange(int(dt)))
             return y, q
-        sol = integrate(_tangent_flow(model), (y, q), t, t + dt, args, **opts)
+        problem = _Tangent(model).problem()
+        sol = solvers.integrate(problem, (y, q), t, t + dt, args, options=opts)
         y1, q1 = jax.tree.map(lambda a: a[-1], sol.ys)
         bad = sol.status != 0
         return jnp.where(bad, jnp.nan, y1), jnp.where(bad, jnp.nan, q1)
@@ -135,12 +161,13 @@ def _spectrum_one(model, y0, k, n_transient, n_renorm, dt, opts, args):
 def lyapunov_spectrum(
     model: Any,
     *,
-    k: int | None = None,
+    n_exponents: int | None = None,
     t_transient: float = 100.0,
     t_total: float = 1000.0,
     dt_renorm: float = 1.0,
     y0: Any = None,
     params: Mapping[str, Sequence[float]] | None = None,
+    grid: bool = True,
     blocks: int = 10,
     solver: str = "tsit5",
     rtol: float = 1e-8,
@@ -148,28 +175,33 @@ def lyapunov_spectrum(
     max_steps: int = 100_000,
     args: Any = None,
 ) -> LyapunovSpectrum:
-    """The first `k` (default all) Lyapunov exponents of `model` by the Benettin
-    QR method: the state and k tangent vectors (advanced by JAX JVPs of the vector
-    field, or of the map's step) are integrated together and re-orthonormalised
-    (QR) every `dt_renorm`; the exponents are the time averages of log |Rᵢᵢ| over
-    `t_total` after a `t_transient`.
+    """The first `n_exponents` (default all) Lyapunov exponents of `model` by the
+    Benettin QR method: the state and as many tangent vectors (advanced by JAX JVPs
+    of the vector field, or of the map's step) are integrated together and
+    re-orthonormalised (QR) every `dt_renorm`; the exponents are the time averages
+    of log |Rᵢᵢ| over `t_total` after a `t_transient`.
 
-    **Arguments:** `params`: a dict of equally long arrays of parameter values —
-    the spectrum at each (vectorised with `vmap`, one compilation); `blocks`: for
-    the standard error; `solver`, `rtol`, `atol`, `max_steps`: the integration of
+    **Arguments:** `params`: parameter name -> 1-D array of values, as in
+    `dynsim.scan`: the spectrum at every point of their grid (`grid=False`: the
+    arrays zipped point by point), vectorised with `vmap` in one compilation;
+    results then lead with the grid's shape; `blocks`: for the standard error;
+    `solver`, `rtol`, `atol`, `max_steps`: the integration of
     each renormalisation interval (flows). For maps, times are iterates and
     `dt_renorm` is a whole number of iterates.
 
     **Returns:** a `LyapunovSpectrum` (per unit time / iterate, natural log).
 
-    **Raises:** `ValueError` for non-positive times, k out of range, or a
-    `t_total` shorter than `blocks` renormalisations.
+    **Raises:** `ValueError` for non-positive times, `n_exponents` out of range, or
+    a `t_total` shorter than `blocks` renormalisations.
     """
+    check_model(model)
     y0 = jnp.asarray(model.initial_state() if y0 is None else y0, float)
     n = y0.size
-    k = n if k is None else int(k)
+    k = n if n_exponents is None else int(n_exponents)
     if not 1 <= k <= n:
-        raise ValueError(f"k must be between 1 and the state size {n}, got {k}")
+        raise ValueError(
+            f"n_exponents must be between 1 and the state size {n}, got {k}"
+        )
     if not (dt_renorm > 0 and t_total > 0 and t_transient >= 0):
         raise ValueError("dt_renorm and t_total must be > 0 and t_transient >= 0")
     is_map = isinstance(model, AbstractMap)
@@ -182,10 +214,17 @@ def lyapunov_spectrum(
             f"t_total / dt_renorm = {n_renorm} renormalisations, fewer than "
             f"blocks = {blocks}"
         )
-    opts = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
-    params = {name: np.asarray(v, float) for name, v in (params or {}).items()}
+    opts = None
+    if not is_map:
+        opts = options_for(
+            _Tangent(model), solver=solver, rtol=rtol, atol=atol, max_steps=max_steps
+        )
+    params, shape = _parameter_points(model, params, grid)
     logs = _run(model, y0, k, n_transient, n_renorm, dt_renorm, opts, args, params)
-    logs = np.asarray(logs)  # (*grid, n_renorm, k)
+    logs = np.asarray(logs)  # (points, n_renorm, k) or (n_renorm, k)
+    if params:
+        logs = logs.reshape(shape + logs.shape[1:])
+        params = {name: v.reshape(shape) for name, v in params.items()}
     times = dt_renorm * np.arange(1, n_renorm + 1)
     running = np.cumsum(logs, axis=-2) / times[:, None]
     exponents = running[..., -1, :]
@@ -208,12 +247,26 @@ def lyapunov_spectrum(
     return LyapunovSpectrum(exponents, stderr, running, times, params, "qr", info)
 
 
+def _parameter_points(model, params, grid: bool):
+    """The parameter values of every point (flat arrays) and the points' shape: the
+    grid of the axes (default) or the axes zipped (`grid=False`)."""
+    from dynsim.models import check_parameter_names
+
+    from .._scan_plan import point_axes
+
+    if not params:
+        return {}, ()
+    check_parameter_names(model, params)
+    axes, shape = point_axes(params, grid)
+    if grid:
+        mesh = np.meshgrid(*axes.values(), indexing="ij")
+        return {k: m.ravel() for k, m in zip(axes, mesh, strict=True)}, shape
+    return axes, shape
+
+
 def _run(model, y0, k, n_transient, n_renorm, dt, opts, args, params):
     if not params:
         return _jit_one(model, y0, k, n_transient, n_renorm, dt, opts, args)
-    sizes = {v.shape for v in params.values()}
-    if len(sizes) != 1 or len(next(iter(sizes))) != 1:
-        raise ValueError("params must be 1-D arrays of one common length")
     values = {name: jnp.asarray(v) for name, v in params.items()}
     return _jit_many(model, y0, k, n_transient, n_renorm, dt, opts, args, values)
 
@@ -252,7 +305,7 @@ def max_lyapunov(
     1976): a companion trajectory at distance `d0` is followed for `dt_renorm`,
     the log of its distance growth recorded, and it is pulled back to `d0` along
     the separation. Needs no derivatives of the model, but tolerances well below
-    `d0` (defaults: `d0` = 1e-8, `rtol` = 1e-10). Same result type, `k = 1`."""
+    `d0` (defaults: `d0` = 1e-8, `rtol` = 1e-10). Same result type, one exponent."""
     if isinstance(model, AbstractMap):
         raise ValueError("max_lyapunov is for flows; use lyapunov_spectrum for maps")
     if not (dt_renorm > 0 and t_total > 0 and t_transient >= 0 and d0 > 0):
@@ -262,7 +315,9 @@ def max_lyapunov(
     n_transient = int(round(t_transient / dt_renorm))
     if n_renorm < blocks:
         raise ValueError(f"{n_renorm} renormalisations, fewer than blocks = {blocks}")
-    opts = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    opts = options_for(
+        _Pair(model), solver=solver, rtol=rtol, atol=atol, max_steps=max_steps
+    )
     logs = np.asarray(
         _two_trajectory(model, y0, d0, n_transient, n_renorm, dt_renorm, opts, args)
     )[:, None]
@@ -283,14 +338,13 @@ def max_lyapunov(
 
 @eqx.filter_jit
 def _two_trajectory(model, y0, d0, n_transient, n_renorm, dt, opts, args):
-    def pair(t, yz, args):
-        return jax.vmap(lambda u: model.vector_field(t, u, args))(yz)
-
+    problem = _Pair(model).problem()
     direction = jnp.ones_like(y0) / jnp.sqrt(y0.size)
 
     def step(carry, i):
         y, z = carry
-        sol = integrate(pair, jnp.stack([y, z]), i * dt, (i + 1) * dt, args, **opts)
+        yz = jnp.stack([y, z])
+        sol = solvers.integrate(problem, yz, i * dt, (i + 1) * dt, args, options=opts)
         y1, z1 = sol.ys[-1]
         sep = z1 - y1
         d = jnp.linalg.norm(sep)

@@ -102,20 +102,22 @@ def _write_scan(g: h5py.Group, r: ScanResult) -> None:
     g.attrs["axes"] = json.dumps(list(r.axes))
     g.attrs["shape"] = json.dumps(list(r.shape))
     g.attrs["grid"] = bool(r.grid)
+    g.attrs["realisations"] = int(r.realisations)
     p = g.create_group("params")
     for k, v in r.params.items():
         _dataset(p, k, v, ["point"])
-    _dataset(g, "status", r.status, ["point"])
+    run = ["point", "realisation"] if r.realisations > 1 else ["point"]
+    _dataset(g, "status", r.status, run)
     s = g.create_group("stats")
     for k, v in r.stats.items():
-        _dataset(s, k, v, ["point"])
+        _dataset(s, k, v, run)
     o = g.create_group("observables")
     for k, v in r.values.items():
-        _dataset(o, k, v, ["point", "state"])
+        _dataset(o, k, v, [*run, "state"])
     if r.ts is not None:
         _dataset(g, "ts", r.ts, ["time"])
     if r.ys is not None:
-        _dataset(g, "ys", _flat_ys(r.ys, 2), ["point", "time", "state"])
+        _dataset(g, "ys", _flat_ys(r.ys, len(run) + 1), [*run, "time", "state"])
 
 
 def _read_scan(g: h5py.Group) -> ScanResult:
@@ -132,6 +134,7 @@ def _read_scan(g: h5py.Group) -> ScanResult:
         ts=read(g["ts"]) if "ts" in g else None,
         ys=read(g["ys"]) if "ys" in g else None,
         info=_read_info(g),
+        realisations=int(g.attrs.get("realisations", 1)),
     )
 
 

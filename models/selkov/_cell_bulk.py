@@ -114,7 +114,7 @@ class SelkovCellBulk(AbstractSemilinearModel):
     mu: Float[Array, "*cells"] = param(2.0)
     zeta: Float[Array, "*cells"] = param(0.15)
     domain: Literal["disk", "square"] = eqx.field(static=True, default="disk")
-    n: int = eqx.field(static=True, default=32)
+    n: int = eqx.field(static=True, default=48)
     ntheta: int | None = eqx.field(static=True, default=None)
     length: float = eqx.field(static=True, default=2.0)
     kernel: Literal["nodal", "gaussian"] = eqx.field(static=True, default="gaussian")
@@ -255,7 +255,7 @@ class SelkovCellBulk(AbstractSemilinearModel):
             format="csr",
         )
 
-    def sparse_jacobian(self, y):
+    def sparse_jacobian(self, y, args=None):
         """∂f/∂y at y as a `scipy.sparse` CSC matrix: A plus the cells' kinetics
         (used by continuation and Arnoldi eigenvalues instead of a dense Jacobian)."""
         import scipy.sparse as sp

@@ -67,7 +67,7 @@ def test_leading_exponents_of_a_discretised_pde():
     lap = (np.eye(n, k=1) + np.eye(n, k=-1) - 2 * np.eye(n)) / h**2
     model = ds.models.LinearSystem(A=diff * lap + c * np.eye(n))
     r = lyapunov_spectrum(
-        model, k=3, t_transient=20.0, t_total=400.0, dt_renorm=1.0, rtol=1e-8
+        model, n_exponents=3, t_transient=20.0, t_total=400.0, dt_renorm=1.0, rtol=1e-8
     )
     j = np.arange(1, 4)
     expected = c - 4 * diff / h**2 * np.sin(j * np.pi / (2 * (n + 1))) ** 2
@@ -79,7 +79,7 @@ def test_rossler_largest_exponent():
     # Rössler (0.2, 0.2, 5.7): λ₁ = 0.0714 (Sprott 2003, Table A.2).
     r = lyapunov_spectrum(
         ds.models.Rossler(a=0.2, b=0.2, c=5.7),
-        k=1,
+        n_exponents=1,
         t_transient=500.0,
         t_total=20_000.0,
         dt_renorm=2.0,
@@ -95,7 +95,7 @@ def test_vectorised_over_parameters():
     rhos = np.array([20.0, 28.0])
     r = lyapunov_spectrum(
         ds.models.Lorenz(),
-        k=1,
+        n_exponents=1,
         t_transient=200.0,
         t_total=1000.0,
         params={"rho": rhos},
@@ -113,8 +113,10 @@ def test_kaplan_yorke_and_bad_input():
     assert kaplan_yorke([0.9, 0.0, -14.5]) == pytest.approx(2 + 0.9 / 14.5)
     assert kaplan_yorke([-0.1, -1.0]) == 0.0
     assert kaplan_yorke([0.5, 0.2]) == 2.0
-    with pytest.raises(ValueError, match="k must be between 1 and the state size 3"):
-        lyapunov_spectrum(ds.models.Lorenz(), k=4)
+    with pytest.raises(
+        ValueError, match="n_exponents must be between 1 and the state size 3"
+    ):
+        lyapunov_spectrum(ds.models.Lorenz(), n_exponents=4)
     with pytest.raises(ValueError, match="fewer than"):
         lyapunov_spectrum(ds.models.Lorenz(), t_total=5.0, dt_renorm=1.0)
     with pytest.raises(ValueError, match="whole number of iterates"):
@@ -126,7 +128,7 @@ def test_hdf5_round_trip_and_figures(lorenz, tmp_path):
     ds.io.save(lorenz, path, "lorenz")
     scan = lyapunov_spectrum(
         ds.models.Lorenz(),
-        k=2,
+        n_exponents=2,
         t_transient=10.0,
         t_total=100.0,
         params={"rho": [20.0, 28.0, 35.0]},

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import dynsim as ds
-import dynsim._scan as scan_module
 from tests.helpers import BlowUp, Decay
 
 
@@ -92,16 +91,16 @@ def test_observables_of_failed_points_are_nan():
 
 
 def test_new_values_reuse_the_compiled_scan(monkeypatch):
-    # A scan traces its per-point solve once; new parameter values, other grids of the
+    # A scan traces its chunk kernel once; new parameter values, other grids of the
     # same chunk size and other tolerances reuse the compiled kernel.
-    traces = []
-    original = scan_module._point
+    import equinox as eqx
 
-    def counting(*args, **kwargs):
-        traces.append(1)
-        return original(*args, **kwargs)
+    import dynsim._scan_plan as plan_module
 
-    monkeypatch.setattr(scan_module, "_point", counting)
+    guarded = eqx.filter_jit(
+        eqx.debug.assert_max_traces(plan_module._chunk, max_traces=1)
+    )
+    monkeypatch.setattr(plan_module, "_chunk_jit", guarded)
     model = ds.models.VanDerPol()
     obs = {"amp": ds.observables.Amplitude("x", t_from=5.0)}
     for mus, rtol in [
@@ -115,10 +114,11 @@ def test_new_values_reuse_the_compiled_scan(monkeypatch):
             (0.0, 10.0),
             observables=obs,
             chunk_size=3,
-            samples=17,
             rtol=rtol,
         )
-    assert len(traces) == 1
+    # A fourth call would trace again if anything but values had changed.
+    with pytest.raises(RuntimeError, match="traced"):
+        ds.scan(model, {"mu": [1.0]}, (0.0, 10.0), observables=obs, chunk_size=1)
 
 
 def test_chunking_does_not_change_results():

@@ -9,8 +9,7 @@ import pytest
 from scipy.linalg import expm
 
 import dynsim as ds
-from dynsim.models import LatentODE, NeuralODE, NeuralSDE
-from dynsim.models._neural import rollout
+from dynsim.models import LatentODE, NeuralODE, NeuralSDE, rollout
 
 A = np.array([[-0.1, 2.0, 0.0], [-2.0, -0.1, 0.3], [0.0, -0.3, -0.5]])
 

@@ -1,0 +1,311 @@
+"""The parts of a scan: a frozen plan (axes, chunking, bound observables, options), a
+chunk runner (one jitted, vmapped call; the unit that runs on other devices and,
+later, on other workers) and an assembler of the chunks into a `ScanResult`.
+
+A scan is a list of *runs*: every parameter point (of a grid of axes, or of axes
+zipped point by point) times `realisations` keyed repetitions. Run g is point
+g // R, realisation g % R; the points of a chunk are generated from the axes when the
+chunk is prepared, never all at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import jax.tree_util as jtu
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, ArrayLike, PyTree
+
+from dynsim import solvers
+from dynsim.models import AbstractSystem, replace_parameters
+from dynsim.solvers import SolveOptions, Status
+
+from ._observables import Function, Peaks
+from ._results import RunInfo, ScanResult
+
+# Memory budget for one chunk's saved samples (bytes); chunks bound device memory.
+_CHUNK_BYTES = 1 << 28
+_MAX_CHUNK = 1 << 16
+# Large scans run in about this many chunks (chunks of at least _MIN_AUTO_CHUNK).
+_TARGET_CHUNKS = 20
+_MIN_AUTO_CHUNK = 2048
+
+
+def point_axes(
+    params: Mapping[str, ArrayLike], grid: bool
+) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+    """The checked axes of a scan and the shape of its points.
+
+    **Raises:** `ValueError` for a non-1-D, empty or non-finite axis, or zipped axes
+    of different lengths.
+    """
+    axes = {}
+    for name, values in params.items():
+        v = np.asarray(values, dtype=float)
+        if v.ndim == 0:
+            v = v[None]
+        if v.ndim != 1 or v.size == 0:
+            raise ValueError(
+                f"scan values of {name!r} must be a non-empty 1-D array, got shape "
+                f"{v.shape}"
+            )
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"scan values of {name!r} must be finite")
+        axes[name] = v
+    if grid or not axes:
+        return axes, tuple(v.size for v in axes.values())
+    sizes = {k: v.size for k, v in axes.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(
+            f"with grid=False all parameter arrays need the same length, got {sizes}"
+        )
+    return axes, (next(iter(sizes.values())),)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScanPlan:
+    """Everything a scan's chunks need, fixed before the first one runs.
+
+    - `model`: the base model; `axes`, `shape`, `grid`: the points (see
+      `point_values`); `realisations`: keyed runs per point.
+    - `y0`: the start of every run (None: each point's own `initial_state()`).
+    - `t0`, `t1`, `args`, `key`: the solves' span, arguments and base PRNG key (run
+      g of point p, realisation r uses `fold_in(key, p)`, then `fold_in(·, r)` when
+      there are several realisations: results never depend on chunking).
+    - `options`: the `SolveOptions` of every solve (running observables in
+      `options.saveat.reductions`); `names`: their names; `sampled`: functions of
+      sampled trajectories `(name, (Function, index))`.
+    - `chunk_size`: runs per compiled call (a multiple of the device count).
+    - `info`: the provenance recorded with the result.
+    """
+
+    model: AbstractSystem
+    axes: dict[str, np.ndarray]
+    shape: tuple[int, ...]
+    grid: bool
+    realisations: int
+    y0: PyTree[Array] | None
+    t0: Any
+    t1: Any
+    args: Any
+    key: Array | None
+    options: SolveOptions
+    names: tuple[str, ...]
+    sampled: tuple[tuple[str, tuple[Function, int | None]], ...]
+    chunk_size: int
+    info: RunInfo
+
+    @property
+    def n_points(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def n_runs(self) -> int:
+        return self.n_points * self.realisations
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(self.n_runs / self.chunk_size)
+
+    @property
+    def observed(self) -> bool:
+        """Whether the runs return observables (else their saved states)."""
+        return bool(self.names or self.sampled)
+
+    def point_values(self, points: np.ndarray) -> dict[str, np.ndarray]:
+        """Every parameter's value at the flat point indices `points`."""
+        if not self.grid:
+            return {k: v[points] for k, v in self.axes.items()}
+        sub = np.unravel_index(points, self.shape)
+        return {k: v[i] for (k, v), i in zip(self.axes.items(), sub, strict=True)}
+
+    def chunk_inputs(self, c: int) -> tuple[dict[str, Array], Array, Array]:
+        """The inputs of chunk `c` on the device(s): parameter values, point and
+        realisation indices, padded to `chunk_size` runs with run 0 (one shape, one
+        compilation)."""
+        runs = np.arange(c * self.chunk_size, (c + 1) * self.chunk_size)
+        runs = np.where(runs < self.n_runs, runs, 0)
+        points, real = np.divmod(runs, self.realisations)
+        dtype = jnp.result_type(float)
+        values = {
+            k: jnp.asarray(v, dtype) for k, v in self.point_values(points).items()
+        }
+        inputs = (values, jnp.asarray(points), jnp.asarray(real))
+        n = jax.local_device_count()
+        if n > 1:
+            mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("runs",))
+            spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+            inputs = jax.device_put(inputs, spec)
+        return inputs
+
+    def run_chunk(self, inputs: tuple[dict[str, Array], Array, Array]) -> Any:
+        """Run one chunk (one jitted, vmapped call); the outputs stay on the
+        device: (observables, saved states, status, step counts)."""
+        values, points, real = inputs
+        return _chunk_jit(
+            values,
+            points,
+            real,
+            self.model,
+            self.y0,
+            self.t0,
+            self.t1,
+            self.args,
+            self.key,
+            options=self.options,
+            names=self.names,
+            sampled=self.sampled,
+            several=self.realisations > 1,
+        )
+
+    def to_host(self, c: int, out: Any) -> Any:
+        """A chunk's outputs as NumPy arrays, padding removed."""
+        n_real = min(self.chunk_size, self.n_runs - c * self.chunk_size)
+        return jtu.tree_map(lambda a: np.asarray(a)[:n_real], out)
+
+    def assemble(self, pieces: list[Any]) -> ScanResult:
+        """The `ScanResult` of the chunks' host outputs, in run order."""
+
+        def cat(*xs):
+            a = np.concatenate(xs, axis=0)
+            if self.realisations > 1:
+                a = a.reshape((self.n_points, self.realisations) + a.shape[1:])
+            return a
+
+        values, ys, status, stats = jtu.tree_map(cat, *pieces)
+        ts = self.options.saveat.ts
+        return ScanResult(
+            params=self.point_values(np.arange(self.n_points)),
+            axes=tuple(self.axes),
+            shape=self.shape,
+            grid=self.grid,
+            status=status,
+            stats=stats,
+            values=values,
+            ts=None if (self.observed or ts is None) else np.asarray(ts),
+            ys=None if self.observed else ys,
+            info=self.info,
+            realisations=self.realisations,
+        )
+
+
+def _flat_series(ys: PyTree[Array]) -> Array:
+    return jax.vmap(lambda y: ravel_pytree(y)[0])(ys)
+
+
+def _run(
+    values: dict[str, Array],
+    point: Array,
+    real: Array,
+    model: AbstractSystem,
+    y0: PyTree[Array] | None,
+    t0: Any,
+    t1: Any,
+    args: Any,
+    key: Array | None,
+    *,
+    options: SolveOptions,
+    names: tuple[str, ...],
+    sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
+    several: bool,
+):
+    """One run: set the point's parameters, solve, reduce."""
+    m = replace_parameters(model, values)
+    # Without a y0 every point starts from its own model's default initial state.
+    start = m.initial_state() if y0 is None else y0
+    run_key = None
+    if key is not None:
+        run_key = jr.fold_in(key, point)
+        run_key = jr.fold_in(run_key, real) if several else run_key
+    sol = solvers.integrate(
+        m.problem(), start, t0, t1, args, options=options, key=run_key
+    )
+    ok = (sol.status == Status.SUCCESS) | (sol.status == Status.EVENT)
+    # A failed solve has no meaningful values: NaN, never finite-looking numbers.
+    nan = lambda a: jnp.where(ok, a, jnp.nan)  # noqa: E731
+    if not (names or sampled):
+        # Saved states a failed solve never reached are NaN (diffrax leaves the last
+        # state it reached in the end-point slot); those it did reach are real.
+        saved_times = options.saveat.ts is not None
+        reached = jnp.isfinite(sol.ts) & (ok | saved_times)
+        ys = jtu.tree_map(lambda a: _where_times(reached, a), sol.ys)
+        return {}, ys, sol.status, sol.stats
+    out = {name: nan(v) for name, v in zip(names, sol.reductions, strict=True)}
+    if sampled:
+        flat = _flat_series(sol.ys)
+        for name, (fn, idx) in sampled:
+            out[name] = nan(fn.fn(sol.ts, flat if idx is None else flat[:, idx]))
+    return out, None, sol.status, sol.stats
+
+
+def _where_times(reached: Array, ys: Array) -> Array:
+    shape = reached.shape + (1,) * (ys.ndim - 1)
+    return jnp.where(reached.reshape(shape), ys, jnp.nan)
+
+
+def _chunk(values, points, real, *rest, **static):
+    return jax.vmap(lambda v, p, r: _run(v, p, r, *rest, **static))(
+        values, points, real
+    )
+
+
+_chunk_jit = eqx.filter_jit(_chunk)
+
+
+def auto_chunk(n_runs: int, n_times: int, state_size: int, n_devices: int) -> int:
+    """Runs per chunk: within a memory budget for the saved states, at most
+    `_MAX_CHUNK`, and small enough that a large scan runs in about
+    `_TARGET_CHUNKS` chunks (a progress bar that moves, a short tail of lanes
+    waiting for a chunk's slowest run)."""
+    per_run = 8 * max(1, n_times) * max(1, state_size) * 4 + 1024
+    size = max(1, min(n_runs, _MAX_CHUNK, _CHUNK_BYTES // per_run))
+    size = min(size, max(_MIN_AUTO_CHUNK, math.ceil(n_runs / _TARGET_CHUNKS)))
+    return n_devices * math.ceil(size / n_devices)
+
+
+def value_size(obs: Any, state_size: int) -> int:
+    """Numbers per run an observable returns (for the memory estimate)."""
+    if isinstance(obs, tuple):  # a function of samples: assume one per state
+        return state_size
+    o = obs.obs
+    if not o.componentwise:
+        return o.max_peaks if isinstance(o, Peaks) else 1
+    return state_size if obs.index is None else 1
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_scan_size(n_runs: int, n_params: int, n_values: int, n_saved: int) -> int:
+    """The memory a scan's result needs on the host (parameters, values, status and
+    step counts of every run), checked against this machine.
+
+    **Returns:** the estimate in bytes. **Raises:** `MemoryError` with the numbers
+    when the result cannot fit in memory.
+    """
+    need = n_runs * 8 * (n_params + n_values + n_saved + 4)
+    have = _available_memory()
+    if have is not None and need > 0.8 * have:
+        raise MemoryError(
+            f"a scan of {n_runs:,} points needs about {gib(need)} for its results "
+            f"in memory, more than this machine can hold ({gib(have)}); scan fewer "
+            "points, fewer observables or fewer saved times"
+        )
+    return need
