@@ -123,6 +123,8 @@ class ScanPlan:
 
     def point_values(self, points: np.ndarray) -> dict[str, np.ndarray]:
         """Every parameter's value at the flat point indices `points`."""
+        if not self.axes:
+            return {}
         if not self.grid:
             return {k: v[points] for k, v in self.axes.items()}
         sub = np.unravel_index(points, self.shape)

@@ -80,7 +80,8 @@ def _locate(model, param, start, stop) -> tuple[float, str]:
 def _usable(runs, keep, index, what) -> np.ndarray:
     """The observed state of the runs that are finite up to the transition (a run
     may fail after it, e.g. blow up on the far side of a fold: that is kept)."""
-    series = np.asarray(runs.ys)[:, keep, index]
+    ys = np.asarray(runs.ys)
+    series = ys.reshape((-1,) + ys.shape[-2:])[:, keep, index]
     ok = np.all(np.isfinite(series), axis=1)
     if not ok.any():
         raise ValueError(
@@ -157,30 +158,23 @@ def ramp_experiment(
         solver=solver,
         dt0=(t1 - t0) / (20 * saveat) if dt0 is None else dt0,
         progress=progress,
-        grid=False,
+        realisations=realisations,
     )
     runs = scan(
         AdditiveNoise(ramp, sigma=sigma),
-        {"sigma": np.full(realisations, float(sigma))},
+        {},
         (t0, t1),
         key=k_ramp,
         config=config,
         **opts,
     )
     ts = np.asarray(runs.ts)
-    ts = ts[0] if ts.ndim == 2 else ts
     keep = ts <= t_cut + 1e-12 * (t1 - t0)
     series = _usable(runs, keep, index, "ramp")
     result = ews(series, times=ts[keep], **ews_options)
     control = None
     if null:
-        held = scan(
-            AdditiveNoise(model, sigma=sigma),
-            {"sigma": np.full(realisations, float(sigma))},
-            (t0, t1),
-            key=k_null,
-            **opts,
-        )
+        held = scan(AdditiveNoise(model, sigma=sigma), {}, (t0, t1), key=k_null, **opts)
         control = ews(_usable(held, keep, index, "null"), times=ts[keep], **ews_options)
     return RampExperiment(
         ews=result,
@@ -193,6 +187,6 @@ def ramp_experiment(
         kind=kind,
         t_transition=float(t_cut),
         state=names[index],
-        status=np.asarray(runs.status),
+        status=np.asarray(runs.status)[0],
         info=runs.info,
     )

@@ -239,3 +239,38 @@ def test_non_finite_inputs_are_refused_before_any_solve():
         ds.scan(ds.models.Lorenz(sigma=np.inf), {"rho": [1.0]}, (0.0, 1.0))
     with pytest.raises(ValueError, match="rtol and atol are both 0"):
         ds.scan(ds.models.Lorenz(), {"rho": [1.0]}, (0.0, 1.0), rtol=0, atol=0)
+
+
+def test_realisations_are_an_ensemble_axis():
+    # dx = −θ x dt + σ dW from x = 0: Var x(t) = σ²(1 − e^{−2θt})/(2θ) (closed form
+    # of the Ornstein–Uhlenbeck process). 400 keyed realisations per point.
+    model = ds.models.OrnsteinUhlenbeck(theta=1.0, sigma=1.0)
+    sig = np.array([0.5, 1.0])
+    res = ds.scan(
+        model,
+        {"sigma": sig},
+        (0.0, 2.0),
+        y0=[0.0],
+        dt0=1e-2,
+        realisations=400,
+        key=jr.key(3),
+    )
+    assert res.ys.shape == (2, 400, 1, 1) and res.status.shape == (2, 400)
+    var = res.ys[:, :, -1, 0].var(axis=1, ddof=1)
+    exact = sig**2 * (1 - np.exp(-4.0)) / 2.0
+    # Var of a sample variance: 2σ⁴/(n − 1); Euler–Maruyama's bias is O(dt).
+    assert np.all(np.abs(var - exact) < 4 * exact * np.sqrt(2 / 399) + 0.02 * exact)
+    again = ds.scan(
+        model,
+        {"sigma": sig},
+        (0.0, 2.0),
+        y0=[0.0],
+        dt0=1e-2,
+        realisations=400,
+        key=jr.key(3),
+        chunk_size=7,
+    )
+    assert np.array_equal(again.ys, res.ys)
+    # Without parameters: a plain ensemble of one model.
+    ens = ds.scan(model, {}, (0.0, 1.0), dt0=1e-2, realisations=5, key=jr.key(0))
+    assert ens.ys.shape == (1, 5, 1, 1) and len(np.unique(ens.ys)) == 5
