@@ -30,7 +30,6 @@ from matplotlib.figure import Figure
 from scipy.integrate import solve_ivp
 
 import dynsim as ds
-import dynsim._scan as dynsim_scan
 from benchmarks._common import RESULTS, machine, table, timed, write_json
 
 RTOL = ATOL = 1e-8
@@ -106,30 +105,15 @@ def run(n: int, repeats: int) -> list[dict]:
         )
     )
 
-    # dynsim's compiled kernel with the inputs already on the device.
-    values = {"rho": jnp.asarray(rho)}
-    index = jnp.arange(n)
-    f64 = jnp.float64
-    kernel_args = (
-        values,
-        index,
-        model,
-        jnp.asarray(Y0),
-        jnp.asarray(0.0, f64),
-        jnp.asarray(1.0, f64),
-        None,
-        jnp.asarray(RTOL, f64),
-        jnp.asarray(ATOL, f64),
-        None,
-        None,
-        None,
+    # dynsim's compiled kernel with the inputs already on the device: the scan's
+    # plan, one chunk of all N points.
+    plan = ds.plan_scan(
+        model, {"rho": rho}, (0.0, 1.0), y0=Y0, rtol=RTOL, atol=ATOL, chunk_size=n
     )
-    options = dict(solver="tsit5", adaptive=True, max_steps=100_000)
+    inputs = plan.chunk_inputs(0)
 
     def dynsim_kernel():
-        return dynsim_scan._chunk_jit(
-            *kernel_args, running=(), sampled=(), options=options
-        )
+        return plan.run_chunk(inputs)
 
     first, best, out = timed(dynsim_kernel, repeats)
     _, ys, _, stats = out

@@ -158,13 +158,15 @@ def options_for(
     event: Any = None,
     throw: bool = False,
     progress: bool = False,
+    kind: str | None = None,
 ) -> SolveOptions:
-    """`dynsim.solvers.solve_options` for `model`'s problem kind, with the model's
-    own solver check (`model.check_solver`).
+    """`dynsim.solvers.solve_options` for `model`'s problem kind (`kind`, when the
+    caller has the problem already), with the model's own solver check
+    (`model.check_solver`).
 
     **Raises:** `ValueError` naming the invalid option.
     """
-    kind = model.problem().kind
+    kind = model.problem().kind if kind is None else kind
     if kind != "map" and solver is not None:
         model.check_solver(solver)
     options = solve_options(

@@ -100,7 +100,8 @@ def plan_scan(
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise ValueError(f"samples must be an int >= 2, got {samples!r}")
     reductions = tuple(o for _, o in running)
-    kind = model.problem().kind
+    problem = model.problem()
+    kind = problem.kind
     if kind == "map":
         n0, n = map_span(t_span)
         t0, t1 = n0, n0 + n
@@ -138,8 +139,9 @@ def plan_scan(
         adaptive=adaptive,
         max_steps=max_steps,
         saveat=save,
+        kind=kind,
     )
-    if model.problem().stochastic and key is None:
+    if problem.stochastic and key is None:
         key = jax.random.key(0)
     n_runs = math.prod(shape) * realisations
     state_size = ravel_pytree(template)[0].size

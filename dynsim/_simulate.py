@@ -94,7 +94,9 @@ def simulate(
     problem = model.problem()
     if problem.kind == "map":
         n0, n = map_span(t_span)
-        options = options_for(model, saveat=SaveSpec(every=_map_every(saveat, n)))
+        options = options_for(
+            model, saveat=SaveSpec(every=_map_every(saveat, n)), kind="map"
+        )
         sol = _solve_jit(problem, y0, n0, n0 + n, args, options=options, key=None)
         info = run_info(model, model.state_names, solver="iterate", n_iterates=n)
         return Trajectory(sol.ts, sol.ys, sol.status, sol.stats, info)
@@ -111,6 +113,7 @@ def simulate(
         saveat=SaveSpec(save_times(saveat, t0, t1), dense),
         event=event,
         throw=throw,
+        kind=problem.kind,
     )
     if problem.stochastic and key is None:
         key = jr.key(0)
