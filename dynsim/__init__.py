@@ -40,6 +40,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "AbstractSDEModel": ("dynsim.models", "AbstractSDEModel"),
     "AbstractSemilinearModel": ("dynsim.models", "AbstractSemilinearModel"),
     "Status": ("dynsim.solvers", "Status"),
+    "AbstractResult": ("dynsim._protocol", "AbstractResult"),
+    "result_types": ("dynsim._protocol", "result_types"),
 }
 
 __all__ = sorted([*_LAZY, "set_precision", "__version__"])
@@ -71,6 +73,10 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         solvers as solvers,
     )
     from ._fit import FitResult as FitResult, fit as fit
+    from ._protocol import (
+        AbstractResult as AbstractResult,
+        result_types as result_types,
+    )
     from ._results import (
         RunInfo as RunInfo,
         ScanResult as ScanResult,

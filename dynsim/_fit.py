@@ -3,7 +3,7 @@ diffrax's adjoints."""
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -15,20 +15,38 @@ from jaxtyping import Array, ArrayLike
 from tqdm.auto import tqdm
 
 from dynsim.models import AbstractModel, AbstractPredictor
+from dynsim.solvers import Status
+
+from ._protocol import AbstractResult
 
 
-@dataclasses.dataclass(frozen=True)
-class FitResult:
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitResult(AbstractResult):
     """The outcome of `dynsim.fit`.
 
-    - `model`: the trained model.
-    - `losses`: the training loss (mean squared error of the batch) at every step.
+    - `model`: the trained model (the last parameters with a finite loss).
+    - `losses`: the training loss (mean squared error of the batch) at every step
+      taken.
     - `validation`: `(steps, losses)` on the validation data, if given.
+    - `status`: `SUCCESS`, or `NONFINITE` when the loss stopped being finite
+      (training then stops there); `message`.
     """
 
     model: Any
     losses: np.ndarray
     validation: tuple[np.ndarray, np.ndarray] | None
+    status: int = 0
+    message: str = "successful"
+
+    kind: ClassVar[str] = "fit"
+    transient: ClassVar[tuple[str, ...]] = ("model",)
+    dims: ClassVar = {"losses": ("step",)}
+    codecs: ClassVar = {
+        "validation": (
+            lambda v: None if v is None else [np.asarray(a).tolist() for a in v],
+            lambda v: None if v is None else tuple(np.asarray(a) for a in v),
+        )
+    }
 
     def __repr__(self) -> str:
         val = (
@@ -89,7 +107,7 @@ def _loss(params, static, ts, x, y, solve):
 
 
 def fit(
-    model: Any,
+    model: AbstractModel | AbstractPredictor,
     data: tuple[ArrayLike, ArrayLike, ArrayLike],
     *,
     steps: int = 1000,
@@ -106,6 +124,7 @@ def fit(
     trainable: Callable[[Any], bool] = eqx.is_inexact_array,
     key: Array | None = None,
     progress: bool | None = None,
+    throw: bool = False,
 ) -> FitResult:
     """Train `model` so that its predictions match trajectories, by gradient descent
     with optax through diffrax's adjoints.
@@ -130,10 +149,12 @@ def fit(
     - `progress`: show a progress bar with the loss (tqdm; in a notebook, its
       widget); default on, False silences it.
 
-    **Returns:** a `FitResult` (`model`, `losses`, `validation`).
+    - `throw`: raise `RuntimeError` when the loss turns non-finite, instead
+      of returning a result with status `NONFINITE`.
 
-    **Raises:** `ValueError` for malformed data or options; `FloatingPointError` when
-    the loss turns non-finite (lower the learning rate or loosen the tolerances).
+    **Returns:** a `FitResult` (`model`, `losses`, `validation`, `status`).
+
+    **Raises:** `ValueError` for malformed data or options.
     """
     if adjoint in (None, "forward"):
         raise ValueError(
@@ -165,6 +186,7 @@ def fit(
     losses = np.empty(steps)
     val_steps, val_losses = [], []
     show = True if progress is None else bool(progress)
+    failed = None
     with tqdm(total=steps, disable=not show, desc="fit", unit="step") as bar:
         for i in range(steps):
             if batch_size < n:
@@ -173,13 +195,18 @@ def fit(
                 batch = (ts[idx] if ts.ndim == 2 else ts, x[idx], y[idx])
             else:
                 batch = (ts, x, y)
-            params, opt_state, loss = step(params, opt_state, *batch)
+            new_params, new_state, loss = step(params, opt_state, *batch)
             losses[i] = float(loss)
             if not np.isfinite(losses[i]):
-                raise FloatingPointError(
+                message = (
                     f"the training loss became {losses[i]} at step {i}; lower the "
                     "learning rate, loosen the tolerances or raise max_steps"
                 )
+                if throw:
+                    raise RuntimeError(f"FitResult: {message}")
+                failed = (int(Status.NONFINITE), message, i)
+                break
+            params, opt_state = new_params, new_state
             postfix = {"loss": f"{losses[i]:.3g}"}
             if val is not None and (i % validate_every == 0 or i == steps - 1):
                 val_steps.append(i)
@@ -191,4 +218,9 @@ def fit(
     validation_out = (
         None if val is None else (np.asarray(val_steps), np.asarray(val_losses))
     )
-    return FitResult(eqx.combine(params, static), losses, validation_out)
+    status, message, taken = (int(Status.SUCCESS), "successful", steps)
+    if failed is not None:
+        status, message, taken = failed
+    return FitResult(
+        eqx.combine(params, static), losses[:taken], validation_out, status, message
+    )

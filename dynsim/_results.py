@@ -6,7 +6,7 @@ import dataclasses
 import json
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import diffrax as dfx
 import equinox as eqx
@@ -16,6 +16,8 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Int, PyTree, Real
 
 from dynsim.solvers import Status
+
+from ._protocol import AbstractResult, frozen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +61,11 @@ def _status_summary(status: np.ndarray) -> str:
     )
 
 
-class Trajectory(eqx.Module):
+def _as_jax(tree: Any) -> Any:
+    return jax.tree_util.tree_map(jnp.asarray, tree)
+
+
+class Trajectory(eqx.Module, AbstractResult):
     """One solution of `dynsim.simulate`.
 
     - `ts`: save times `(times,)`; for maps, iterate indices.
@@ -70,17 +76,39 @@ class Trajectory(eqx.Module):
     - `info`: a `RunInfo` with the provenance.
     """
 
-    ts: Real[Array, " times"]
-    ys: PyTree[Array]
-    status: Int[Array, ""]
-    stats: dict[str, Array]
+    ts: Real[Array, " times"] = eqx.field(converter=jnp.asarray)
+    ys: PyTree[Array] = eqx.field(converter=_as_jax)
+    status: Int[Array, ""] = eqx.field(converter=jnp.asarray)
+    stats: dict[str, Array] = eqx.field(converter=_as_jax)
     info: RunInfo = eqx.field(static=True)
     interpolation: dfx.DenseInterpolation | None = None
+
+    kind: ClassVar[str] = "trajectory"
+    dims: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "ts": ("time",),
+        "ys": ("time", "state"),
+    }
+    transient: ClassVar[tuple[str, ...]] = ("interpolation",)
 
     @property
     def ok(self) -> bool:
         """Whether the solve succeeded (reached t1, or stopped at an event)."""
         return Status(int(self.status)).ok
+
+    def stored_fields(self) -> dict[str, Any]:
+        # PyTree states are stored flattened, one column per entry of state_names.
+        fields = AbstractResult.stored_fields(self)
+        fields["ys"] = _flat_states(self.ys, 1)
+        return fields
+
+    def figures(self, **options: Any) -> list[tuple[str, Any]]:
+        """A time series and (two or more states) a phase portrait."""
+        from .plot import phase_portrait, time_series
+
+        figs = [("timeseries", time_series(self))]
+        if len(self.state_names) >= 2:
+            figs.append(("phase", phase_portrait(self)))
+        return figs
 
     @property
     def message(self) -> str:
@@ -126,10 +154,19 @@ class Trajectory(eqx.Module):
         )
 
 
-def _frozen(a: ArrayLike) -> np.ndarray:
-    out = np.array(a)
-    out.flags.writeable = False
-    return out
+def _flat_states(ys: Any, lead: int) -> np.ndarray:
+    """States as a NumPy array, PyTree states flattened (one column per name)."""
+    if isinstance(ys, (np.ndarray, jax.Array)):
+        return np.asarray(ys)
+    from jax.flatten_util import ravel_pytree
+
+    flat = ravel_pytree
+    for _ in range(lead):
+        flat = jax.vmap(flat)
+    return np.asarray(flat(ys)[0])
+
+
+_frozen = frozen
 
 
 def _frozen_map(d: Mapping[str, ArrayLike] | None) -> Mapping[str, np.ndarray]:
@@ -137,7 +174,7 @@ def _frozen_map(d: Mapping[str, ArrayLike] | None) -> Mapping[str, np.ndarray]:
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class ScanResult:
+class ScanResult(AbstractResult):
     """Per-point results of `dynsim.scan`, on the host as read-only NumPy arrays.
 
     - `params`: parameter name -> values `(points,)` (every point listed; for a grid,
@@ -166,6 +203,34 @@ class ScanResult:
     info: RunInfo
     realisations: int = 1
 
+    kind: ClassVar[str] = "scan"
+    stored_names: ClassVar[Mapping[str, str]] = {"values": "observables"}
+
+    def field_dims(self, name: str) -> tuple[str, ...]:
+        run = ("point", "realisation") if self.realisations > 1 else ("point",)
+        return {
+            "params": ("point",),
+            "status": run,
+            "stats": run,
+            "values": (*run, "state"),
+            "ts": ("time",),
+            "ys": (*run, "time", "state"),
+        }.get(name, ())
+
+    def figures(self, **options: Any) -> list[tuple[str, Any]]:
+        """Per observable a heat map, orbit diagram or line (see
+        `dynsim.plot.scan_figures`, which takes the `options`)."""
+        from .plot import scan_figures
+
+        keep = {k: options[k] for k in ("curves_for", "threshold") if k in options}
+        return scan_figures(self, **keep)
+
+    def stored_fields(self) -> dict[str, Any]:
+        fields = AbstractResult.stored_fields(self)
+        if self.ys is not None:
+            fields["ys"] = _flat_states(self.ys, 2 if self.realisations == 1 else 3)
+        return fields
+
     def __post_init__(self):
         set_ = object.__setattr__
         set_(self, "params", _frozen_map(self.params))
@@ -185,13 +250,12 @@ class ScanResult:
         return int(self.status.shape[0])
 
     @property
-    def ok(self) -> np.ndarray:
-        """A boolean mask of the points whose solve succeeded."""
-        return (self.status == Status.SUCCESS) | (self.status == Status.EVENT)
+    def n_failed(self) -> int:
+        return int(np.sum(~self.ok_mask))
 
     @property
-    def n_failed(self) -> int:
-        return int(np.sum(~self.ok))
+    def message(self) -> str:
+        return self.status_message
 
     def reshape(self, a: ArrayLike) -> np.ndarray:
         """A per-point array `(points, ...)` laid out on the scan grid

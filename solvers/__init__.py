@@ -44,4 +44,5 @@ from ._status import (
     STATUS_MESSAGES as STATUS_MESSAGES,
     Status as Status,
     status_from_result as status_from_result,
+    status_ok as status_ok,
 )

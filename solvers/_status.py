@@ -1,7 +1,9 @@
-"""Outcome codes of a solve: numerical outcomes are data, not exceptions.
+"""Outcome codes: numerical outcomes are data, not exceptions.
 
-The integer values are dynsim's own and stable across diffrax versions, so that they can
-be stored in HDF5 files and compared across runs.
+One family for everything dynsim computes — solves, Newton iterations, continuation
+runs, training — so that every result's `status` reads the same way. The integer
+values are dynsim's own and stable across diffrax versions, so that they can be
+stored in HDF5 files and compared across runs.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import enum
 import diffrax as dfx
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, Int, PyTree
 
 
 class Status(enum.IntEnum):
-    """How a solve ended. `SUCCESS` and `EVENT` are successful outcomes."""
+    """How a computation ended. `ok` outcomes: `SUCCESS`, `EVENT` (a solve stopped
+    by its event), and the complete ends of a continuation run (`SPAN_REACHED`,
+    `CLOSED`)."""
 
     SUCCESS = 0
     EVENT = 1
@@ -24,10 +29,16 @@ class Status(enum.IntEnum):
     NONFINITE = 4
     NONLINEAR_SOLVER = 5
     FAILED = 6
+    NO_CONVERGENCE = 7
+    SPAN_REACHED = 8
+    TURNED_BACK = 9
+    CLOSED = 10
+    MAX_POINTS = 11
+    STEP_TOO_SMALL = 12
 
     @property
     def ok(self) -> bool:
-        return self in (Status.SUCCESS, Status.EVENT)
+        return self in _OK
 
     @property
     def message(self) -> str:
@@ -47,8 +58,42 @@ _MESSAGES = {
         "the vector field is undefined there); the solve stopped"
     ),
     Status.NONLINEAR_SOLVER: "the implicit solver's Newton iteration failed",
-    Status.FAILED: "the solve failed for another reason",
+    Status.FAILED: "the computation failed for another reason",
+    Status.NO_CONVERGENCE: (
+        "Newton's method did not converge: no solution near the initial guess (try "
+        "another y0 or parameter value)"
+    ),
+    Status.SPAN_REACHED: "the end of the parameter span was reached",
+    Status.TURNED_BACK: (
+        "the branch turned back (a fold) and left the span at its start: the end "
+        "of the span was not reached"
+    ),
+    Status.CLOSED: "the branch closed on itself (a loop)",
+    Status.MAX_POINTS: (
+        "stopped at max_points before the end of the span; raise max_points or ds_max"
+    ),
+    Status.STEP_TOO_SMALL: (
+        "the step size fell below ds_min: the corrector does not converge here (a "
+        "singular point, or a branch that ends)"
+    ),
 }
+
+_OK = frozenset(
+    {
+        Status.SUCCESS,
+        Status.EVENT,
+        Status.SPAN_REACHED,
+        Status.CLOSED,
+    }
+)
+
+
+def status_ok(status) -> "np.ndarray | bool":
+    """Which codes (an int or an array of them) are `ok` outcomes."""
+    import numpy as np
+
+    return np.isin(np.asarray(status), [int(s) for s in _OK])
+
 
 # Every code's message, indexed by code, for `eqx.branched_error_if`.
 STATUS_MESSAGES: tuple[str, ...] = tuple(

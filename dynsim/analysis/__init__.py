@@ -1,11 +1,8 @@
 """dynsim.analysis — analyses of models: continuation and bifurcations, equilibria
-and eigenvalues, Lyapunov exponents, early-warning signals, stability phase
-diagrams."""
+and eigenvalues, Lyapunov exponents, early-warning signals; `dynsim.analysis.selkov`
+holds the analyses of the Sel'kov cell–bulk models (stability phase diagrams)."""
 
-from ._arclength import (
-    MESSAGES as MESSAGES,
-    ContinuationStatus as ContinuationStatus,
-)
+from . import selkov as selkov
 from ._branch import (
     Bifurcation as Bifurcation,
     Branch as Branch,
@@ -36,16 +33,6 @@ from ._lyapunov import (
     max_lyapunov as max_lyapunov,
 )
 from ._normal_form import first_lyapunov as first_lyapunov
-from ._phase_diagram import (
-    ANTI_PHASE as ANTI_PHASE,
-    IN_PHASE as IN_PHASE,
-    METHODS as METHODS,
-    STABLE as STABLE,
-    PhaseDiagram as PhaseDiagram,
-    phase_diagram as phase_diagram,
-    ring as ring,
-    with_cells as with_cells,
-)
 from ._ramp import (
     TRANSITIONS as TRANSITIONS,
     RampExperiment as RampExperiment,

@@ -27,34 +27,12 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from dynsim.solvers import Status
+
 from ._linalg import LinearSolver
 
-
-class ContinuationStatus:
-    """How a continuation ended (`Branch.status`), with `MESSAGES`."""
-
-    SPAN_REACHED = 0
-    MAX_POINTS = 1
-    STEP_TOO_SMALL = 2
-    NO_CONVERGENCE = 3
-    CLOSED = 4
-    TURNED_BACK = 5
-
-
-_S = ContinuationStatus
-MESSAGES = {
-    _S.SPAN_REACHED: "the end of the parameter span was reached",
-    _S.MAX_POINTS: "stopped at max_points before the end of the span; raise "
-    "max_points or ds_max",
-    _S.STEP_TOO_SMALL: "the step size fell below ds_min: the corrector does not "
-    "converge here (a singular point the method cannot pass, or a too-coarse "
-    "tolerance)",
-    _S.NO_CONVERGENCE: "the first point did not converge: no solution near the "
-    "initial guess",
-    _S.CLOSED: "the branch closed on itself (a loop)",
-    _S.TURNED_BACK: "the branch turned back (a fold) and left the span at its "
-    "start: the end of the span was not reached",
-}
+# How a run ends: codes of the one dynsim status family.
+_S = Status
 
 
 @dataclasses.dataclass
@@ -206,12 +184,12 @@ def follow(
     change ends the run at its located zero (e.g. p − p_end)."""
     X, ok, _ = correct(problem, X0, t0, s)
     if not ok:
-        return Run([], [], _S.NO_CONVERGENCE, MESSAGES[_S.NO_CONVERGENCE])
+        return Run([], [], _S.NO_CONVERGENCE, _S.NO_CONVERGENCE.message)
     first = _point(problem, X, t0, stop)
     problem.accept(first.X)
     points, located = [first], []
     ds = s.ds
-    status = ContinuationStatus.MAX_POINTS
+    status = Status.MAX_POINTS
     while len(points) < s.max_points:
         a = points[-1]
         X, ok, its = correct(problem, a.X + ds * a.tangent, a.tangent, s)
@@ -224,13 +202,13 @@ def follow(
         if b is None or (coarse and ds > s.ds_min * 2):
             ds /= 2
             if abs(ds) < s.ds_min:
-                status = ContinuationStatus.STEP_TOO_SMALL
+                status = Status.STEP_TOO_SMALL
                 break
             continue
         if stop is not None and np.sign(b.tests["_stop"]) != np.sign(a.tests["_stop"]):
             end = locate(problem, a, ds, "_stop", s, stop) or b
             points.append(end)
-            status = ContinuationStatus.SPAN_REACHED
+            status = Status.SPAN_REACHED
             for name in names:
                 _add(problem, located, a, ds, name, s, len(points) - 1, stop)
             break
@@ -241,13 +219,13 @@ def follow(
         if progress is not None:
             progress(b)
         if len(points) > 10 and np.linalg.norm(b.X - points[0].X) < 0.5 * abs(ds):
-            status = ContinuationStatus.CLOSED
+            status = Status.CLOSED
             break
         if its <= 3:
             ds = float(np.sign(ds) * min(abs(ds) * 1.5, s.ds_max))
         elif its >= 6:
             ds *= 0.6
-    return Run(points, located, status, MESSAGES[status])
+    return Run(points, located, status, Status(status).message)
 
 
 def _add(problem, located, a, ds, name, s, index, stop):

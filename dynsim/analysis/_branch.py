@@ -4,14 +4,13 @@ the special points on them."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._protocol import AbstractResult
 from .._results import RunInfo
-from ._arclength import MESSAGES, ContinuationStatus
 
-_COMPLETE = (ContinuationStatus.SPAN_REACHED, ContinuationStatus.CLOSED)
 KINDS = (
     "fold",
     "hopf",
@@ -28,7 +27,7 @@ CRITICALITIES = ("", "supercritical", "subcritical", "degenerate")
 class Bifurcation:
     """A located special point of a branch.
 
-    - `kind`: one of `KINDS`; `param`: the parameter value; `y`: the state (for
+    - `kind`: one of `KINDS`; `value`: the parameter value; `y`: the state (for
       cycles, the orbit's initial point); `index`: it lies between points `index − 1`
       and `index` of its branch.
     - `frequency`: ω of a Hopf point (NaN otherwise); `period`: 2π/ω or the cycle's.
@@ -41,7 +40,7 @@ class Bifurcation:
     """
 
     kind: str
-    param: float
+    value: float
     y: np.ndarray
     index: int
     frequency: float = float("nan")
@@ -74,7 +73,7 @@ class Bifurcation:
         extra = f", {self.criticality}" if self.criticality else ""
         if self.kind == "hopf":
             extra += f", ω={self.frequency:.6g}, l1={self.coefficient:.4g}"
-        return f"Bifurcation({self.kind} at {self.param:.10g}{extra})"
+        return f"Bifurcation({self.kind} at {self.value:.10g}{extra})"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -86,6 +85,8 @@ class Bifurcation:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Bifurcation:
         d = dict(d)
+        if "param" in d:  # files of format version 1
+            d["value"] = d.pop("param")
         d["y"] = np.asarray(d["y"])
         d["direction"] = None if d["direction"] is None else np.asarray(d["direction"])
         d["eigenvalue"] = complex(*d["eigenvalue"])
@@ -99,7 +100,14 @@ def _frozen(obj, names):
         object.__setattr__(obj, name, a)
 
 
-class _Followed:
+def _points_codec():
+    return (
+        lambda points: [b.to_dict() for b in points],
+        lambda data: tuple(Bifurcation.from_dict(d) for d in data),
+    )
+
+
+class _Followed(AbstractResult):
     """What branches of equilibria and of cycles share: located points, a status."""
 
     param: str
@@ -107,19 +115,23 @@ class _Followed:
     points: tuple[Bifurcation, ...]
     status: int
 
-    @property
-    def ok(self) -> bool:
-        return self.status in _COMPLETE
+    codecs: ClassVar = {"points": _points_codec()}
+    transient: ClassVar[tuple[str, ...]] = ("model",)
 
     def special(self, kind: str) -> list[Bifurcation]:
         return [b for b in self.points if b.kind == kind]
 
+    def figures(self, **options):
+        from ..plot import bifurcation_diagram
+
+        return [("bifurcation", bifurcation_diagram(self))]
+
     def _describe(self, what: str) -> str:
-        pts = ", ".join(f"{b.label}@{b.param:.6g}" for b in self.points)
+        pts = ", ".join(f"{b.label}@{b.value:.6g}" for b in self.points)
+        span = f"from {self.p[0]:.6g} to {self.p[-1]:.6g}, " if self.p.size else ""
         return (
-            f"{type(self).__name__}({self.param} from {self.p[0]:.6g} to "
-            f"{self.p[-1]:.6g}, {self.p.size} {what}, [{pts}], "
-            f"{MESSAGES[self.status]!r})"
+            f"{type(self).__name__}({self.param} {span}{self.p.size} {what}, "
+            f"[{pts}], {self.message!r})"
         )
 
 
@@ -131,7 +143,8 @@ class Branch(_Followed):
       eigenvalues by decreasing real part (all of them for small dense systems);
       `n_unstable`: how many have a positive real part; `stable`.
     - `points`: the located `Bifurcation`s; `status`, `message`: how the
-      continuation ended (`dynsim.analysis.ContinuationStatus`).
+      continuation ended (a `dynsim.Status`: `SPAN_REACHED`, `CLOSED`,
+      `TURNED_BACK`, `MAX_POINTS`, `STEP_TOO_SMALL`, `NO_CONVERGENCE`).
     - `model`: the model it was computed from (not stored in files).
     """
 
@@ -146,7 +159,16 @@ class Branch(_Followed):
     info: RunInfo
     model: Any = None
 
+    kind: ClassVar[str] = "branch"
+    dims: ClassVar = {
+        "p": ("point",),
+        "ys": ("point", "state"),
+        "eigenvalues": ("point", "eigenvalue"),
+        "n_unstable": ("point",),
+    }
+
     def __post_init__(self):
+        object.__setattr__(self, "status", int(self.status))
         _frozen(self, ("p", "ys", "eigenvalues", "n_unstable"))
         object.__setattr__(self, "points", tuple(self.points))
 
@@ -185,7 +207,20 @@ class CycleBranch(_Followed):
     info: RunInfo
     model: Any = None
 
+    kind: ClassVar[str] = "cycle_branch"
+    dims: ClassVar = {
+        "p": ("point",),
+        "period": ("point",),
+        "x0": ("point", "state"),
+        "y_max": ("point", "state"),
+        "y_min": ("point", "state"),
+        "multipliers": ("point", "multiplier"),
+        "trivial_error": ("point",),
+        "stable": ("point",),
+    }
+
     def __post_init__(self):
+        object.__setattr__(self, "status", int(self.status))
         _frozen(
             self,
             (
@@ -211,15 +246,16 @@ class CycleBranch(_Followed):
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Curve:
+class Curve(AbstractResult):
     """A curve of Hopf points or folds in the plane of two parameters.
 
-    - `kind`: "hopf" or "fold"; `params`: the two names; `values` (points, 2);
-      `ys` (points, state): the equilibrium along the curve; `frequency`: ω of the
-      Hopf curve (NaN for folds); `status`, `message`, `info`: as for `Branch`.
+    - `bifurcation`: "hopf" or "fold"; `params`: the two names; `values`
+      (points, 2); `ys` (points, state): the equilibrium along the curve;
+      `frequency`: ω of the Hopf curve (NaN for folds); `status`, `message`, `info`:
+      as for `Branch`.
     """
 
-    kind: str
+    bifurcation: str
     params: tuple[str, str]
     values: np.ndarray
     ys: np.ndarray
@@ -228,16 +264,25 @@ class Curve:
     message: str
     info: RunInfo
 
+    kind: ClassVar[str] = "curve"
+    dims: ClassVar = {
+        "values": ("point", "parameter"),
+        "ys": ("point", "state"),
+        "frequency": ("point",),
+    }
+
     def __post_init__(self):
+        object.__setattr__(self, "status", int(self.status))
         _frozen(self, ("values", "ys", "frequency"))
         object.__setattr__(self, "params", tuple(self.params))
 
-    @property
-    def ok(self) -> bool:
-        return self.status in _COMPLETE
+    def figures(self, **options):
+        from ..plot import bifurcation_diagram
+
+        return [("bifurcation", bifurcation_diagram(self))]
 
     def __repr__(self) -> str:
         return (
-            f"Curve({self.kind} in ({', '.join(self.params)}), "
-            f"{len(self.values)} points, {MESSAGES[self.status]!r})"
+            f"Curve({self.bifurcation} in ({', '.join(self.params)}), "
+            f"{len(self.values)} points, {self.message!r})"
         )

@@ -21,11 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynsim.models import check_parameter_names, replace_parameters
+from dynsim.solvers import Status
 
+from .._custom_types import Spans, System
 from .._provenance import run_info
 from . import _arclength as arc
 from ._branch import Bifurcation, Branch, Curve
-from ._linalg import _get, jacobian
+from ._linalg import jacobian, parameter_value
 from ._normal_form import hopf_vectors
 
 
@@ -133,22 +135,26 @@ def bifurcation_curve(
     branch: Branch,
     point: Bifurcation,
     param2: str,
-    spans: dict[str, tuple[float, float]],
+    spans: Spans,
     *,
-    model: Any = None,
+    model: System | None = None,
     ds: float | None = None,
     ds_max: float | None = None,
     max_points: int = 1000,
     tol: float = 1e-10,
     t: float = 0.0,
     args: Any = None,
+    throw: bool = False,
 ) -> Curve:
     """The curve of Hopf points or folds through `point` (a Hopf point or fold of
     `branch`, which varied parameter p₁) as p₁ and `param2` both vary, followed in
     both directions until a parameter leaves its span in `spans` (a dict with both
     names) or the curve closes.
 
-    **Returns:** a `Curve`: the parameter pairs, states and, for Hopf curves, ω.
+    **Returns:** a `Curve`: the parameter pairs, states and, for Hopf curves, ω;
+    its `status` says how both directions ended (`NO_CONVERGENCE` with no points
+    when the curve cannot start; `throw=True`: `RuntimeError` instead of a curve
+    that is not `ok`).
     """
     if point.kind not in ("hopf", "fold"):
         raise ValueError(
@@ -166,7 +172,7 @@ def bifurcation_curve(
         raise ValueError(
             f"spans must give ranges for exactly {names}, got {list(spans)}"
         )
-    p_start = np.array([point.param, float(np.asarray(_get(model, param2)))])
+    p_start = np.array([point.value, float(np.asarray(parameter_value(model, param2)))])
     problem = _Curve(point.kind, model, names, point.y.size, t, args)
     Z0, vec = _start(point.kind, model, point, point.y, names, p_start)
     widths = [abs(spans[n][1] - spans[n][0]) for n in names]
@@ -193,25 +199,44 @@ def bifurcation_curve(
         t0 = arc.tangent(problem, Z0, t0)
         run = arc.follow(problem, Z0, t0, s, stop=stop)
         halves.append(run)
-        if run.status == arc.ContinuationStatus.CLOSED:
+        if run.status == Status.CLOSED:
             break
     pts = halves[0].points
     if len(halves) > 1:
         pts = halves[1].points[::-1] + pts[1:]
-    if not pts:
-        raise RuntimeError(
-            f"the {point.kind} curve could not start: {halves[0].message}"
-        )
-    Z = np.array([q.X for q in pts])
     n = point.y.size
-    status = max(run.status for run in halves) if len(halves) > 1 else halves[0].status
-    return Curve(
-        kind=point.kind,
+    info = run_info(model, tuple(model.state_names), solver="continuation")
+    if not pts:
+        curve = Curve(
+            bifurcation=point.kind,
+            params=names,
+            values=np.zeros((0, 2)),
+            ys=np.zeros((0, n)),
+            frequency=np.zeros(0),
+            status=int(Status.NO_CONVERGENCE),
+            message=f"the {point.kind} curve could not start: {halves[0].message}",
+            info=info,
+        )
+        return checked(curve, throw)
+    Z = np.array([q.X for q in pts])
+    # Both directions: the first that did not end well decides, else how it ended.
+    ends = [Status(run.status) for run in halves]
+    failed = [e for e in ends if not e.ok]
+    status = failed[0] if failed else max(ends, key=lambda e: e == Status.CLOSED)
+    curve = Curve(
+        bifurcation=point.kind,
         params=names,
         values=Z[:, -2:],
         ys=Z[:, :n],
         frequency=Z[:, 3 * n] if point.kind == "hopf" else np.full(len(pts), np.nan),
         status=int(status),
-        message=arc.MESSAGES[int(status)],
-        info=run_info(model, tuple(model.state_names), solver="continuation"),
+        message=status.message,
+        info=info,
     )
+    return checked(curve, throw)
+
+
+def checked(curve: Curve, throw: bool) -> Curve:
+    if throw and not curve.ok:
+        raise RuntimeError(curve.message)
+    return curve

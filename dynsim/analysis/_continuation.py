@@ -10,7 +10,10 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from dynsim.models import check_parameter_names, replace_parameters
+from dynsim.solvers import Status
 
+from .._custom_types import Span, State, System
+from .._protocol import checked
 from .._provenance import run_info
 from . import _arclength as arc
 from ._branch import Bifurcation, Branch
@@ -21,8 +24,11 @@ from ._normal_form import first_lyapunov
 class Equilibria:
     """The problem f(y, p) = 0 for `follow`, X = (y, p)."""
 
-    def __init__(self, model, param, *, k=None, sigma=0.0, t=0.0, args=None):
-        self.model, self.param, self.k, self.sigma = model, param, k, sigma
+    def __init__(
+        self, model, param, *, n_eigenvalues=None, shift=0.0, t=0.0, args=None
+    ):
+        self.model, self.param = model, param
+        self.n_eigenvalues, self.shift = n_eigenvalues, shift
         self.t, self.args = t, args
         self._last: tuple[bytes, Any, np.ndarray] | None = None
 
@@ -51,7 +57,7 @@ class Equilibria:
 
     def eigen(self, X, vectors=False):
         jy, _ = self._derivatives(X)
-        return eigenvalues(jy, k=self.k, sigma=self.sigma, vectors=vectors), jy
+        return eigenvalues(jy, self.n_eigenvalues, self.shift, vectors=vectors), jy
 
     def monitor(self, X, t):
         ev, _ = self.eigen(X)
@@ -210,7 +216,7 @@ def _branch_point(problem: Equilibria, loc, branch_pts, s):
     return Bifurcation("branch_point", p, y, loc.index, eigenvalue=lam, direction=t1)
 
 
-def _settings(span, ds, ds_min, ds_max, max_points, tol):
+def arclength_settings(span, ds, ds_min, ds_max, max_points, tol):
     width = abs(span[1] - span[0])
     return arc.Settings(
         ds=ds if ds is not None else 0.01 * width,
@@ -221,7 +227,7 @@ def _settings(span, ds, ds_min, ds_max, max_points, tol):
     )
 
 
-def _run(problem, X0, t0, span, s, progress, desc):
+def follow_with_progress(problem, X0, t0, span, s, progress, desc):
     """Follow the branch; with `progress`, a bar over the parameter span (the share
     of the span covered so far), the current value and the point count."""
     lo, hi = min(span), max(span)
@@ -255,10 +261,32 @@ def _run(problem, X0, t0, span, s, progress, desc):
 _BAR = "{desc}: {percentage:3.0f}% of the span |{bar}| {elapsed}{postfix}"
 
 
+def _empty_branch(model, param: str, status: Status, message: str) -> Branch:
+    """A branch that could not start: no points, the status and why."""
+    n = int(np.size(model.initial_state()))
+    return Branch(
+        param=param,
+        p=np.zeros(0),
+        ys=np.zeros((0, n)),
+        eigenvalues=np.zeros((0, 0), complex),
+        n_unstable=np.zeros(0, int),
+        points=(),
+        status=status,
+        message=message,
+        info=run_info(model, tuple(model.state_names), solver="continuation"),
+        model=model,
+    )
+
+
 def _branch(problem, run, s, lyap_tol, param, span):
     pts = run.points
     if not pts:
-        raise RuntimeError(f"continuation in {param!r} could not start: {run.message}")
+        return _empty_branch(
+            problem.model,
+            param,
+            Status(run.status),
+            f"continuation in {param!r} could not start: {run.message}",
+        )
     specials = []
     lo, hi = min(span), max(span)
     for loc in run.located:
@@ -272,10 +300,8 @@ def _branch(problem, run, s, lyap_tol, param, span):
     model = problem.model
     status = run.status
     p_end = pts[-1].X[-1]
-    if status == arc.ContinuationStatus.SPAN_REACHED and abs(p_end - span[1]) > abs(
-        p_end - span[0]
-    ):
-        status = arc.ContinuationStatus.TURNED_BACK
+    if status == Status.SPAN_REACHED and abs(p_end - span[1]) > abs(p_end - span[0]):
+        status = Status.TURNED_BACK
     return Branch(
         param=param,
         p=np.array([q.X[-1] for q in pts]),
@@ -284,37 +310,38 @@ def _branch(problem, run, s, lyap_tol, param, span):
         n_unstable=np.array([q.record["n_complex"] + q.record["n_real"] for q in pts]),
         points=tuple(specials),
         status=status,
-        message=arc.MESSAGES[status],
+        message=Status(status).message,
         info=run_info(model, tuple(model.state_names), solver="continuation"),
         model=model,
     )
 
 
 def continuation(
-    model: Any,
+    model: System,
     param: str,
-    span: tuple[float, float],
+    span: Span,
     *,
-    y0: Any = None,
+    y0: State | None = None,
     ds: float | None = None,
     ds_min: float = 1e-9,
     ds_max: float | None = None,
     max_points: int = 2000,
     tol: float = 1e-10,
-    k: int | None = None,
-    sigma: float = 0.0,
+    n_eigenvalues: int | None = None,
+    shift: float = 0.0,
     lyapunov_tol: float = 1e-8,
     t: float = 0.0,
     args: Any = None,
     progress: bool | None = None,
+    throw: bool = False,
 ) -> Branch:
     """Follow a branch of equilibria of `model` as `param` goes from `span[0]` to
     `span[1]`, by pseudo-arclength continuation (it turns around folds).
 
-    Along the branch: the eigenvalues (all of them for small systems; the `k`
-    nearest `sigma` by shift-invert Arnoldi for models with `sparse_jacobian` or
-    more than 400 states) and their stability. Detected and located (Illinois method
-    on a test function, along the arclength):
+    Along the branch: the eigenvalues (all of them for small systems; the
+    `n_eigenvalues` nearest `shift` by shift-invert Arnoldi for models with a
+    sparse Jacobian or more than 400 states) and their stability. Detected and
+    located (Illinois method on a test function, along the arclength):
 
     - folds (dp/ds = 0),
     - Hopf points (the real part of a complex pair crosses zero; a neutral saddle,
@@ -330,42 +357,53 @@ def continuation(
     **Arguments:** `y0`: a guess of the first equilibrium (default the model's
     `steady_state()` or `initial_state()`); `ds`, `ds_min`, `ds_max`: arclength
     steps (default 1 % and 5 % of the span); `max_points`; `tol`: Newton tolerance;
-    `t`, `args`: for non-autonomous fields; `progress`: a progress bar.
+    `t`, `args`: for non-autonomous fields; `progress`: a progress bar over the
+    span (default on; False silences it); `throw`: raise `RuntimeError` instead of
+    returning a branch that is not `ok`.
 
-    **Returns:** a `Branch`; its `status` says whether the span was reached.
+    **Returns:** a `Branch`; its `status` says how the run ended (`SPAN_REACHED`,
+    `TURNED_BACK`, `CLOSED`, `MAX_POINTS`, `STEP_TOO_SMALL`, or `NO_CONVERGENCE`
+    with no points when no equilibrium is found near `y0` at `span[0]`).
 
-    **Raises:** `ValueError` for an unknown parameter or an empty span;
-    `RuntimeError` when no equilibrium is found near `y0` at `span[0]`.
+    **Raises:** `ValueError` for an unknown parameter or an empty span.
     """
     check_parameter_names(model, {param: 0.0})
     if not (np.isfinite(span[0]) and np.isfinite(span[1])) or span[0] == span[1]:
         raise ValueError(f"span must be two different finite numbers, got {span}")
     model0 = replace_parameters(model, {param: span[0]})
     eq = equilibrium(model0, y0, t=t, args=args, rtol=tol, atol=tol * 1e-2)
-    if not eq.converged:
-        raise RuntimeError(f"no equilibrium at {param} = {span[0]}: {eq.message}")
-    problem = Equilibria(model, param, k=k, sigma=sigma, t=t, args=args)
-    s = _settings(span, ds, ds_min, ds_max, max_points, tol)
+    if not eq.ok:
+        message = f"no equilibrium at {param} = {span[0]}: {eq.message}"
+        return checked(_empty_branch(model, param, eq.status, message), throw)
+    problem = Equilibria(
+        model, param, n_eigenvalues=n_eigenvalues, shift=shift, t=t, args=args
+    )
+    s = arclength_settings(span, ds, ds_min, ds_max, max_points, tol)
     X0 = np.append(eq.y, span[0])
     t0 = np.zeros(X0.size)
     t0[-1] = np.sign(span[1] - span[0])
     t0 = arc.tangent(problem, X0, t0)
-    run = _run(problem, X0, t0, span, s, progress, f"continuation in {param}")
-    return _branch(problem, run, s, lyapunov_tol, param, span)
+    run = follow_with_progress(
+        problem, X0, t0, span, s, progress, f"continuation in {param}"
+    )
+    return checked(_branch(problem, run, s, lyapunov_tol, param, span), throw)
 
 
 def switch_branch(
     branch: Branch,
     point: Bifurcation,
-    span: tuple[float, float] | None = None,
+    span: Span | None = None,
     *,
-    model: Any = None,
+    model: System | None = None,
     direction: int = 1,
     ds: float | None = None,
+    throw: bool = False,
     **kwargs: Any,
 ) -> Branch:
     """Follow the other branch through a branch point (pitchfork, transcritical),
-    in `direction` ±1 along it, over `span` (default: the original branch's)."""
+    in `direction` ±1 along it, over `span` (default: the original branch's);
+    options as `continuation`. A branch that cannot be stepped onto comes back
+    with no points and status `NO_CONVERGENCE` (`throw=True`: `RuntimeError`)."""
     if point.direction is None:
         raise ValueError(f"{point!r} is not a branch point with a known direction")
     model = model if model is not None else branch.model
@@ -374,22 +412,24 @@ def switch_branch(
             "pass the model: a branch loaded from a file does not hold one"
         )
     span = span if span is not None else (float(branch.p[0]), float(branch.p[-1]))
-    k = kwargs.pop("k", None)
-    sigma = kwargs.pop("sigma", 0.0)
+    n_eigenvalues = kwargs.pop("n_eigenvalues", None)
+    shift = kwargs.pop("shift", 0.0)
     lyap_tol = kwargs.pop("lyapunov_tol", 1e-8)
     progress = kwargs.pop("progress", None)
-    problem = Equilibria(model, branch.param, k=k, sigma=sigma)
-    s = _settings(
+    problem = Equilibria(model, branch.param, n_eigenvalues=n_eigenvalues, shift=shift)
+    s = arclength_settings(
         span,
         ds,
         **{"ds_min": 1e-9, "ds_max": None, "max_points": 2000, "tol": 1e-10, **kwargs},
     )
-    X_bp = np.append(point.y, point.param)
+    X_bp = np.append(point.y, point.value)
     t1 = direction * point.direction
     h = s.ds
     X1, ok, _ = arc.correct(problem, X_bp + h * t1, t1, s)
     if not ok:
-        raise RuntimeError(f"could not step onto the other branch at {point!r}")
+        message = f"could not step onto the other branch at {point!r}"
+        empty = _empty_branch(model, branch.param, Status.NO_CONVERGENCE, message)
+        return checked(empty, throw)
     t0 = arc.tangent(problem, X1, t1)
-    run = _run(problem, X1, t0, span, s, progress, "switch branch")
-    return _branch(problem, run, s, lyap_tol, branch.param, span)
+    run = follow_with_progress(problem, X1, t0, span, s, progress, "switch branch")
+    return checked(_branch(problem, run, s, lyap_tol, branch.param, span), throw)

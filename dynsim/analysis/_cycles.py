@@ -19,22 +19,23 @@ multiplier through −1).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import ArrayLike
 
 from dynsim import solvers
 from dynsim.models import AbstractModel, check_parameter_names, replace_parameters
-from dynsim.solvers import SaveSpec
+from dynsim.solvers import SaveSpec, Status
 
 from .._checks import options_for
+from .._custom_types import Flow, Span, State
 from .._provenance import run_info
 from ._branch import Bifurcation, CycleBranch
-from ._continuation import _run, _settings
-from ._linalg import _get, field, jacobian
+from ._continuation import arclength_settings, follow_with_progress
+from ._linalg import field, jacobian, parameter_value
 from ._normal_form import hopf_vectors
 
 
@@ -173,11 +174,11 @@ def _shoot_jacobian(model, param, X, x_ref, v_ref, opts):
 
 
 def periodic_orbit_guess(
-    model: Any,
+    model: Flow,
     transient: float,
     window: float,
     *,
-    y0: Any = None,
+    y0: State | None = None,
     state: int | None = None,
     samples: int = 20_000,
     solver: str = "tsit5",
@@ -224,12 +225,12 @@ def periodic_orbit_guess(
 
 
 def cycle_continuation(
-    model: Any,
+    model: Flow,
     param: str,
-    span: tuple[float, float],
+    span: Span,
     *,
     hopf: Bifurcation | None = None,
-    x0: Any = None,
+    x0: ArrayLike | None = None,
     period: float | None = None,
     amplitude: float = 1e-3,
     ds: float | None = None,
@@ -243,6 +244,7 @@ def cycle_continuation(
     samples: int = 400,
     max_steps: int = 100_000,
     progress: bool | None = None,
+    throw: bool = False,
 ) -> CycleBranch:
     """Follow a branch of limit cycles of `model` in `param` while it stays within
     `span`, by single shooting (see the module docstring for why), starting either
@@ -273,15 +275,15 @@ def cycle_continuation(
         samples=samples,
         max_steps=max_steps,
     )
-    s = _settings(span, ds, ds_min, ds_max, max_points, tol)
+    s = arclength_settings(span, ds, ds_min, ds_max, max_points, tol)
     if hopf is not None:
         if hopf.kind != "hopf" or not hopf.frequency > 0:
             raise ValueError(f"{hopf!r} is not a Hopf point with a positive frequency")
-        p_model = replace_parameters(model, {param: hopf.param})
+        p_model = replace_parameters(model, {param: hopf.value})
         q, _ = hopf_vectors(jacobian(p_model, hopf.y), hopf.frequency)
         qr = np.real(q) / np.linalg.norm(np.real(q))
         n = hopf.y.size
-        X_h = np.concatenate([hopf.y, [2 * np.pi / hopf.frequency, hopf.param]])
+        X_h = np.concatenate([hopf.y, [2 * np.pi / hopf.frequency, hopf.value]])
         t0 = np.concatenate([qr, [0.0, 0.0]])
         X0 = X_h + amplitude * t0
         if ds is None:
@@ -291,15 +293,36 @@ def cycle_continuation(
             raise ValueError(f"period must be > 0, got {period}")
         x0 = np.asarray(x0, float)
         n = x0.size
-        X0 = np.concatenate([x0, [period, float(np.asarray(_get(model, param)))]])
+        X0 = np.concatenate(
+            [x0, [period, float(np.asarray(parameter_value(model, param)))]]
+        )
         t0 = np.zeros(n + 2)
         t0[-1] = np.sign(span[1] - span[0])
     else:
         raise ValueError("give a Hopf point (hopf=...) or a cycle guess (x0=, period=)")
     problem.accept(X0)
-    run = _run(problem, X0, t0, span, s, progress, f"cycles in {param}")
+    run = follow_with_progress(problem, X0, t0, span, s, progress, f"cycles in {param}")
+    info = run_info(model, tuple(model.state_names), solver=f"shooting/{solver}")
     if not run.points:
-        raise RuntimeError(f"no periodic orbit near the starting guess: {run.message}")
+        n = X0.size - 2
+        empty = np.zeros((0, n))
+        result = CycleBranch(
+            param=param,
+            p=np.zeros(0),
+            period=np.zeros(0),
+            x0=empty,
+            y_max=empty,
+            y_min=empty,
+            multipliers=np.zeros((0, n), complex),
+            trivial_error=np.zeros(0),
+            stable=np.zeros(0, bool),
+            points=(),
+            status=int(Status.NO_CONVERGENCE),
+            message=f"no periodic orbit near the starting guess: {run.message}",
+            info=info,
+            model=model,
+        )
+        return checked(result, throw)
     pts = run.points
     specials = []
     for loc in run.located:
@@ -319,7 +342,7 @@ def cycle_continuation(
                 frequency=2 * np.pi / X[n],
             )
         )
-    return CycleBranch(
+    result = CycleBranch(
         param=param,
         p=np.array([q.X[-1] for q in pts]),
         period=np.array([q.X[n] for q in pts]),
@@ -332,6 +355,13 @@ def cycle_continuation(
         points=tuple(specials),
         status=run.status,
         message=run.message,
-        info=run_info(model, tuple(model.state_names), solver=f"shooting/{solver}"),
+        info=info,
         model=model,
     )
+    return checked(result, throw)
+
+
+def checked(result: CycleBranch, throw: bool) -> CycleBranch:
+    if throw and not result.ok:
+        raise RuntimeError(result.message)
+    return result

@@ -36,13 +36,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
+from dynsim.solvers import Status
+
+from .._custom_types import Key, Series
+from .._protocol import AbstractResult, checked
 from ._detrend import trend as _trend
 from ._rolling import kendall_tau_time, rolling_moments
 from ._series import as_series
@@ -70,7 +74,7 @@ CONVENTIONS = {
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class EWSResult:
+class EWSResult(AbstractResult):
     """Indicators of many series: `indicators[name]` is (series, time) with NaN
     where the window is not full; `kendall_tau[name]` (series,); `trend`,
     `residuals` (series, time); `window` (points), `bandwidth` (points);
@@ -88,6 +92,40 @@ class EWSResult:
     p_value: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     times: np.ndarray | None = None
     detrend: str | None = "gaussian"
+    status: np.ndarray | None = None
+
+    kind: ClassVar[str] = "ews"
+    dims: ClassVar = {
+        "indicators": ("series", "time"),
+        "kendall_tau": ("series",),
+        "trend": ("series", "time"),
+        "residuals": ("series", "time"),
+        "p_value": ("series",),
+        "times": ("time",),
+        "status": ("series",),
+    }
+    codecs: ClassVar = {"conventions": (dict, dict)}
+
+    def __post_init__(self):
+        if self.status is None:
+            # Per series: usable where its trend is finite and every indicator has
+            # a trend of its own (Kendall τ is NaN for a constant or NaN indicator,
+            # e.g. every moment of a constant series).
+            trend = np.atleast_2d(self.trend)
+            finite = np.all(np.isfinite(trend), axis=-1)
+            for tau in self.kendall_tau.values():
+                finite &= np.isfinite(np.atleast_1d(tau))
+            code = np.where(finite, int(Status.SUCCESS), int(Status.NONFINITE))
+            object.__setattr__(self, "status", code.astype(np.int32))
+
+    @property
+    def message(self) -> str:
+        return self.status_message
+
+    def figures(self, **options):
+        from ..plot import ews_panel
+
+        return [("ews", ews_panel(self))]
 
     def __repr__(self) -> str:
         n, t = self.trend.shape
@@ -173,7 +211,7 @@ def _scipy_tau(row: np.ndarray) -> float:
 
 
 def ews(
-    series: Any,
+    series: Series,
     *,
     window: float = 0.25,
     detrend: str | None = "gaussian",
@@ -185,8 +223,9 @@ def ews(
     low_band: float = 0.1,
     surrogates: int = 0,
     surrogate_kind: str = "ar1",
-    key: Any = None,
+    key: Key | None = None,
     tau_method: str = "auto",
+    throw: bool = False,
 ) -> EWSResult:
     """Early-warning indicators of one series (n,) or many (series, n) at once.
 
@@ -203,6 +242,9 @@ def ews(
     each τ with (p-value: the fraction at least as large); `key`: their PRNG key;
     `tau_method`: how Kendall τ is computed (`kendall_tau`'s `method`).
     Conventions: the module docstring and `EWSResult.conventions`.
+
+    `throw=True` raises `RuntimeError` (with the `message`) instead of returning a
+    result that is not `ok`.
 
     **Returns:** an `EWSResult`.
 
@@ -255,17 +297,20 @@ def ews(
         out = {k: v[0] for k, v in out.items()}
         taus = {k: v[0] for k, v in taus.items()}
         p_values = {k: v[0] for k, v in p_values.items()}
-    return EWSResult(
-        indicators=out,
-        kendall_tau=taus,
-        trend=np.asarray(trend),
-        residuals=np.asarray(res),
-        window=w,
-        bandwidth=bw,
-        conventions=dict(CONVENTIONS),
-        p_value=p_values,
-        times=t_all,
-        detrend=detrend,
+    return checked(
+        EWSResult(
+            indicators=out,
+            kendall_tau=taus,
+            trend=np.asarray(trend),
+            residuals=np.asarray(res),
+            window=w,
+            bandwidth=bw,
+            conventions=dict(CONVENTIONS),
+            p_value=p_values,
+            times=t_all,
+            detrend=detrend,
+        ),
+        throw,
     )
 
 

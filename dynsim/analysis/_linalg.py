@@ -9,7 +9,7 @@ linear solves use a sparse LU and eigenvalues come from shift-invert Arnoldi
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -21,6 +21,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from dynsim.models import replace_parameters
+from dynsim.solvers import Status
+
+from .._custom_types import State, System
+from .._protocol import AbstractResult
 
 # Above this size a model without `sparse_jacobian` still gets a dense Jacobian, but
 # eigenvalues are computed by Arnoldi (k of them) rather than all of them.
@@ -60,7 +64,7 @@ def parameter_derivative(
 
 @eqx.filter_jit
 def _param_jvp(model, name, y, t, args):
-    p0 = jnp.asarray(_get(model, name), float)
+    p0 = jnp.asarray(parameter_value(model, name), float)
 
     def f(p):
         return replace_parameters(model, {name: p}).vector_field(t, y, args)
@@ -68,28 +72,33 @@ def _param_jvp(model, name, y, t, args):
     return jax.jvp(f, (p0,), (jnp.ones_like(p0),))[1]
 
 
-def _get(model, name):
+def parameter_value(model, name):
     for part in name.split("."):
         model = getattr(model, part)
     return model
 
 
 def eigenvalues(
-    matrix: Any, k: int | None = None, sigma: float = 0.0, vectors: bool = False
+    matrix: Any,
+    n_eigenvalues: int | None = None,
+    shift: float = 0.0,
+    vectors: bool = False,
 ) -> Any:
     """Eigenvalues of a Jacobian, sorted by decreasing real part.
 
-    Dense matrices up to `DENSE_EIG_LIMIT` rows (or with `k=None`): all of them
-    (LAPACK). Sparse or large ones: the `k` (default 8) nearest `sigma`, by
-    shift-invert Arnoldi (ARPACK) — the ones that decide stability when `sigma` is
-    near the imaginary axis. With `vectors=True`, also the right eigenvectors (columns).
+    Dense matrices up to `DENSE_EIG_LIMIT` rows (or with `n_eigenvalues=None`): all
+    of them (LAPACK). Sparse or large ones: the `n_eigenvalues` (default 8) nearest
+    `shift`, by shift-invert Arnoldi (ARPACK) — the ones that decide stability when
+    `shift` is near the imaginary axis. With `vectors=True`, also the right
+    eigenvectors (columns).
     """
     n = matrix.shape[0]
+    k = n_eigenvalues
     if not sp.issparse(matrix) and (k is None or n <= DENSE_EIG_LIMIT):
         vals, vecs = np.linalg.eig(np.asarray(matrix))
     else:
         k = min(8 if k is None else k, n - 2)
-        vals, vecs = spla.eigs(sp.csc_matrix(matrix), k=k, sigma=sigma, which="LM")
+        vals, vecs = spla.eigs(sp.csc_matrix(matrix), k=k, sigma=shift, which="LM")
     order = np.lexsort((-vals.imag, -vals.real))
     vals, vecs = vals[order], vecs[:, order]
     return (vals, vecs) if vectors else vals
@@ -119,17 +128,26 @@ def shifted(matrix: Any, shift: complex) -> Any:
     return np.asarray(matrix) - shift * np.eye(n)
 
 
-@dataclasses.dataclass(frozen=True)
-class Equilibrium:
-    """A steady state y of f(t, y) = 0: `converged`, the `residual` max-norm, the
-    Newton `steps` and the leading `eigenvalues` (decreasing real part)."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Equilibrium(AbstractResult):
+    """A steady state y of f(t, y) = 0: its `status` (`SUCCESS`, or
+    `NO_CONVERGENCE` when Newton's method failed) and `message`, the `residual`
+    max-norm, the Newton `steps` and the leading `eigenvalues` (decreasing real
+    part)."""
 
     y: np.ndarray
-    converged: bool
+    status: int
     residual: float
     steps: int
     eigenvalues: np.ndarray
     message: str
+
+    kind: ClassVar[str] = "equilibrium"
+    axes: ClassVar = {"y": ("state",), "eigenvalues": ("eigenvalue",)}
+
+    @property
+    def converged(self) -> bool:
+        return self.status == Status.SUCCESS
 
     @property
     def stable(self) -> bool:
@@ -138,25 +156,25 @@ class Equilibrium:
 
 
 def equilibrium(
-    model: Any,
-    y0: Any = None,
+    model: System,
+    y0: State | None = None,
     *,
     t: float = 0.0,
     args: Any = None,
     rtol: float = 1e-10,
     atol: float = 1e-12,
     max_steps: int = 50,
-    k: int | None = None,
-    sigma: float = 0.0,
+    n_eigenvalues: int | None = None,
+    shift: float = 0.0,
     throw: bool = False,
 ) -> Equilibrium:
     """An equilibrium of `model` near `y0` (default: the model's `steady_state()` if
     it has one, else its `initial_state()`), by Newton's method with the exact JAX
     Jacobian (optimistix), or a sparse-LU Newton iteration for models with
-    `sparse_jacobian`. Eigenvalues as `eigenvalues(..., k, sigma)`.
+    `sparse_jacobian`. Eigenvalues as `eigenvalues(..., n_eigenvalues, shift)`.
 
-    **Returns:** an `Equilibrium`; `converged=False` with a `message` when Newton
-    fails (or a `RuntimeError` with `throw=True`).
+    **Returns:** an `Equilibrium`; status `NO_CONVERGENCE` with a `message` when
+    Newton fails (or a `RuntimeError` with `throw=True`).
     """
     if y0 is None:
         y0 = model.steady_state()
@@ -191,8 +209,9 @@ def equilibrium(
     if throw and not converged:
         raise RuntimeError(message)
     vals = (
-        eigenvalues(jacobian(model, y, t, args), k=k, sigma=sigma)
+        eigenvalues(jacobian(model, y, t, args), n_eigenvalues, shift)
         if converged
         else np.array([], complex)
     )
-    return Equilibrium(y, converged, res, steps, vals, message)
+    status = Status.SUCCESS if converged else Status.NO_CONVERGENCE
+    return Equilibrium(y, int(status), res, steps, vals, message)

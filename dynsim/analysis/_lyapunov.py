@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -18,8 +18,11 @@ import numpy as np
 
 from dynsim import solvers
 from dynsim.models import AbstractMap, AbstractModel, replace_parameters
+from dynsim.solvers import Status
 
 from .._checks import check_model, options_for
+from .._custom_types import Flow, State, System
+from .._protocol import AbstractResult, checked
 from .._provenance import run_info
 from .._results import RunInfo
 
@@ -27,7 +30,7 @@ UNITS = "per unit time (per iterate for maps), natural logarithm"
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class LyapunovSpectrum:
+class LyapunovSpectrum(AbstractResult):
     """Lyapunov exponents, possibly over a grid of parameter values.
 
     - `exponents` (*grid, n_exponents): the first exponents, decreasing, in `units`.
@@ -50,6 +53,37 @@ class LyapunovSpectrum:
     info: RunInfo
     units: str = UNITS
     fit_range: tuple[float, float] | None = None
+    status: np.ndarray | None = None
+
+    kind: ClassVar[str] = "lyapunov"
+
+    def field_dims(self, name: str) -> tuple[str, ...]:
+        grid = ("point",) * (np.ndim(self.exponents) - 1)
+        return {
+            "exponents": (*grid, "exponent"),
+            "stderr": (*grid, "exponent"),
+            "running": (*grid, "time", "exponent"),
+            "times": ("time",),
+            "params": grid,
+            "status": grid,
+        }.get(name, ())
+
+    def __post_init__(self):
+        if self.status is None:
+            # Per point: a run that diverged (or whose solve failed) has no
+            # exponents: NaN, status NONFINITE.
+            finite = np.all(np.isfinite(np.asarray(self.exponents)), axis=-1)
+            code = np.where(finite, int(Status.SUCCESS), int(Status.NONFINITE))
+            object.__setattr__(self, "status", np.asarray(code, np.int32))
+
+    @property
+    def message(self) -> str:
+        return self.status_message
+
+    def figures(self, **options):
+        from ..plot import lyapunov
+
+        return [("lyapunov", lyapunov(self))]
 
     @property
     def kaplan_yorke(self) -> np.ndarray:
@@ -159,13 +193,13 @@ def _spectrum_one(model, y0, k, n_transient, n_renorm, dt, opts, args):
 
 
 def lyapunov_spectrum(
-    model: Any,
+    model: System,
     *,
     n_exponents: int | None = None,
     t_transient: float = 100.0,
     t_total: float = 1000.0,
     dt_renorm: float = 1.0,
-    y0: Any = None,
+    y0: State | None = None,
     params: Mapping[str, Sequence[float]] | None = None,
     grid: bool = True,
     blocks: int = 10,
@@ -174,6 +208,7 @@ def lyapunov_spectrum(
     atol: float = 1e-10,
     max_steps: int = 100_000,
     args: Any = None,
+    throw: bool = False,
 ) -> LyapunovSpectrum:
     """The first `n_exponents` (default all) Lyapunov exponents of `model` by the
     Benettin QR method: the state and as many tangent vectors (advanced by JAX JVPs
@@ -188,6 +223,9 @@ def lyapunov_spectrum(
     `solver`, `rtol`, `atol`, `max_steps`: the integration of
     each renormalisation interval (flows). For maps, times are iterates and
     `dt_renorm` is a whole number of iterates.
+
+    `throw=True` raises `RuntimeError` (with the `message`) instead of returning a
+    result that is not `ok`.
 
     **Returns:** a `LyapunovSpectrum` (per unit time / iterate, natural log).
 
@@ -244,7 +282,10 @@ def lyapunov_spectrum(
         t_transient=t_transient,
         t_total=t_total,
     )
-    return LyapunovSpectrum(exponents, stderr, running, times, params, "qr", info)
+    return checked(
+        LyapunovSpectrum(exponents, stderr, running, times, params, "qr", info),
+        throw,
+    )
 
 
 def _parameter_points(model, params, grid: bool):
@@ -287,19 +328,20 @@ def _jit_many(model, y0, k, n_transient, n_renorm, dt, opts, args, values):
 
 
 def max_lyapunov(
-    model: Any,
+    model: Flow,
     *,
     d0: float = 1e-8,
     t_transient: float = 100.0,
     t_total: float = 1000.0,
     dt_renorm: float = 1.0,
-    y0: Any = None,
+    y0: State | None = None,
     blocks: int = 10,
     solver: str = "tsit5",
     rtol: float = 1e-10,
     atol: float = 1e-12,
     max_steps: int = 100_000,
     args: Any = None,
+    throw: bool = False,
 ) -> LyapunovSpectrum:
     """The largest Lyapunov exponent by the two-trajectory method (Benettin et al.
     1976): a companion trajectory at distance `d0` is followed for `dt_renorm`,
@@ -331,8 +373,11 @@ def max_lyapunov(
     info = run_info(
         model, tuple(model.state_names), solver=solver, rtol=rtol, atol=atol, d0=d0
     )
-    return LyapunovSpectrum(
-        running[-1], stderr, running, times, {}, "two-trajectory", info
+    return checked(
+        LyapunovSpectrum(
+            running[-1], stderr, running, times, {}, "two-trajectory", info
+        ),
+        throw,
     )
 
 

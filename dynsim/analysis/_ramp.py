@@ -4,13 +4,16 @@ bifurcation, and the early-warning indicators up to the transition."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
 
 from dynsim.models import AdditiveNoise, Ramp
+from dynsim.solvers import Status
 
+from .._custom_types import Flow, Key, Span
+from .._protocol import AbstractResult, checked
 from .._results import RunInfo
 from .._scan import scan
 from ._continuation import continuation
@@ -21,36 +24,63 @@ TRANSITIONS = ("fold", "hopf", "pitchfork", "transcritical", "branch_point")
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class RampExperiment:
+class RampExperiment(AbstractResult):
     """Early-warning indicators of noisy ramps through a bifurcation.
 
-    - `ews`: the indicators of every realisation, up to the transition;
-      `null`: those of as many runs with the parameter held at `start` (or None).
+    - `ews`: the indicators of every usable realisation, up to the transition (None
+      when every run failed before it); `null`: those of as many runs with the
+      parameter held at `start` (or None).
     - `param`, `start`, `stop`: the ramp, linear over `t_span`; `values`: the
       parameter at the kept sample times (`ews.times`).
     - `transition`: the bifurcation's parameter value (located by continuation
       unless given; NaN when none lies on the ramp: the whole series is used) and
-      `kind`; `t_transition`: the time the ramp reaches it.
-    - `state`: the observed state; `status`: the solver status of each ramp run
-      (0 = success); runs that failed before the transition are left out of
-      `ews`, those that failed after it (past a fold) are kept.
+      its `bifurcation` ("fold", "hopf", ..., or "given"); `t_transition`: the time
+      the ramp reaches it.
+    - `state`: the observed state; `run_status`: the solver status of each ramp
+      run; `status`: per run, `SUCCESS` where the run is used and its solver
+      status where it failed before the transition (left out of `ews`); runs that
+      failed after it (past a fold) are used.
     - `info`: provenance of the ramp model and solver.
     """
 
-    ews: EWSResult
+    ews: EWSResult | None
     null: EWSResult | None
     param: str
     start: float
     stop: float
     values: np.ndarray
     transition: float
-    kind: str
+    bifurcation: str
     t_transition: float
     state: str
     status: np.ndarray
+    run_status: np.ndarray
     info: RunInfo
 
+    kind: ClassVar[str] = "ramp"
+    dims: ClassVar = {
+        "values": ("time",),
+        "status": ("run",),
+        "run_status": ("run",),
+    }
+
+    @property
+    def message(self) -> str:
+        return self.status_message
+
+    def figures(self, **options):
+        from ..plot import ews_panel, kendall_summary
+
+        if self.ews is None:
+            raise ValueError(f"no figure: {self.message}")
+        return [("ews", ews_panel(self)), ("kendall", kendall_summary(self))]
+
     def __repr__(self) -> str:
+        if self.ews is None:
+            return (
+                f"RampExperiment({self.param} {self.start:g} → {self.stop:g}, "
+                f"no usable run; {self.message})"
+            )
         taus = ", ".join(
             f"{k}: τ={np.median(v):+.2f}"
             + (
@@ -63,7 +93,7 @@ class RampExperiment:
         )
         return (
             f"RampExperiment({self.param} {self.start:g} → {self.stop:g}, "
-            f"{self.kind or 'no bifurcation'} at {self.transition:.6g}, "
+            f"{self.bifurcation or 'no bifurcation'} at {self.transition:.6g}, "
             f"{np.atleast_2d(self.ews.trend).shape[0]} runs; median {taus})"
         )
 
@@ -73,30 +103,26 @@ def _locate(model, param, start, stop) -> tuple[float, str]:
     branch = continuation(model, param, (start, stop), progress=False)
     for b in branch.points:
         if b.kind in TRANSITIONS:
-            return float(b.param), b.kind
+            return float(b.value), b.kind
     return float("nan"), ""
 
 
-def _usable(runs, keep, index, what) -> np.ndarray:
+def _usable(runs, keep, index, what) -> tuple[np.ndarray, np.ndarray]:
     """The observed state of the runs that are finite up to the transition (a run
-    may fail after it, e.g. blow up on the far side of a fold: that is kept)."""
+    may fail after it, e.g. blow up on the far side of a fold: that is kept), and
+    which runs those are."""
     ys = np.asarray(runs.ys)
     series = ys.reshape((-1,) + ys.shape[-2:])[:, keep, index]
     ok = np.all(np.isfinite(series), axis=1)
-    if not ok.any():
-        raise ValueError(
-            f"every {what} run failed before the transition (status "
-            f"{np.unique(runs.status).tolist()})"
-        )
-    return series[ok]
+    return series[ok], ok
 
 
 def ramp_experiment(
-    model: Any,
+    model: Flow,
     param: str,
     start: float,
     stop: float,
-    t_span: tuple[float, float] = (0.0, 1000.0),
+    t_span: Span = (0.0, 1000.0),
     *,
     sigma: float = 0.1,
     realisations: int = 16,
@@ -106,9 +132,10 @@ def ramp_experiment(
     saveat: int = 1001,
     solver: str | None = None,
     dt0: float | None = None,
-    key: Any = None,
+    key: Key | None = None,
     progress: bool | None = None,
     config: str | None = None,
+    throw: bool = False,
     **ews_options: Any,
 ) -> RampExperiment:
     """Simulate `realisations` runs of `model` with additive noise `sigma` while
@@ -125,10 +152,15 @@ def ramp_experiment(
     dt0 = (t1 − t0)/(20·saveat)); `key`: the PRNG key; `ews_options`: passed to
     `ews` (window, detrend, bandwidth, lags, indicators, ...).
 
+    `throw=True` raises `RuntimeError` (with the `message`) instead of returning a
+    result that is not `ok`.
+
     **Returns:** a `RampExperiment`.
 
     **Raises:** `ValueError` for an unknown parameter or state, `start == stop`, a
-    transition before the ramp has `window` samples, or when every run fails.
+    transition before the ramp has `window` samples. Runs that fail before the
+    transition are left out of the indicators (their `status` says why); when every
+    run fails, there are none (`ews` is None).
     """
     if start == stop:
         raise ValueError(f"the ramp needs start != stop, got {start} twice")
@@ -170,23 +202,34 @@ def ramp_experiment(
     )
     ts = np.asarray(runs.ts)
     keep = ts <= t_cut + 1e-12 * (t1 - t0)
-    series = _usable(runs, keep, index, "ramp")
-    result = ews(series, times=ts[keep], **ews_options)
+    series, used = _usable(runs, keep, index, "ramp")
+    result = ews(series, times=ts[keep], **ews_options) if used.any() else None
     control = None
     if null:
         held = scan(AdditiveNoise(model, sigma=sigma), {}, (t0, t1), key=k_null, **opts)
-        control = ews(_usable(held, keep, index, "null"), times=ts[keep], **ews_options)
-    return RampExperiment(
-        ews=result,
-        null=control,
-        param=param,
-        start=float(start),
-        stop=float(stop),
-        values=np.asarray(jax.vmap(ramp.value)(ts[keep])),
-        transition=transition,
-        kind=kind,
-        t_transition=float(t_cut),
-        state=names[index],
-        status=np.asarray(runs.status)[0],
-        info=runs.info,
+        held_series, held_ok = _usable(held, keep, index, "null")
+        if held_ok.any():
+            control = ews(held_series, times=ts[keep], **ews_options)
+    solved = np.asarray(runs.status)[0]
+    return checked(
+        RampExperiment(
+            ews=result,
+            null=control,
+            param=param,
+            start=float(start),
+            stop=float(stop),
+            values=np.asarray(jax.vmap(ramp.value)(ts[keep])),
+            transition=transition,
+            bifurcation=kind,
+            t_transition=float(t_cut),
+            state=names[index],
+            status=np.where(
+                used,
+                int(Status.SUCCESS),
+                np.where(solved == Status.SUCCESS, int(Status.NONFINITE), solved),
+            ),
+            run_status=solved,
+            info=runs.info,
+        ),
+        throw,
     )

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._custom_types import Series
+from .._protocol import checked
 from .._results import RunInfo
 from ._lyapunov import LyapunovSpectrum
 from ._series import as_series
@@ -81,7 +83,7 @@ _divergence_jit = jax.jit(_divergence, static_argnums=(1, 2, 3))
 
 
 def rosenstein(
-    series: Any,
+    series: Series,
     *,
     dt: float = 1.0,
     dim: int = 3,
@@ -90,6 +92,7 @@ def rosenstein(
     horizon: int = 20,
     fit: Sequence[float] | None = None,
     blocks: int = 10,
+    throw: bool = False,
 ) -> LyapunovSpectrum:
     """The largest Lyapunov exponent of a scalar series (n,) or of each of many
     (series, n; `lag` and `min_separation` estimated on the first), sampled every
@@ -100,6 +103,9 @@ def rosenstein(
     reciprocal of the spectrum's mean frequency), follow both for `horizon`
     samples, and fit a line to the mean log distance ⟨ln d(t)⟩ over `fit` = (t0,
     t1) (default the whole horizon; choose the linear part of the curve).
+
+    `throw=True` raises `RuntimeError` (with the `message`) instead of returning a
+    result that is not `ok`.
 
     **Returns:** a `LyapunovSpectrum` with one exponent, per unit of `dt`, natural
     log; `running` holds ⟨ln d(t)⟩ at `times` = 0, dt, …, horizon·dt (the curve to
@@ -134,8 +140,9 @@ def rosenstein(
         num, den = map(
             np.asarray, _divergence_jit(jnp.asarray(v), horizon, sep, blocks)
         )
-        curves.append(num.sum(0) / den.sum(0))
-        per_block = num / den
+        with np.errstate(invalid="ignore", divide="ignore"):  # no pairs: NaN
+            curves.append(num.sum(0) / den.sum(0))
+            per_block = num / den
         slopes.append(
             [np.polyfit(times[use], c[use], 1)[0] for c in (curves[-1], *per_block)]
         )
@@ -161,14 +168,17 @@ def rosenstein(
             }
         ),
     )
-    return LyapunovSpectrum(
-        exponents,
-        stderr,
-        running,
-        times,
-        {} if single else {"series": np.arange(x.shape[0], dtype=float)},
-        "rosenstein",
-        info,
-        units="per unit of dt, natural logarithm",
-        fit_range=(t0, t1),
+    return checked(
+        LyapunovSpectrum(
+            exponents,
+            stderr,
+            running,
+            times,
+            {} if single else {"series": np.arange(x.shape[0], dtype=float)},
+            "rosenstein",
+            info,
+            units="per unit of dt, natural logarithm",
+            fit_range=(t0, t1),
+        ),
+        throw,
     )

@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from dynsim.analysis import METHODS
+from dynsim.analysis.selkov import METHODS
 from dynsim.models import model_class
 from dynsim.observables import OBSERVABLE_KINDS, AbstractObservable, observable
 from dynsim.solvers import SOLVERS
@@ -156,7 +156,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "ds": _NUM,
         "ds_max": _NUM,
         "max_points": _POS_INT,
-        "k": _POS_INT,
+        "n_eigenvalues": _POS_INT,
         "switch": _BOOL,
         "cycles": _BOOL,
         "cycle_span": _SPAN,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ._run import Outcome
 
 
@@ -18,69 +20,56 @@ def run_continuation(cfg, model, progress, say) -> Outcome:
 
     c = cfg.continuation
     param, span = c["param"], tuple(c["span"])
-    opts = {k: c[k] for k in ("ds", "ds_max", "max_points", "k") if k in c}
+    opts = {k: c[k] for k in ("ds", "ds_max", "max_points", "n_eigenvalues") if k in c}
     say(f"continuation of {cfg.model_name} in {param} over {span} ...")
     outcome = Outcome()
-    try:
-        branch = continuation(
-            model, param, span, y0=c.get("y0"), progress=progress, **opts
-        )
-    except RuntimeError as e:
-        outcome.failures.append(f"the continuation: {e}")
+    runs: list[tuple[str, Any]] = []
+
+    def keep(what: str, suffix: str, result: Any) -> bool:
+        """Record a result: kept when it holds anything, a failure when not ok."""
+        usable = bool(np.size(getattr(result, "p", getattr(result, "values", []))))
+        if not result.ok:
+            say(f"  {what}: {result.message}")
+            outcome.failures.append(f"{what}: {result.message}")
+        if usable:
+            say(f"  {result}")
+            runs.append((suffix, result))
+        return usable
+
+    branch = continuation(model, param, span, y0=c.get("y0"), progress=progress, **opts)
+    if not keep("the continuation", "branch", branch):
         outcome.usable = False
         return outcome
-    say(f"  {branch}")
-    runs: list[tuple[str, Any]] = [("branch", branch)]
     branches = [branch]
-
-    def failed(what: str, e: Exception) -> None:
-        say(f"  {what} failed: {e}")
-        outcome.failures.append(f"{what}: {e}")
-
     if c.get("switch", True):
         for i, bp in enumerate(b for b in branch.points if b.direction is not None):
             for direction, tag in ((1, "a"), (-1, "b")):
-                try:
-                    other = switch_branch(
-                        branch, bp, direction=direction, progress=progress, **opts
-                    )
-                except RuntimeError as e:
-                    failed(f"switching at {bp!r} ({tag})", e)
-                    continue
-                say(f"  switched at {bp!r}: {other}")
-                runs.append((f"branch{i + 1}{tag}", other))
-                branches.append(other)
+                other = switch_branch(
+                    branch, bp, direction=direction, progress=progress, **opts
+                )
+                if keep(f"switching at {bp!r} ({tag})", f"branch{i + 1}{tag}", other):
+                    branches.append(other)
     if c.get("cycles", False):
         hopfs = [h for b in branches for h in b.special("hopf")]
         for i, h in enumerate(hopfs):
             if h.criticality == "degenerate":
                 say(f"  no cycles from the degenerate {h!r}")
                 continue
-            try:
-                cyc = cycle_continuation(
-                    model,
-                    param,
-                    tuple(c.get("cycle_span", span)),
-                    hopf=h,
-                    progress=progress,
-                )
-            except RuntimeError as e:
-                failed(f"cycles from {h!r}", e)
-                continue
-            say(f"  cycles from {h!r}: {cyc}")
-            runs.append((f"cycles{i + 1}", cyc))
+            cyc = cycle_continuation(
+                model,
+                param,
+                tuple(c.get("cycle_span", span)),
+                hopf=h,
+                progress=progress,
+            )
+            keep(f"cycles from {h!r}", f"cycles{i + 1}", cyc)
     if "curve_param" in c:
         spans = {param: span, c["curve_param"]: tuple(c["curve_span"])}
         starts = [p for b in branches for p in b.points if p.kind in ("hopf", "fold")]
         for i, pt in enumerate(starts):
             if pt.criticality == "degenerate" and pt.kind == "hopf":
                 continue
-            try:
-                curve = bifurcation_curve(branch, pt, c["curve_param"], spans)
-            except RuntimeError as e:
-                failed(f"the curve through {pt!r}", e)
-                continue
-            say(f"  {curve}")
-            runs.append((f"curve{i + 1}", curve))
+            curve = bifurcation_curve(branch, pt, c["curve_param"], spans)
+            keep(f"the curve through {pt!r}", f"curve{i + 1}", curve)
     outcome.runs = [(f"{cfg.name}_{suffix}", r) for suffix, r in runs]
     return outcome

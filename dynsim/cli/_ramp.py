@@ -47,7 +47,8 @@ def run_ramp(cfg, model, progress, say) -> Outcome:
     )
     say(f"  {result}")
     outcome = Outcome([(cfg.name, result)])
-    kept = np.atleast_2d(result.ews.trend).shape[0]
+    kept = 0 if result.ews is None else np.atleast_2d(result.ews.trend).shape[0]
+    outcome.usable = kept > 0
     if kept < result.status.size:
         bad = result.status[result.status != Status.SUCCESS]
         outcome.failures.append(

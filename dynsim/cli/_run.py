@@ -247,7 +247,7 @@ def _scan(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
     )
     say(f"done: {result}")
     outcome = Outcome([(cfg.name, result)])
-    failed = ~np.asarray(result.ok)
+    failed = ~np.asarray(result.ok_mask)
     if failed.any():
         outcome.failures.append(failure_summary(result))
         outcome.usable = not failed.all()
@@ -260,7 +260,7 @@ def failure_summary(result: Any) -> str:
 
     from ..solvers import Status
 
-    failed = ~np.asarray(result.ok)
+    failed = ~np.asarray(result.ok_mask)
     codes, counts = np.unique(np.asarray(result.status)[failed], return_counts=True)
     by = ", ".join(
         f"{Status(int(c)).name.lower()}={k}" for c, k in zip(codes, counts, strict=True)
@@ -273,7 +273,7 @@ def failure_summary(result: Any) -> str:
 
 
 def _phase_diagrams(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
-    from ..analysis import phase_diagram
+    from ..analysis.selkov import phase_diagram
 
     t0, t1 = cfg.t_span
     t_from = (

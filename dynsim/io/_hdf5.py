@@ -37,117 +37,29 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
-from .._results import ScanResult, Trajectory
-from ._analysis import READERS as ANALYSIS_READERS, WRITERS as ANALYSIS_WRITERS
+from .._protocol import AbstractResult
 from ._common import (
     DamagedFileError,
     FormatError,
     check_name as _check_name,
-    dataset as _dataset,
     now as _now,
-    read,
-    read_info as _read_info,
     versions as _versions,
-    write_info as _write_info,
 )
+from ._generic import read_result, write_result
+from ._v1 import read_v1
 
 FORMAT = "dynsim"
-FORMAT_VERSION = 1
+# 2: every run written from the result protocol's metadata (`_generic.py`), with
+# the JSON attribute `fields`; 1: one layout per result type (`_v1.py`).
+FORMAT_VERSION = 2
 _SCRATCH = ".incomplete-"
 # Files up to this size are rewritten as a scratch copy and renamed over the original
 # (crash-safe even for HDF5's own metadata); larger files get a scratch group instead.
 _COPY_LIMIT = 256 * 2**20
 
-Result = Any  # Trajectory, ScanResult or an analysis result (see `save`)
-
-
-def _flat_ys(ys: Any, lead: int) -> np.ndarray:
-    if isinstance(ys, (np.ndarray, jax.Array)):
-        return np.asarray(ys)
-    # PyTree states are stored flattened, one column per entry of state_names.
-    flat = ravel_pytree
-    for _ in range(lead):
-        flat = jax.vmap(flat)
-    return np.asarray(flat(ys)[0])
-
-
-def _write_trajectory(g: h5py.Group, r: Trajectory) -> None:
-    _write_info(g, "trajectory", r.info)
-    _dataset(g, "ts", r.ts, ["time"])
-    _dataset(g, "ys", _flat_ys(r.ys, 1), ["time", "state"])
-    _dataset(g, "status", r.status, [])
-    s = g.create_group("stats")
-    for k, v in r.stats.items():
-        _dataset(s, k, v, [])
-
-
-def _read_trajectory(g: h5py.Group) -> Trajectory:
-    stats = {k: jnp.asarray(read(v)) for k, v in g["stats"].items()}
-    return Trajectory(
-        ts=jnp.asarray(read(g["ts"])),
-        ys=jnp.asarray(read(g["ys"])),
-        status=jnp.asarray(read(g["status"])),
-        stats=stats,
-        info=_read_info(g),
-    )
-
-
-def _write_scan(g: h5py.Group, r: ScanResult) -> None:
-    _write_info(g, "scan", r.info)
-    g.attrs["axes"] = json.dumps(list(r.axes))
-    g.attrs["shape"] = json.dumps(list(r.shape))
-    g.attrs["grid"] = bool(r.grid)
-    g.attrs["realisations"] = int(r.realisations)
-    p = g.create_group("params")
-    for k, v in r.params.items():
-        _dataset(p, k, v, ["point"])
-    run = ["point", "realisation"] if r.realisations > 1 else ["point"]
-    _dataset(g, "status", r.status, run)
-    s = g.create_group("stats")
-    for k, v in r.stats.items():
-        _dataset(s, k, v, run)
-    o = g.create_group("observables")
-    for k, v in r.values.items():
-        _dataset(o, k, v, [*run, "state"])
-    if r.ts is not None:
-        _dataset(g, "ts", r.ts, ["time"])
-    if r.ys is not None:
-        _dataset(g, "ys", _flat_ys(r.ys, len(run) + 1), [*run, "time", "state"])
-
-
-def _read_scan(g: h5py.Group) -> ScanResult:
-    axes = tuple(json.loads(g.attrs["axes"]))
-    return ScanResult(
-        # Parameter datasets in the scan's axis order (HDF5 lists them by name).
-        params={k: read(g["params"][k]) for k in axes},
-        axes=axes,
-        shape=tuple(json.loads(g.attrs["shape"])),
-        grid=bool(g.attrs["grid"]),
-        status=read(g["status"]),
-        stats={k: read(v) for k, v in g["stats"].items()},
-        values={k: read(v) for k, v in g["observables"].items()},
-        ts=read(g["ts"]) if "ts" in g else None,
-        ys=read(g["ys"]) if "ys" in g else None,
-        info=_read_info(g),
-        realisations=int(g.attrs.get("realisations", 1)),
-    )
-
-
-_WRITERS: dict[type, Any] = {
-    Trajectory: _write_trajectory,
-    ScanResult: _write_scan,
-    **ANALYSIS_WRITERS,
-}
-_READERS: dict[str, Any] = {
-    "trajectory": _read_trajectory,
-    "scan": _read_scan,
-    **ANALYSIS_READERS,
-}
+Result = AbstractResult
 
 
 def _check_format(f: h5py.File, path: Any) -> None:
@@ -187,24 +99,24 @@ def save(
 ) -> str:
     """Save a result as run `name` in the HDF5 file at `path` (created if missing).
 
-    **Arguments:** `result` (a dynsim result type), `path`, `name` of the run (a
-    group), `overwrite` an existing run of that name (default: refuse).
+    **Arguments:** `result` (any `dynsim.AbstractResult`: it is written from the
+    protocol's metadata), `path`, `name` of the run (a group), `overwrite` an
+    existing run of that name (default: refuse).
 
     **Returns:** the run name.
 
     **Raises:** `ValueError` if the run exists and `overwrite` is False, `FormatError`
     if the file exists but is not a dynsim file, `TypeError` for a non-result.
     """
-    writer = _WRITERS.get(type(result))
-    if writer is None:
+    if not isinstance(result, AbstractResult):
         raise TypeError(
-            f"cannot save a {type(result).__name__}; savable results: "
-            f"{', '.join(t.__name__ for t in _WRITERS)}"
+            f"cannot save a {type(result).__name__}: only dynsim results "
+            "(subclasses of dynsim.AbstractResult) are saved"
         )
     _check_name(name)
     path = Path(path)
     if not path.exists():
-        _write_new_file(path, name, result, writer)
+        _write_new_file(path, name, result)
         return name
     with _open_existing(path, "r") as f:
         if name in f and not overwrite:
@@ -212,7 +124,7 @@ def save(
                 f"{path} already holds a run {name!r}; pass overwrite=True or "
                 "another name"
             )
-    _edit(path, lambda f: _replace_run(f, name, result, writer))
+    _edit(path, lambda f: _replace_run(f, name, result))
     return name
 
 
@@ -305,7 +217,7 @@ def _drop_scratch_groups(f: h5py.File) -> None:
         del f[key]
 
 
-def _write_new_file(path: Path, name: str, result: Result, writer) -> None:
+def _write_new_file(path: Path, name: str, result: Result) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_scratch(path)
     tmp = _scratch_file(path)
@@ -315,7 +227,7 @@ def _write_new_file(path: Path, name: str, result: Result, writer) -> None:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["dynsim_version"] = _versions()["dynsim"]
             f.attrs["created"] = _now()
-            writer(f.create_group(name), result)
+            write_result(f.create_group(name), result)
         _fsync(tmp)
         # mkstemp creates files readable by their owner only; a results file gets
         # the permissions any new file of this user gets.
@@ -339,10 +251,10 @@ def _umask() -> int:
     return mask
 
 
-def _replace_run(f: h5py.File, name: str, result: Result, writer) -> None:
+def _replace_run(f: h5py.File, name: str, result: Result) -> None:
     scratch = f"{_SCRATCH}{name}-{uuid.uuid4().hex[:8]}"
     try:
-        writer(f.create_group(scratch), result)
+        write_result(f.create_group(scratch), result)
     except BaseException:
         del f[scratch]
         raise
@@ -350,6 +262,8 @@ def _replace_run(f: h5py.File, name: str, result: Result, writer) -> None:
     if name in f:
         del f[name]
     f.move(scratch, name)
+    # A version-1 file holding a run written now is read by this version only.
+    f.attrs["format_version"] = FORMAT_VERSION
     f.flush()
 
 
@@ -417,11 +331,7 @@ def load(path: str | os.PathLike, name: str | None = None) -> Result:
             raise KeyError(f"{path} has no run {name!r}; runs: {', '.join(names)}")
         with _damage(path, name):
             g = f[name]
-            kind = str(g.attrs.get("kind", ""))
-            reader = _READERS.get(kind)
-            if reader is None:
-                raise FormatError(f"{path}:{name}: unknown result kind {kind!r}")
-            return reader(g)
+            return read_result(g) if "fields" in g.attrs else read_v1(g)
 
 
 def attributes(path: str | os.PathLike, name: str) -> dict[str, Any]:

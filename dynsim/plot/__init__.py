@@ -13,6 +13,7 @@ from ._plots import (
     phase_diagram as phase_diagram,
     phase_portrait as phase_portrait,
     save_figures as save_figures,
+    scan_figures as scan_figures,
     scan_heatmap as scan_heatmap,
     scan_line as scan_line,
     time_series as time_series,

@@ -78,9 +78,9 @@ def _cuts(r, values: np.ndarray, idx: int | None = None) -> dict:
             yb = float(b.y[idx])
         else:
             p0, p1 = r.p[i - 1], r.p[i]
-            w = 0.0 if p1 == p0 else (b.param - p0) / (p1 - p0)
+            w = 0.0 if p1 == p0 else (b.value - p0) / (p1 - p0)
             yb = float(values[i - 1] + w * (values[i] - values[i - 1]))
-        out[i] = (float(b.param), yb)
+        out[i] = (float(b.value), yb)
     return out
 
 
@@ -118,11 +118,11 @@ def bifurcation_diagram(
             raise TypeError(f"cannot draw a {type(r).__name__}")
         for b in r.points:
             marker, c = _MARKERS[b.kind]
-            ax.plot(b.param, b.y[idx], marker, color=c, ms=5, zorder=5)
+            ax.plot(b.value, b.y[idx], marker, color=c, ms=5, zorder=5)
             text = b.label + (f" ({b.criticality[:3]}.)" if b.criticality else "")
             ax.annotate(
                 text,
-                (b.param, b.y[idx]),
+                (b.value, b.y[idx]),
                 xytext=(4, 4),
                 textcoords="offset points",
                 fontsize=7,
@@ -152,7 +152,7 @@ def _curves(curves, ax) -> Figure:
             c.values[:, 1],
             color=f"C{i}",
             lw=1.4,
-            label=f"{'Hopf' if c.kind == 'hopf' else 'fold'} curve",
+            label=f"{'Hopf' if c.bifurcation == 'hopf' else 'fold'} curve",
         )
     ax.set_xlabel(curves[0].params[0])
     ax.set_ylabel(curves[0].params[1])

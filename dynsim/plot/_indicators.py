@@ -148,7 +148,11 @@ def kendall_summary(result: Any, names: Any = None) -> Figure:
     ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
     ax.set_ylim(-1, 1)
     ax.set_ylabel("Kendall τ")
-    to = f"{result.kind} at {result.transition:.4g}" if result.kind else "the end"
+    to = (
+        f"{result.bifurcation} at {result.transition:.4g}"
+        if result.bifurcation
+        else "the end"
+    )
     ax.set_title(f"{result.param} ramped to the {to}", fontsize=9)
     ax.legend(frameon=False, fontsize=7)
     _style(ax)

@@ -119,7 +119,7 @@ def scan_heatmap(
     fig, ax = _new_axes(ax, size=(5.2, 4.0))
     mesh = ax.pcolormesh(xs, ys, z, shading="nearest", cmap="magma", rasterized=True)
     fig.colorbar(mesh, ax=ax, label=observable)
-    failed = ~result.reshape(result.ok)
+    failed = ~result.reshape(result.ok_mask)
     if result.axes.index(x) == 0:
         failed = failed.T
     if failed.any():
@@ -165,7 +165,7 @@ def scan_line(
     fig, ax = _new_axes(ax)
     order = np.argsort(result.params[p])
     ax.plot(result.params[p][order], v[order], ".-", ms=3, lw=0.8, color="k")
-    bad = ~result.ok
+    bad = ~result.ok_mask
     if bad.any():
         ax.plot(
             result.params[p][bad], np.zeros(bad.sum()), "x", color="C3", label="failed"
@@ -179,67 +179,28 @@ def scan_line(
 
 
 def save_figures(
-    result: Any,
-    directory: str | Path,
-    stem: str,
-    *,
-    curves_for: Any = None,
-    threshold: float | None = None,
+    result: Any, directory: str | Path, stem: str, **options: Any
 ) -> list[Path]:
-    """Draw a result's standard figures and save them as PNG files.
+    """Draw a result's standard figures (its `figures(**options)`) and save them as
+    PNG files `<stem>_<suffix>.png`.
 
-    **Arguments:** `result`; `directory` and file `stem`; `curves_for`: a model whose
-    `analytic_curves` are overlaid on 2-D heat maps; `threshold` for heat-map contours.
+    **Arguments:** `result` (any `dynsim.AbstractResult`); `directory` and file
+    `stem`; `options` for the result's `figures` (a scan takes `curves_for`, a model
+    whose `analytic_curves` are overlaid on 2-D heat maps, and `threshold` for
+    heat-map contours; other results ignore what they do not use).
 
     **Returns:** the paths written.
 
     **Raises:** `ValueError` saying why when the result has no standard figure
-    (e.g. a scan over three parameters).
+    (e.g. a scan over three parameters), `TypeError` for a non-result.
     """
-    from ._bifurcation import bifurcation_diagram, orbit_diagram
-    from ._indicators import ews_panel, kendall_summary, lyapunov
+    from .._protocol import AbstractResult
 
+    if not isinstance(result, AbstractResult):
+        raise TypeError(f"no figures for a {type(result).__name__}: not a result")
+    figs = result.figures(**options)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    figs: list[tuple[str, Figure]] = []
-    if isinstance(result, Trajectory):
-        figs.append(("timeseries", time_series(result)))
-        if len(result.state_names) >= 2:
-            figs.append(("phase", phase_portrait(result)))
-    elif isinstance(result, ScanResult):
-        for name in result.values:
-            if result.grid and len(result.axes) == 2:
-                x, y = result.axes
-                curves = None
-                if curves_for is not None:
-                    curves = curves_for.analytic_curves(x, y, result.axis_values(y))
-                figs.append(
-                    (
-                        name,
-                        scan_heatmap(
-                            result, name, x=x, y=y, curves=curves, threshold=threshold
-                        ),
-                    )
-                )
-            elif len(result.axes) == 1 and np.ndim(result.values[name]) == 2:
-                figs.append((name, orbit_diagram(result, name)))
-            elif len(result.axes) == 1:
-                figs.append((name, scan_line(result, name)))
-    elif type(result).__name__ == "PhaseDiagram":
-        figs.append((f"phase_{result.method}", phase_diagram(result)))
-    elif type(result).__name__ in ("Branch", "CycleBranch", "Curve"):
-        figs.append(("bifurcation", bifurcation_diagram(result)))
-    elif type(result).__name__ == "LyapunovSpectrum":
-        figs.append(("lyapunov", lyapunov(result)))
-    elif type(result).__name__ == "EWSResult":
-        figs.append(("ews", ews_panel(result)))
-    elif type(result).__name__ == "RampExperiment":
-        figs.append(("ews", ews_panel(result)))
-        figs.append(("kendall", kendall_summary(result)))
-    else:
-        raise TypeError(f"no figures for a {type(result).__name__}")
-    if not figs:
-        raise ValueError(_no_figure_reason(result))
     paths = []
     for suffix, fig in figs:
         path = directory / f"{stem}_{suffix}.png"
@@ -248,19 +209,47 @@ def save_figures(
     return paths
 
 
-def _no_figure_reason(result: Any) -> str:
-    if isinstance(result, ScanResult):
-        if not result.values:
-            return (
-                "a scan of saved states (no observables) has no standard figure; "
-                "draw result.ys, or scan with observables"
+def scan_figures(
+    result: ScanResult, *, curves_for: Any = None, threshold: float | None = None
+) -> list[tuple[str, Figure]]:
+    """A scan's standard figures: per observable a heat map (2-D grid), an orbit
+    diagram (1-D scan of a sequence-valued observable) or a line (1-D scan).
+
+    **Raises:** `ValueError` saying why when there is none.
+    """
+    from ._bifurcation import orbit_diagram
+
+    figs: list[tuple[str, Figure]] = []
+    for name in result.values:
+        if result.grid and len(result.axes) == 2:
+            x, y = result.axes
+            curves = None
+            if curves_for is not None:
+                curves = curves_for.analytic_curves(x, y, result.axis_values(y))
+            figs.append(
+                (
+                    name,
+                    scan_heatmap(
+                        result, name, x=x, y=y, curves=curves, threshold=threshold
+                    ),
+                )
             )
-        return (
-            f"a scan over {len(result.axes)} parameters "
-            f"({', '.join(result.axes)}) has no standard figure: heat maps need a "
-            "2-D grid scan, line plots and orbit diagrams a 1-D scan"
+        elif len(result.axes) == 1 and np.ndim(result.values[name]) == 2:
+            figs.append((name, orbit_diagram(result, name)))
+        elif len(result.axes) == 1:
+            figs.append((name, scan_line(result, name)))
+    if figs:
+        return figs
+    if not result.values:
+        raise ValueError(
+            "a scan of saved states (no observables) has no standard figure; "
+            "draw result.ys, or scan with observables"
         )
-    return f"nothing to draw for this {type(result).__name__}"
+    raise ValueError(
+        f"a scan over {len(result.axes)} parameters "
+        f"({', '.join(result.axes)}) has no standard figure: heat maps need a "
+        "2-D grid scan, line plots and orbit diagrams a 1-D scan"
+    )
 
 
 _KIND_COLOURS = {1: "#3b75af", 2: "#e1812c"}
@@ -277,17 +266,17 @@ def _count_axis(values: np.ndarray) -> bool:
     )
 
 
-def _nearest_mode(kind: np.ndarray) -> np.ndarray:
+def _nearest_mode(mode: np.ndarray) -> np.ndarray:
     """The mode of every cell: its own where unstable, else that of the nearest
     unstable cell (so that a mode's shading ends where its growth rate crosses 0,
     not at cell edges)."""
-    unstable = np.argwhere(kind != 0)
+    unstable = np.argwhere((mode == 1) | (mode == 2))
     if unstable.size == 0:
-        return kind.copy()
-    grid = np.indices(kind.shape).reshape(2, -1).T
+        return mode.copy()
+    grid = np.indices(mode.shape).reshape(2, -1).T
     d = ((grid[:, None, :] - unstable[None, :, :]) ** 2).sum(-1)
     nearest = unstable[np.argmin(d, axis=1)]
-    return kind[nearest[:, 0], nearest[:, 1]].reshape(kind.shape)
+    return mode[nearest[:, 0], nearest[:, 1]].reshape(mode.shape)
 
 
 def _log_ticks(axis, values: np.ndarray) -> None:
@@ -319,19 +308,19 @@ def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
     discrete = _count_axis(xs) or _count_axis(ys)
     smooth = not discrete and np.isfinite(base.growth).all()
     handles = []
-    mode = _nearest_mode(base.kind) if smooth else base.kind
+    mode = _nearest_mode(base.mode) if smooth else base.mode
     counts = _count_axis(xs) != _count_axis(ys) and np.isfinite(base.growth).all()
     for code, colour in _KIND_COLOURS.items():
-        if not (base.kind == code).any():
+        if not (base.mode == code).any():
             continue
         if smooth:
             # Shade where this mode grows: its edge is the Re λ = 0 contour itself.
             z = np.where(mode == code, base.growth, -np.abs(base.growth))
             ax.contourf(X, Y, z, levels=[0.0, np.inf], colors=[colour], alpha=0.35)
         elif counts:
-            _count_bars(ax, base, _nearest_mode(base.kind) == code, colour)
+            _count_bars(ax, base, _nearest_mode(base.mode) == code, colour)
         else:
-            mask = np.where(base.kind == code, 1.0, np.nan)
+            mask = np.where(base.mode == code, 1.0, np.nan)
             ax.pcolormesh(
                 X, Y, mask, shading="nearest", cmap=_solid(colour), alpha=0.35
             )
@@ -340,13 +329,21 @@ def phase_diagram(*results: Any, ax: Axes | None = None) -> Figure:
                 color=colour, alpha=0.35, label=f"{_KIND_LABELS[code]} ({base.method})"
             )
         )
+    failed = base.mode == 3
+    if failed.any():
+        handles.append(
+            ax.scatter(
+                X[failed], Y[failed], s=14, marker="s", facecolors="none",
+                edgecolors="C3", linewidths=0.8, label=f"failed ({base.method})",
+            )
+        )  # fmt: skip
     styles = ["-", "--", ":", "-."]
     for i, r in enumerate(results):
         Xr, Yr = np.meshgrid(r.x, r.y, indexing="ij")
         if r.method == "simulate" or discrete:
             markers = ((1, "o"), (2, "x")) if r.method == "simulate" else ()
             for code, marker in markers:
-                sel = r.kind == code
+                sel = r.mode == code
                 if sel.any():
                     h = ax.scatter(
                         Xr[sel],

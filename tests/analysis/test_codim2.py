@@ -38,7 +38,7 @@ def test_textbook_selkov_hopf_curve():
         {"mu": (0.0, 1.2), "alpha": (0.002, 0.2)},
         ds_max=0.02,
     )
-    assert curve.kind == "hopf" and curve.ok
+    assert curve.bifurcation == "hopf" and curve.ok
     b, a = curve.values[:, 0], curve.values[:, 1]
     root = np.sqrt(np.maximum(1 - 8 * a, 0.0))
     closed = np.stack([(1 - 2 * a + root) / 2, (1 - 2 * a - root) / 2])
@@ -46,9 +46,9 @@ def test_textbook_selkov_hopf_curve():
     # It passes through both Hopf points of the one-parameter branch and turns at
     # a = 1/8.
     assert a.max() == pytest.approx(1 / 8, abs=1e-4)  # sampled, not located
-    assert np.min(np.hypot(a - 0.05, b - hopfs[0].param)) < 1e-9  # its start
+    assert np.min(np.hypot(a - 0.05, b - hopfs[0].value)) < 1e-9  # its start
     cross = np.flatnonzero(np.diff(np.sign(a - 0.05)))
-    assert len(cross) == 2 and b[cross[1]] < hopfs[1].param < b[cross[1] + 1]
+    assert len(cross) == 2 and b[cross[1]] < hopfs[1].value < b[cross[1] + 1]
     # ω² = det J along the curve: for the textbook model det J = a + b².
     assert np.allclose(curve.frequency**2, a + b**2, atol=1e-8)
 

@@ -7,12 +7,12 @@ from scipy.optimize import brentq
 
 import dynsim as ds
 from dynsim.analysis import (
-    ContinuationStatus,
     continuation,
     equilibrium,
     switch_branch,
 )
 from dynsim.models import param
+from dynsim.solvers import Status
 
 
 class Cubic(ds.AbstractModel):
@@ -70,10 +70,10 @@ def test_brusselator_hopf_closed_form():
     for a in (1.0, 1.5, 2.0):
         model = ds.models.Brusselator(a=a)
         branch = continuation(model, "b", (1.0, 2.0 + a**2), y0=[a, 1.0 / a])
-        assert branch.status == ContinuationStatus.SPAN_REACHED
+        assert branch.status == Status.SPAN_REACHED
         (hopf,) = branch.points
         assert hopf.kind == "hopf" and hopf.criticality == "supercritical"
-        assert hopf.param == pytest.approx(1 + a**2, abs=1e-9)
+        assert hopf.value == pytest.approx(1 + a**2, abs=1e-9)
         assert hopf.frequency == pytest.approx(a, abs=1e-8)
         assert hopf.coefficient < 0
         # Stable before, unstable after.
@@ -88,7 +88,7 @@ def test_hopf_normal_form_lyapunov_coefficient():
     for a, omega in ((-1.0, 1.0), (0.5, 2.0)):
         model = ds.models.HopfNormalForm(a=a, omega=omega, b=0.3)
         (hopf,) = continuation(model, "mu", (-0.5, 0.5), y0=[0.0, 0.0]).points
-        assert hopf.param == pytest.approx(0.0, abs=1e-10)
+        assert hopf.value == pytest.approx(0.0, abs=1e-10)
         assert hopf.coefficient == pytest.approx(2 * a / omega, rel=1e-8)
         assert hopf.criticality == ("supercritical" if a < 0 else "subcritical")
 
@@ -103,15 +103,15 @@ def test_lorenz_pitchfork_and_subcritical_hopf():
     origin = continuation(model, "rho", (0.5, 30.0), y0=[0.0, 0.0, 0.0])
     (pf,) = origin.points
     assert pf.kind == "pitchfork" and pf.criticality == "supercritical"
-    assert pf.param == pytest.approx(1.0, abs=1e-9)
+    assert pf.value == pytest.approx(1.0, abs=1e-9)
     assert not any(b.kind == "hopf" for b in origin.points)
     c_plus = switch_branch(origin, pf)
-    assert c_plus.status == ContinuationStatus.SPAN_REACHED
+    assert c_plus.status == Status.SPAN_REACHED
     x = c_plus.ys[:, 0]
     assert np.allclose(np.abs(x), np.sqrt(beta * (c_plus.p - 1)), atol=1e-8)
     (hopf,) = c_plus.special("hopf")
     rho_h = sigma * (sigma + beta + 3) / (sigma - beta - 1)
-    assert hopf.param == pytest.approx(rho_h, abs=1e-8)
+    assert hopf.value == pytest.approx(rho_h, abs=1e-8)
     assert hopf.criticality == "subcritical" and hopf.coefficient > 0
     # The other half of the pitchfork mirrors it (Z₂: x, y → −x, −y).
     c_minus = switch_branch(origin, pf, direction=-1)
@@ -123,7 +123,7 @@ def test_cubic_fold_pair():
     branch = continuation(Cubic(), "r", (-1.0, 1.0), y0=[-2.0], ds_max=0.05)
     folds = branch.special("fold")
     assert len(folds) == 2 and len(branch.points) == 2
-    assert sorted(f.param for f in folds) == pytest.approx([-2 / 3, 2 / 3], abs=1e-9)
+    assert sorted(f.value for f in folds) == pytest.approx([-2 / 3, 2 / 3], abs=1e-9)
     assert sorted(f.y[0] for f in folds) == pytest.approx([-1.0, 1.0], abs=1e-5)
     # The branch turns twice: it ends at r = 1 on the upper sheet.
     assert branch.p[-1] == pytest.approx(1.0) and branch.ys[-1, 0] > 1.5
@@ -139,7 +139,7 @@ def test_bratu_fold_converges_to_the_continuum_value():
     for n in (49, 99):
         branch = continuation(Bratu(n=n), "lam", (0.0, 4.0), ds_max=0.3, max_points=40)
         (fold,) = branch.special("fold")
-        folds.append(fold.param)
+        folds.append(fold.value)
     assert abs(folds[1] - 3.513830719) < 3e-4
     assert abs((4 * folds[1] - folds[0]) / 3 - 3.513830719) < 2e-6
 
@@ -149,14 +149,14 @@ def test_van_der_pol_hopf_is_degenerate():
     # ω = 1, but at μ = 0 the system is the linear centre (l₁ = 0): degenerate.
     branch = continuation(ds.models.VanDerPol(), "mu", (-0.5, 0.5), y0=[0.0, 0.0])
     (hopf,) = branch.points
-    assert hopf.param == pytest.approx(0.0, abs=1e-10)
+    assert hopf.value == pytest.approx(0.0, abs=1e-10)
     assert hopf.frequency == pytest.approx(1.0, abs=1e-9)
     assert hopf.criticality == "degenerate"
 
 
 def test_neutral_saddle_is_not_a_hopf_point():
     branch = continuation(NeutralSaddle(), "p", (-1.0, 1.0), y0=[0.0, 0.0])
-    assert branch.points == () and branch.status == ContinuationStatus.SPAN_REACHED
+    assert branch.points == () and branch.status == Status.SPAN_REACHED
     assert (branch.n_unstable == 1).all()
 
 
@@ -169,7 +169,7 @@ def test_wellmixed_selkov_two_hopf_points_match_routh_hurwitz():
     branch = continuation(ds.models.SelkovWellMixed(n_cells=3), "tau", (0.1, 2.0))
     hopfs = branch.special("hopf")
     assert len(branch.points) == 2 and len(hopfs) == 2
-    assert [h.param for h in hopfs] == pytest.approx(roots, abs=1e-8)
+    assert [h.value for h in hopfs] == pytest.approx(roots, abs=1e-8)
 
 
 def test_sparse_pde_continuation_uses_arnoldi():
@@ -179,10 +179,10 @@ def test_sparse_pde_continuation_uses_arnoldi():
     model = ds.models.SelkovCellBulk(
         centers=[(0.5, 0.0), (-0.5, 0.0), (0.0, 0.0)], D=1.0, tau=0.6, n=16, sigma=1 / 8
     )
-    branch = continuation(model, "tau", (0.6, 0.9), k=6, ds_max=0.05)
+    branch = continuation(model, "tau", (0.6, 0.9), n_eigenvalues=6, ds_max=0.05)
     assert branch.eigenvalues.shape[1] == 6  # not the 400+ of a dense solve
     (hopf,) = branch.points
-    at = ds.models.replace_parameters(model, {"tau": hopf.param})
+    at = ds.models.replace_parameters(model, {"tau": hopf.value})
     lam = ds.models.selkov.discrete_eigenvalues(at)[0].lam
     assert abs(lam.real) < 1e-9 and lam.imag == pytest.approx(hopf.frequency, rel=1e-8)
 
@@ -191,28 +191,14 @@ def test_equilibrium_and_failures():
     eq = equilibrium(ds.models.Brusselator(a=1.0, b=1.5), [1.2, 1.3])
     assert eq.converged and np.allclose(eq.y, [1.0, 1.5]) and eq.stable
 
-    # x' = 1 + x² has no equilibrium: reported, not a wrong answer.
-    class NoRoot(ds.AbstractModel):
-        c: float = param(1.0)
-        state_names = ("x",)
-
-        def vector_field(self, t, y, args):
-            return self.c + y**2
-
-        def initial_state(self):
-            return jnp.zeros(1)
-
-    bad = equilibrium(NoRoot(), [0.3])
-    assert not bad.converged and "did not converge" in bad.message
-    with pytest.raises(RuntimeError, match="no equilibrium at c = 1.0"):
-        continuation(NoRoot(), "c", (1.0, 2.0))
+    # Failures to converge are statuses: tests/analysis/test_failures.py.
     with pytest.raises(ValueError, match="no parameter .rhoo."):
         continuation(ds.models.Lorenz(), "rhoo", (0.0, 1.0))
     with pytest.raises(ValueError, match="span"):
         continuation(ds.models.Lorenz(), "rho", (1.0, 1.0))
     # Out of points before the end of the span: said so.
     short = continuation(Cubic(), "r", (-1.0, 1.0), y0=[-2.0], max_points=5)
-    assert short.status == ContinuationStatus.MAX_POINTS and not short.ok
+    assert short.status == Status.MAX_POINTS and not short.ok
     assert "max_points" in short.message
 
     # x' = c − x²: the branch x = √c ends in a fold at c = 0 and comes back on
@@ -228,7 +214,7 @@ def test_equilibrium_and_failures():
             return jnp.ones(1)
 
     back = continuation(Fold(), "c", (1.0, -1.0), max_points=50)
-    assert back.special("fold") and back.status == ContinuationStatus.TURNED_BACK
+    assert back.special("fold") and back.status == Status.TURNED_BACK
     assert not back.ok and "not reached" in back.message
 
 
@@ -246,7 +232,7 @@ def test_results_round_trip_hdf5_and_draw(tmp_path):
     assert np.array_equal(back.p, c_plus.p) and np.array_equal(back.ys, c_plus.ys)
     assert np.array_equal(back.eigenvalues, c_plus.eigenvalues)
     (h,) = back.points
-    assert h.kind == "hopf" and h.param == c_plus.points[0].param
+    assert h.kind == "hopf" and h.value == c_plus.points[0].value
     assert h.criticality == "subcritical" and h.frequency == c_plus.points[0].frequency
     pf = ds.io.load(path, "origin").points[0]
     assert np.array_equal(pf.direction, origin.points[0].direction)

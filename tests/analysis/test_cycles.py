@@ -59,7 +59,7 @@ def test_fold_of_cycles():
     assert hopf.criticality == "subcritical"
     cycles = cycle_continuation(model, "mu", (-0.5, 0.5), hopf=hopf, ds_max=0.05)
     (fold,) = cycles.special("cycle_fold")
-    assert fold.param == pytest.approx(-0.25, abs=1e-7)
+    assert fold.value == pytest.approx(-0.25, abs=1e-7)
     assert np.linalg.norm(fold.y) == pytest.approx(np.sqrt(0.5), abs=1e-6)
     # Small cycles unstable, large ones (beyond the fold) stable.
     r = np.linalg.norm(cycles.x0, axis=1)
@@ -77,7 +77,7 @@ def test_rossler_period_doubling():
         model, "c", (2.5, 3.0), x0=x0, period=period, ds_max=0.05
     )
     (pd,) = cycles.points
-    assert pd.kind == "period_doubling" and pd.param == pytest.approx(2.832, abs=2e-3)
+    assert pd.kind == "period_doubling" and pd.value == pytest.approx(2.832, abs=2e-3)
     assert pd.eigenvalue.real == pytest.approx(-1.0, abs=1e-6)
     assert (
         cycles.stable[cycles.p < 2.8].all() and not cycles.stable[cycles.p > 2.9].any()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import dynsim as ds
-from dynsim.analysis import IN_PHASE, STABLE, phase_diagram, with_cells
+from dynsim.analysis.selkov import IN_PHASE, STABLE, phase_diagram, with_cells
 from dynsim.cli import main
 from dynsim.models import SelkovLargeD, SelkovWellMixed
 
@@ -26,7 +26,7 @@ def test_methods_agree_on_the_lobe(diagrams):
     # D = 1 and D = 8, by the GCEP, the large-D ODE's Jacobian and simulation.
     expected = np.array([[STABLE, IN_PHASE, STABLE]] * 2)
     for d in diagrams.values():
-        assert np.array_equal(d.kind, expected), (d.method, d.kind)
+        assert np.array_equal(d.mode, expected), (d.method, d.mode)
     g, j = diagrams["gcep"], diagrams["jacobian"]
     # The large-D ODE approaches the GCEP as D grows (its error is O(1/D)).
     err = np.abs(g.growth - j.growth)
@@ -39,7 +39,7 @@ def test_hdf5_round_trip_and_plot(diagrams, tmp_path):
     for name, d in diagrams.items():
         ds.io.save(d, path, name)
     back = ds.io.load(path, "gcep")
-    assert np.array_equal(back.kind, diagrams["gcep"].kind)
+    assert np.array_equal(back.mode, diagrams["gcep"].mode)
     assert np.allclose(back.growth, diagrams["gcep"].growth)
     assert back.info == diagrams["gcep"].info and back.method == "gcep"
     fig = ds.plot.phase_diagram(*diagrams.values())
@@ -92,10 +92,10 @@ def test_cell_count_axis_shows_quorum_sensing():
     expected[2, 1] = IN_PHASE
     for method in ("jacobian", "simulate"):
         d = phase_diagram(model, {"m": [1, 2, 3], "tau": taus}, method=method)
-        assert np.array_equal(d.kind, expected), (method, d.kind)
+        assert np.array_equal(d.mode, expected), (method, d.mode)
     # Either axis may count cells.
     d = phase_diagram(model, {"tau": taus, "m": [1, 2, 3]}, method="jacobian")
-    assert d.x_name == "tau" and np.array_equal(d.kind, expected.T)
+    assert d.x_name == "tau" and np.array_equal(d.mode, expected.T)
 
 
 def test_cells_on_a_ring():

@@ -39,7 +39,9 @@ def test_may_ramp_shows_critical_slowing_down(may):
     # The fold located by continuation is the closed form's; up to it, variance and
     # lag-1 autocorrelation trend upward in (nearly) every run, and not in the
     # null runs with h held at 1.
-    assert may.kind == "fold" and may.transition == pytest.approx(may_fold(), abs=1e-6)
+    assert may.bifurcation == "fold" and may.transition == pytest.approx(
+        may_fold(), abs=1e-6
+    )
     assert may.t_transition == pytest.approx(1000 * (may_fold() - 1.0) / 2.0)
     assert may.ews.times[-1] <= may.t_transition
     assert may.values[-1] == pytest.approx(may_fold(), abs=2e-3)
@@ -65,7 +67,7 @@ def test_hopf_ramp_variance_rises():
         null=False,
         indicators=["variance"],
     )
-    assert r.kind == "hopf" and abs(r.transition) < 1e-8 and r.null is None
+    assert r.bifurcation == "hopf" and abs(r.transition) < 1e-8 and r.null is None
     assert np.median(r.ews.kendall_tau["variance"]) > 0.5
 
 
@@ -73,7 +75,7 @@ def test_storage_figures_and_bad_input(may, tmp_path):
     path = tmp_path / "ramp.h5"
     ds.io.save(may, path, "may")
     back = ds.io.load(path, "may")
-    assert back.transition == may.transition and back.kind == "fold"
+    assert back.transition == may.transition and back.bifurcation == "fold"
     assert np.array_equal(back.values, may.values)
     assert np.array_equal(back.ews.indicators["ac1"], may.ews.indicators["ac1"], True)
     assert np.array_equal(
@@ -116,7 +118,7 @@ indicators = ["variance", "ac1"]
     )
     assert main(["run", str(cfg)]) == 0
     back = ds.io.load(tmp_path / "ramp.h5", "may")
-    assert back.kind == "given" and back.transition == 2.5
+    assert back.bifurcation == "given" and back.transition == 2.5
     assert back.ews.detrend == "lowess" and back.ews.trend.shape == (4, 301)
     assert (tmp_path / "may_ews.png").exists()
     bad = cfg.read_text().replace('detrend = "lowess"', 'detrend = "loess"')

@@ -1,6 +1,8 @@
 """HDF5 round trips, provenance, format checks and atomic writes."""
 
 import json
+import shutil
+from pathlib import Path
 
 import h5py
 import jax.random as jr
@@ -60,7 +62,7 @@ def test_scan_round_trip_and_provenance(tmp_path, scan_result):
     assert attrs["solver"]["name"] == "tsit5" and attrs["solver"]["rtol"] == 1e-6
     assert set(attrs["versions"]) >= {"dynsim", "jax", "diffrax", "equinox", "numpy"}
     with h5py.File(path) as f:
-        assert f.attrs["format"] == "dynsim" and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == "dynsim" and f.attrs["format_version"] == 2
         assert "created" in f.attrs and "dynsim_version" in f.attrs
         assert json.loads(f["s/status"].attrs["axes"]) == ["point"]
         assert json.loads(f["s/observables/last"].attrs["axes"]) == ["point", "state"]
@@ -127,7 +129,7 @@ def test_interrupted_write_leaves_earlier_runs_intact(
         group.create_dataset("partial", data=np.arange(10))
         raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setitem(hdf5._WRITERS, ds.ScanResult, crash)
+    monkeypatch.setattr(hdf5, "write_result", crash)
     for name in ("second", "first"):
         with pytest.raises(KeyboardInterrupt):
             ds.io.save(scan_result, path, name=name, overwrite=True)
@@ -216,3 +218,45 @@ def test_delete_removes_runs_and_keeps_the_others(tmp_path, traj):
     assert np.array_equal(np.asarray(ds.io.load(path, "b").ys), np.asarray(traj.ys))
     with pytest.raises(KeyError, match="no run"):
         ds.io.delete(path, ["a"])
+
+
+V1 = Path(__file__).parents[1] / "data" / "format_v1.h5"
+
+
+def test_files_of_format_version_1_still_load(tmp_path):
+    # format_v1.h5 was written by dynsim 0.1.0 before the result protocol
+    # (tests/data/make_format_v1.py); every run in it loads as its result type.
+    kinds = ds.io.runs(V1)
+    assert set(kinds.values()) == {
+        "trajectory",
+        "scan",
+        "branch",
+        "cycle_branch",
+        "curve",
+        "lyapunov",
+        "ews",
+        "phase_diagram",
+        "ramp",
+    }
+    traj = ds.io.load(V1, "trajectory")
+    assert isinstance(traj, ds.Trajectory) and traj.ok and traj.ys.shape == (11, 3)
+    scan = ds.io.load(V1, "scan")
+    assert scan.ok and scan.values["x_max"].shape == (2,) and scan.axes == ("rho",)
+    # Lorenz: Hopf of C± at ρ = σ(σ + β + 3)/(σ − β − 1) (Strogatz §9.2).
+    (hopf,) = ds.io.load(V1, "branch_hopf").special("hopf")
+    assert hopf.value == pytest.approx(10 * (13 + 8 / 3) / (9 - 8 / 3), rel=1e-6)
+    # Version-1 continuation codes map onto the one status family.
+    assert ds.io.load(V1, "branch").status == ds.Status.SPAN_REACHED
+    for name in ("cycles", "curve", "lyapunov", "ews", "phase_diagram", "ramp"):
+        result = ds.io.load(V1, name)
+        assert isinstance(result, ds.AbstractResult) and result.kind == kinds[name]
+    # A run added to a version-1 file is of version 2; the old runs still load.
+    path = tmp_path / "old.h5"
+    shutil.copy(V1, path)
+    ds.io.save(traj, path, "again")
+    with h5py.File(path) as f:
+        assert f.attrs["format_version"] == 2
+    assert np.array_equal(ds.io.load(path, "again").ys, traj.ys)
+    assert np.array_equal(
+        ds.io.load(path, "scan").values["x_max"], scan.values["x_max"]
+    )

@@ -67,7 +67,7 @@ def test_failing_points_are_recorded_not_fatal():
     a = np.array([0.25, 0.5, 2.0, 0.75, 4.0])
     res = ds.scan(BlowUp(), {"a": a}, (0.0, 1.0), rtol=1e-8, atol=1e-10)
     failed = a > 1
-    assert np.array_equal(~res.ok, failed)
+    assert np.array_equal(~res.ok_mask, failed)
     assert np.all(res.status[failed] == ds.Status.NONFINITE)
     assert np.all(res.stats["num_steps"][failed] < 5000)
     assert np.all(np.isnan(res.ys[failed]))

@@ -17,7 +17,9 @@ CELLS = [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.0)]
 def lobes():
     model = SelkovLargeD(centers=CELLS, D=1.0, tau=0.55)
     grid = {"D": np.geomspace(0.2, 10, 8), "tau": np.linspace(0.1, 1.2, 9)}
-    return ds.analysis.phase_diagram(model, grid, method="jacobian", progress=False)
+    return ds.analysis.selkov.phase_diagram(
+        model, grid, method="jacobian", progress=False
+    )
 
 
 def _vertices(artist) -> np.ndarray:
@@ -26,7 +28,7 @@ def _vertices(artist) -> np.ndarray:
 
 
 def test_shaded_lobe_is_bounded_by_its_own_zero_growth_contour(lobes):
-    assert (lobes.kind > 0).any() and (lobes.kind == 0).any()
+    assert (lobes.mode > 0).any() and (lobes.mode == 0).any()
     fig = ds.plot.phase_diagram(lobes)
     ax = fig.axes[0]
     filled = [c for c in ax.collections if getattr(c, "filled", False)]
@@ -63,7 +65,7 @@ def test_a_count_axis_is_drawn_as_cells(lobes):
             if end in (tau[0], tau[-1]):
                 continue
             j = np.searchsorted(tau, end)
-            if counts.kind[k, j - 1] and counts.kind[k, j]:
+            if counts.mode[k, j - 1] and counts.mode[k, j]:
                 continue  # where the in-phase bar meets the anti-phase one
             w = (end - tau[j - 1]) / (tau[j] - tau[j - 1])
             assert g[j - 1] + w * (g[j] - g[j - 1]) == pytest.approx(0, abs=1e-12)
@@ -79,8 +81,8 @@ def test_stability_style_changes_at_the_located_bifurcation():
     ax = ds.plot.bifurcation_diagram(origin, state="x").axes[0]
     solid, dashed = ax.get_lines()[:2]
     assert solid.get_linestyle() == "-" and dashed.get_linestyle() == "--"
-    assert solid.get_xdata()[-1] == pytest.approx(pf.param, abs=1e-12)
-    assert dashed.get_xdata()[0] == pytest.approx(pf.param, abs=1e-12)
+    assert solid.get_xdata()[-1] == pytest.approx(pf.value, abs=1e-12)
+    assert dashed.get_xdata()[0] == pytest.approx(pf.value, abs=1e-12)
 
 
 def test_ews_panel_names_its_series_and_quotes_the_median():

@@ -4,36 +4,46 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dynsim.models import replace_parameters, selkov
-from dynsim.models._base import describe, from_description
-from dynsim.models.selkov import SelkovCellBulk
+from dynsim.models import describe, from_description, replace_parameters, selkov
+from dynsim.models.selkov import SelkovCellBulk, SelkovLargeD, SelkovWellMixed
+from dynsim.solvers import Status
 
-from .._observables import Amplitude, Function
-from .._provenance import run_info
-from .._results import RunInfo
-from .._scan import scan
+from ..._custom_types import Span
+from ..._observables import Amplitude, Function
+from ..._protocol import AbstractResult, checked, frozen
+from ..._provenance import run_info
+from ..._results import RunInfo
+from ..._scan import scan
 
 METHODS = ("gcep", "jacobian", "simulate")
 CELLS = "m"
-STABLE, IN_PHASE, ANTI_PHASE = 0, 1, 2
-KIND_NAMES = {STABLE: "stable", IN_PHASE: "in-phase", ANTI_PHASE: "anti-phase"}
+STABLE, IN_PHASE, ANTI_PHASE, FAILED = 0, 1, 2, 3
+MODE_NAMES = {
+    STABLE: "stable",
+    IN_PHASE: "in-phase",
+    ANTI_PHASE: "anti-phase",
+    FAILED: "failed",
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class PhaseDiagram:
+class PhaseDiagram(AbstractResult):
     """Where the steady state is unstable on a grid of two parameters.
 
     - `x_name`, `x`, `y_name`, `y`: the grid axes (arrays are `(nx, ny)`-indexed).
     - `growth`: Re λ of the leading eigenvalue (NaN for `method="simulate"` or where
       no eigenvalue was found); `frequency`: its Im λ.
-    - `kind`: 0 stable, 1 in-phase, 2 anti-phase (the leading unstable mode, or for
-      simulations the observed oscillation).
+    - `mode`: 0 stable, 1 in-phase, 2 anti-phase (the leading unstable mode, or for
+      simulations the observed oscillation), 3 failed (no eigenvalue found, or the
+      simulation failed: never counted as stable).
+    - `status`: a `dynsim.Status` per point (`NO_CONVERGENCE` where no eigenvalue
+      was found, the solver's status where a simulation failed).
     - `amplitude`: oscillation amplitude of v₀ after the transient (simulations).
     - `method`: "gcep" (small-ε theory), "jacobian" (eigenvalues of the model's own
       Jacobian: the discretised PDE through its exact m×m reduction, or the ODE's
@@ -46,33 +56,44 @@ class PhaseDiagram:
     y: np.ndarray
     growth: np.ndarray
     frequency: np.ndarray
-    kind: np.ndarray
+    mode: np.ndarray
     amplitude: np.ndarray
     method: str
     info: RunInfo
+    status: np.ndarray | None = None
+
+    kind: ClassVar[str] = "phase_diagram"
+
+    def field_dims(self, name: str) -> tuple[str, ...]:
+        if name in ("x", "y"):
+            return (self.x_name if name == "x" else self.y_name,)
+        return (self.x_name, self.y_name)
 
     def __post_init__(self):
-        for name in ("x", "y", "growth", "frequency", "kind", "amplitude"):
-            a = np.array(getattr(self, name))
-            a.flags.writeable = False
-            object.__setattr__(self, name, a)
+        if self.status is None:
+            object.__setattr__(self, "status", np.zeros(np.shape(self.mode), np.int32))
+        for name in ("x", "y", "growth", "frequency", "mode", "amplitude", "status"):
+            object.__setattr__(self, name, frozen(getattr(self, name)))
         shape = (self.x.size, self.y.size)
-        for name in ("growth", "frequency", "kind", "amplitude"):
+        for name in ("growth", "frequency", "mode", "amplitude", "status"):
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name} must have shape {shape}")
 
     @property
     def unstable(self) -> np.ndarray:
-        return self.kind != STABLE
+        return (self.mode == IN_PHASE) | (self.mode == ANTI_PHASE)
 
-    def to_numpy(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in ("x", "y", "growth", "frequency", "kind", "amplitude")
-        }
+    @property
+    def message(self) -> str:
+        return self.status_message
+
+    def figures(self, **options):
+        from ...plot import phase_diagram
+
+        return [(f"phase_{self.method}", phase_diagram(self))]
 
     def __repr__(self) -> str:
-        counts = {KIND_NAMES[k]: int(np.sum(self.kind == k)) for k in KIND_NAMES}
+        counts = {MODE_NAMES[k]: int(np.sum(self.mode == k)) for k in MODE_NAMES}
         model = self.info.model.rsplit(".", 1)[-1]
         return (
             f"PhaseDiagram({model}, {self.method}, {self.x_name} x {self.y_name} "
@@ -156,19 +177,21 @@ def _eigen_method(model, method: str, previous):
 
 
 def phase_diagram(
-    model: Any,
+    model: SelkovCellBulk | SelkovLargeD | SelkovWellMixed,
     params: Mapping[str, Sequence[float]],
     *,
     method: str = "gcep",
-    t_span: tuple[float, float] = (0.0, 600.0),
+    t_span: Span = (0.0, 600.0),
     t_from: float = 400.0,
     threshold: float = 1e-3,
     solver: str | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-9,
+    max_steps: int = 100_000,
     ring_radius: float = 0.5,
     progress: bool | None = None,
     config: str | None = None,
+    throw: bool = False,
 ) -> PhaseDiagram:
     """The stability of the steady state of a Sel'kov cell–bulk model over a grid of
     two parameters (e.g. `{"D": Ds, "tau": taus}`).
@@ -184,10 +207,14 @@ def phase_diagram(
     - `method`: "gcep", "jacobian" or "simulate" (see `PhaseDiagram`). The GCEP and
       the PDE's eigenvalues are found by Newton's method from the large-D ODE's
       eigenvalues and the previous grid point's roots.
-    - `t_span`, `t_from`, `threshold`, `solver`, `rtol`, `atol`: the brute-force
+    - `t_span`, `t_from`, `threshold`, `solver`, `rtol`, `atol`, `max_steps`: the
+      brute-force
       simulation (sustained oscillation = amplitude of v₀ over [t_from, t1] above
       `threshold` and, over the window's last quarter, at least 80 % of it; in phase
       when every pair of cells correlates positively).
+
+    `throw=True` raises `RuntimeError` (with the `message`) instead of returning a
+    result that is not `ok`.
 
     **Returns:** a `PhaseDiagram`.
     """
@@ -208,38 +235,49 @@ def phase_diagram(
             solver=solver,
             rtol=rtol,
             atol=atol,
+            max_steps=max_steps,
             ring_radius=ring_radius,
             progress=progress,
             config=config,
         )
-        return PhaseDiagram(
+        transposed = PhaseDiagram(
             x_name,
             xs,
             y_name,
             ys,
-            *(getattr(flipped, k).T for k in ("growth", "frequency", "kind")),
+            *(getattr(flipped, k).T for k in ("growth", "frequency", "mode")),
             flipped.amplitude.T,
             method,
             flipped.info,
+            flipped.status.T,
         )
+        return checked(transposed, throw)
     shape = (xs.size, ys.size)
     growth = np.full(shape, np.nan)
     freq = np.full(shape, np.nan)
     amp = np.full(shape, np.nan)
-    kind = np.zeros(shape, dtype=np.int8)
+    mode = np.zeros(shape, dtype=np.int8)
+    status = np.zeros(shape, dtype=np.int32)
 
     def model_at(x):
         return with_cells(model, x, ring_radius) if x_name == CELLS else model
 
     if method == "simulate":
-        sim = dict(t_span=t_span, t_from=t_from, solver=solver, rtol=rtol, atol=atol)
+        sim = dict(
+            t_span=t_span,
+            t_from=t_from,
+            solver=solver,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+        )
         if x_name == CELLS:
             for i, xv in enumerate(xs):
-                amp[i], kind[i] = _simulate(
+                amp[i], mode[i], status[i] = _simulate(
                     model_at(xv), {y_name: ys}, threshold, progress, **sim
                 )
         else:
-            amp, kind = _simulate(
+            amp, mode, status = _simulate(
                 model, {x_name: xs, y_name: ys}, threshold, progress, **sim
             )
     else:
@@ -263,15 +301,26 @@ def phase_diagram(
                     if modes:
                         lead = modes[0]
                         growth[i, j], freq[i, j] = lead.lam.real, lead.lam.imag
-                        kind[i, j] = _kind(lead.lam, lead.kind)
+                        mode[i, j] = _kind(lead.lam, lead.kind)
                         guesses = [md.lam for md in modes[:4]]
+                    else:  # no eigenvalue found: not known to be stable
+                        mode[i, j] = FAILED
+                        status[i, j] = Status.NO_CONVERGENCE
                     bar.update(1)
     info = run_info(model, tuple(model.state_names), solver=method, config=config)
-    return PhaseDiagram(x_name, xs, y_name, ys, growth, freq, kind, amp, method, info)
+    return checked(
+        PhaseDiagram(
+            x_name, xs, y_name, ys, growth, freq, mode, amp, method, info, status
+        ),
+        throw,
+    )
 
 
-def _simulate(model, grid, threshold, progress, *, t_span, t_from, solver, rtol, atol):
-    """Brute force over a grid: (amplitude, kind) arrays of the grid's shape."""
+def _simulate(
+    model, grid, threshold, progress, *, t_span, t_from, solver, rtol, atol, max_steps
+):
+    """Brute force over a grid: (amplitude, mode, status) arrays of the grid's
+    shape."""
     idx = _cell_indices(model)
 
     def sync(ts, ys_flat):
@@ -301,6 +350,7 @@ def _simulate(model, grid, threshold, progress, *, t_span, t_from, solver, rtol,
         solver=solver,
         rtol=rtol,
         atol=atol,
+        max_steps=max_steps,
         progress=progress,
     )
     amp = res.reshape(res.values["amplitude"])
@@ -309,6 +359,7 @@ def _simulate(model, grid, threshold, progress, *, t_span, t_from, solver, rtol,
     # Sustained: above the threshold and not decaying across the window (a slowly
     # damped oscillation near a Hopf point is not counted).
     sustained = (amp > threshold) & (late > 0.8 * amp)
-    kind = np.where(sustained, np.where(sync > 0, IN_PHASE, ANTI_PHASE), STABLE)
-    kind[~res.reshape(res.ok)] = STABLE
-    return amp, kind.astype(np.int8)
+    mode = np.where(sustained, np.where(sync > 0, IN_PHASE, ANTI_PHASE), STABLE)
+    failed = ~res.reshape(res.ok_mask)
+    mode[failed] = FAILED  # a failed solve says nothing about stability
+    return amp, mode.astype(np.int8), res.reshape(res.status)

@@ -1,0 +1,137 @@
+"""The protocol every dynsim result follows.
+
+A result is immutable, says how it came about (`status`, per point where that
+applies, and `message`), knows the axes of its arrays (so that `dynsim.io` writes
+and reads it from that metadata alone) and draws its own standard figures
+(`figures`). A new result type is one subclass: `dynsim.io` finds it by its `kind`
+among the subclasses of `AbstractResult` (nothing named in a file is imported or
+executed), and `dynsim.plot.save_figures` calls its `figures`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from dynsim.solvers import Status, status_ok
+
+R = TypeVar("R", bound="AbstractResult")
+
+
+class AbstractResult:
+    """The result protocol.
+
+    Class variables a result type sets:
+
+    - `kind`: its name in files (`/<run>/` attribute `kind`), unique among results.
+    - `dims`: field name -> the names of that array's dimensions (e.g.
+      `{"ys": ("point", "state")}`, stored as the dataset's `axes` attribute);
+      fields not listed get generic names.
+    - `codecs`: field name -> `(encode, decode)` for fields that are neither arrays,
+      numbers, strings, mappings of arrays nor results (encoded as JSON-able data).
+    - `transient`: fields not stored in files (e.g. the model object itself).
+    - `stored_names`: field name -> its name in the file, where they differ.
+
+    What every result provides: `status` (a `dynsim.Status` code or an array of
+    them), `message`, `ok` (the whole result usable: every status an `ok`
+    outcome), `ok_mask` (per point), `to_numpy()`, a one-line `repr`, and
+    `figures()`.
+    """
+
+    kind: ClassVar[str]
+    dims: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    codecs: ClassVar[Mapping[str, tuple[Any, Any]]] = {}
+    transient: ClassVar[tuple[str, ...]] = ()
+    stored_names: ClassVar[Mapping[str, str]] = {}
+
+    def field_dims(self, name: str) -> tuple[str, ...]:
+        """The dimension names of field `name` (from `dims`)."""
+        return tuple(self.dims.get(name, ()))
+
+    def stored_fields(self) -> dict[str, Any]:
+        """What `dynsim.io` writes: every field but the `transient` ones."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.name not in self.transient
+        }
+
+    @property
+    def ok(self) -> bool:
+        """Whether the whole result is usable (every status an `ok` outcome)."""
+        return bool(np.all(self.ok_mask))
+
+    @property
+    def ok_mask(self) -> np.ndarray:
+        """Per point (or one value), whether its status is an `ok` outcome."""
+        return status_ok(np.asarray(self.status))
+
+    @property
+    def status_message(self) -> str:
+        """The status in words (the most frequent failure, if any)."""
+        codes = np.asarray(self.status).ravel()
+        bad = codes[~status_ok(codes)]
+        if bad.size == 0:
+            return Status(int(codes[0])).message if codes.size else "empty"
+        values, counts = np.unique(bad, return_counts=True)
+        worst = Status(int(values[np.argmax(counts)]))
+        return f"{bad.size} of {codes.size} failed: {worst.message}"
+
+    def to_numpy(self) -> dict[str, Any]:
+        """The fields as NumPy arrays (nested results and mappings as dicts)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, AbstractResult):
+                out[f.name] = value.to_numpy()
+            elif isinstance(value, Mapping):
+                out[f.name] = {k: np.asarray(v) for k, v in value.items()}
+            elif _is_array(value):
+                out[f.name] = np.asarray(value)
+        return out
+
+    def figures(self, **options: Any) -> list[tuple[str, Any]]:
+        """The standard figures, as `(suffix, matplotlib Figure)` pairs.
+
+        **Raises:** `ValueError` saying why when the result has none.
+        """
+        raise ValueError(f"a {type(self).__name__} has no standard figure")
+
+
+def checked(result: R, throw: bool) -> R:
+    """`result`, or (`throw=True` and the result not `ok`) a `RuntimeError` with its
+    message: how every analysis's `throw` argument acts."""
+    if throw and not result.ok:
+        raise RuntimeError(f"{type(result).__name__}: {result.message}")
+    return result
+
+
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def result_types() -> dict[str, type[AbstractResult]]:
+    """Every result type by its `kind`: the subclasses of `AbstractResult` (found by
+    walking the class hierarchy; importing `dynsim.analysis` makes the analyses'
+    result types known)."""
+    import dynsim.analysis  # noqa: F401  (defines the analysis results)
+
+    found: dict[str, type[AbstractResult]] = {}
+    todo = list(AbstractResult.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        kind = cls.__dict__.get("kind")
+        if isinstance(kind, str):
+            found[kind] = cls
+    return found
+
+
+def frozen(array: Any) -> np.ndarray:
+    """A read-only NumPy copy."""
+    out = np.array(array)
+    out.flags.writeable = False
+    return out

@@ -1,0 +1,128 @@
+"""Any result to and from an HDF5 group, from the result protocol's metadata alone.
+
+Each field of a result (a frozen dataclass or an equinox module following
+`dynsim.AbstractResult`) is stored by what it holds:
+
+- an array: a dataset (checksummed, `axes` from the class's `axes`);
+- a mapping of arrays: a group of datasets;
+- a nested result: a subgroup, written the same way;
+- the provenance (`RunInfo`): the run's attributes (`model`, `solver`, ...);
+- numbers, strings, tuples, None, and fields with a `codecs` entry: one JSON
+  attribute `fields` (no boolean attributes, so netCDF readers take the group).
+
+Reading finds the class by the group's `kind` among the protocol's subclasses and
+calls its constructor with the fields read: nothing named in a file is imported or
+executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .._protocol import AbstractResult, result_types
+from .._results import RunInfo
+from ._common import FormatError, dataset, read, read_info, write_info
+
+
+def _stored_name(cls: type[AbstractResult], name: str) -> str:
+    return cls.stored_names.get(name, name)
+
+
+def write_result(g: h5py.Group, result: AbstractResult) -> None:
+    """Write `result` into the (empty) group `g`."""
+    cls = type(result)
+    scalars: dict[str, Any] = {}
+    info = None
+    for name, value in result.stored_fields().items():
+        where = _stored_name(cls, name)
+        if name in cls.codecs:
+            scalars[name] = cls.codecs[name][0](value)
+        elif isinstance(value, RunInfo):
+            info = value
+        elif isinstance(value, AbstractResult):
+            write_result(g.create_group(where), value)
+        elif isinstance(value, Mapping):
+            sub = g.create_group(where)
+            sub.attrs["mapping"] = 1
+            axes = list(result.field_dims(name))
+            for k, v in value.items():
+                if _is_array(v) or isinstance(v, (int, float, complex)):
+                    dataset(sub, k, np.asarray(v), axes)
+                else:
+                    raise TypeError(
+                        f"{cls.__name__}.{name}[{k!r}] is a {type(v).__name__}: "
+                        "mappings of arrays only"
+                    )
+        elif _is_array(value):
+            dataset(g, where, np.asarray(value), list(result.field_dims(name)))
+        elif value is None or isinstance(value, (str, int, float, tuple, list)):
+            scalars[name] = _jsonable(value)
+        else:
+            raise TypeError(
+                f"cannot store {cls.__name__}.{name}, a {type(value).__name__}; "
+                "give the class a codec for it"
+            )
+    if info is not None:
+        write_info(g, cls.kind, info)
+    g.attrs["kind"] = cls.kind
+    g.attrs["fields"] = json.dumps(scalars)
+
+
+def read_result(g: h5py.Group) -> AbstractResult:
+    """The result stored in group `g` by `write_result`.
+
+    **Raises:** `FormatError` for an unknown kind.
+    """
+    kind = str(g.attrs.get("kind", ""))
+    cls = result_types().get(kind)
+    if cls is None:
+        raise FormatError(f"{g.file.filename}:{g.name}: unknown result kind {kind!r}")
+    scalars = json.loads(g.attrs.get("fields", "{}"))
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in cls.transient:
+            continue
+        where = _stored_name(cls, f.name)
+        if f.name in scalars:
+            value = scalars[f.name]
+            if f.name in cls.codecs:
+                value = cls.codecs[f.name][1](value)
+            elif isinstance(value, list) and str(f.type).startswith("tuple"):
+                value = _tuples(value)
+            values[f.name] = value
+        elif where in g:
+            node = g[where]
+            if isinstance(node, h5py.Group):
+                if "kind" in node.attrs:
+                    values[f.name] = read_result(node)
+                else:
+                    values[f.name] = {k: read(v) for k, v in node.items()}
+            else:
+                values[f.name] = read(node)
+        elif str(f.type).startswith("RunInfo") or f.name == "info":
+            values[f.name] = read_info(g) if "model" in g.attrs else None
+    return cls(**values)
+
+
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
