@@ -3,6 +3,7 @@
 from typing import ClassVar
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 import dynsim as ds
@@ -49,3 +50,38 @@ class Decay(ds.AbstractModel):
 
     def initial_state(self):
         return jnp.array([1.0])
+
+
+def drawn_lines(fig) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Every line of a figure: (x, y, label), over all its axes."""
+    return [
+        (
+            np.asarray(ln.get_xdata(), float),
+            np.asarray(ln.get_ydata(), float),
+            ln.get_label(),
+        )
+        for ax in fig.axes
+        for ln in ax.get_lines()
+    ]
+
+
+def has_line(fig, y, x=None) -> bool:
+    """Whether some line of `fig` plots exactly `y` (against `x`, if given)."""
+    y = np.asarray(y, float)
+    return any(
+        ly.shape == y.shape
+        and np.allclose(ly, y, equal_nan=True)
+        and (x is None or np.allclose(lx, np.asarray(x, float), equal_nan=True))
+        for lx, ly, _ in drawn_lines(fig)
+    )
+
+
+def covers(fig, x, y) -> bool:
+    """Whether every point (x_i, y_i) lies on some line of `fig` (branches drawn in
+    stable and unstable pieces)."""
+    pts = [np.column_stack([lx, ly]) for lx, ly, _ in drawn_lines(fig) if lx.size]
+    drawn = np.concatenate(pts)
+    want = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+    return all(
+        np.any(np.all(np.isclose(drawn, p, rtol=0, atol=1e-12), axis=1)) for p in want
+    )

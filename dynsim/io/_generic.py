@@ -4,7 +4,7 @@ Each field of a result (a frozen dataclass or an equinox module following
 `dynsim.AbstractResult`) is stored by what it holds:
 
 - an array: a dataset (checksummed, `axes` from the class's `axes`);
-- a mapping of arrays: a group of datasets;
+- a mapping of arrays: a group of datasets (its key order in the attribute `keys`);
 - a nested result: a subgroup, written the same way;
 - the provenance (`RunInfo`): the run's attributes (`model`, `solver`, ...);
 - numbers, strings, tuples, None, and fields with a `codecs` entry: one JSON
@@ -49,7 +49,7 @@ def write_result(g: h5py.Group, result: AbstractResult) -> None:
             write_result(g.create_group(where), value)
         elif isinstance(value, Mapping):
             sub = g.create_group(where)
-            sub.attrs["mapping"] = 1
+            sub.attrs["keys"] = json.dumps(list(value))  # HDF5 sorts by name
             axes = list(result.field_dims(name))
             for k, v in value.items():
                 if _is_array(v) or isinstance(v, (int, float, complex)):
@@ -102,7 +102,8 @@ def read_result(g: h5py.Group) -> AbstractResult:
                 if "kind" in node.attrs:
                     values[f.name] = read_result(node)
                 else:
-                    values[f.name] = {k: read(v) for k, v in node.items()}
+                    keys = json.loads(node.attrs.get("keys", "null")) or list(node)
+                    values[f.name] = {k: read(node[k]) for k in keys}
             else:
                 values[f.name] = read(node)
         elif str(f.type).startswith("RunInfo") or f.name == "info":

@@ -9,6 +9,7 @@ from scipy.stats import kendalltau
 import dynsim as ds
 from dynsim.analysis import ews, kendall_tau
 from dynsim.cli import main
+from tests.helpers import has_line
 
 
 def ar1(phi, sigma, n, count, seed=0):
@@ -183,4 +184,7 @@ def test_hdf5_round_trip(tmp_path):
     assert np.array_equal(back.trend, r.trend)
     assert main(["inspect", str(tmp_path / "ews.h5")]) == 0
     assert main(["plot", str(tmp_path / "ews.h5"), "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "ews_ews.png").stat().st_size > 10_000
+    assert (tmp_path / "ews_ews.png").exists()
+    # The panel draws the loaded numbers: series, trend and each indicator.
+    fig = back.figures()[0][1]
+    assert has_line(fig, back.trend[0]) and has_line(fig, back.indicators["ac1"][0])

@@ -25,6 +25,7 @@ from dynsim.analysis import (
 from dynsim.analysis.selkov import FAILED, STABLE, phase_diagram
 from dynsim.models import SelkovLargeD, param
 from dynsim.solvers import Status
+from tests.helpers import BlowUp
 
 
 class NoRoot(ds.AbstractModel):
@@ -52,19 +53,6 @@ class Shifted(ds.AbstractModel):
     def vector_field(self, t, y, args):
         f = self.r - self.s - y**2
         return jnp.where(self.lift > 0, 1.0 + y**2 + 0.0 * f, f)
-
-    def initial_state(self):
-        return jnp.ones(1)
-
-
-class BlowUp(ds.AbstractModel):
-    """ẋ = x²: from x(0) = 1 the solution 1/(1 − t) blows up at t = 1."""
-
-    a: float = param(1.0)
-    state_names = ("x",)
-
-    def vector_field(self, t, y, args):
-        return self.a * y**2
 
     def initial_state(self):
         return jnp.ones(1)

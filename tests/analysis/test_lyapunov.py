@@ -11,6 +11,7 @@ from dynsim.analysis import (
     lyapunov_spectrum,
     max_lyapunov,
 )
+from tests.helpers import has_line
 
 
 @pytest.fixture(scope="module")
@@ -142,4 +143,9 @@ def test_hdf5_round_trip_and_figures(lorenz, tmp_path):
     assert np.array_equal(again.running, scan.running)
     for name, r in (("one", lorenz), ("scan", scan)):
         (png,) = ds.plot.save_figures(r, tmp_path, name)
-        assert png.stat().st_size > 10_000
+        assert png.name == f"{name}_lyapunov.png"
+    one = lorenz.figures()[0][1]
+    for i in range(lorenz.exponents.shape[-1]):
+        assert has_line(one, lorenz.running[:, i], lorenz.times)
+    # Over a parameter: each exponent against ρ.
+    assert has_line(scan.figures()[0][1], scan.exponents[:, 0], [20.0, 28.0, 35.0])

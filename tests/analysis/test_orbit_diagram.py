@@ -37,7 +37,13 @@ def test_rossler_cascade_from_the_shipped_config(tmp_path):
     peaks = res.values["x_max"]
     assert peaks.shape == (3, 64)
     assert distinct_values(peaks, 1e-3) == [1, 2, 4]
-    assert (tmp_path / "rossler_orbit_diagram_x_max.png").stat().st_size > 10_000
+    assert (tmp_path / "rossler_orbit_diagram_x_max.png").exists()
+    # One dot per located maximum, at its parameter value.
+    (dots,) = ds.plot.orbit_diagram(res, "x_max").axes[0].get_lines()
+    c = np.repeat(res.params["c"], peaks.shape[1])
+    keep = np.isfinite(peaks.ravel())
+    assert np.array_equal(dots.get_xdata(), c[keep])
+    assert np.array_equal(dots.get_ydata(), peaks.ravel()[keep])
 
 
 def test_peaks_and_period_of_a_known_cycle():

@@ -43,8 +43,15 @@ def test_hdf5_round_trip_and_plot(diagrams, tmp_path):
     assert np.allclose(back.growth, diagrams["gcep"].growth)
     assert back.info == diagrams["gcep"].info and back.method == "gcep"
     fig = ds.plot.phase_diagram(*diagrams.values())
-    fig.savefig(tmp_path / "pd.png")
-    assert (tmp_path / "pd.png").stat().st_size > 10_000
+    # The simulated points that oscillate in phase are the ones marked so.
+    sim = diagrams["simulate"]
+    (marks,) = [
+        c
+        for c in fig.axes[0].collections
+        if c.get_label() == "oscillates, in-phase (simulation)"
+    ]
+    i, j = np.nonzero(sim.mode == IN_PHASE)
+    assert np.array_equal(marks.get_offsets(), np.column_stack([sim.x[i], sim.y[j]]))
 
 
 def test_phase_diagram_config(tmp_path):

@@ -9,6 +9,7 @@ import dynsim as ds
 from dynsim.analysis import ramp_experiment
 from dynsim.cli import main
 from dynsim.models import HopfNormalForm, MayHarvesting
+from tests.helpers import drawn_lines, has_line
 
 
 def may_fold() -> float:
@@ -83,7 +84,10 @@ def test_storage_figures_and_bad_input(may, tmp_path):
     )
     paths = ds.plot.save_figures(back, tmp_path, "may")
     assert [p.name for p in paths] == ["may_ews.png", "may_kendall.png"]
-    assert all(p.stat().st_size > 10_000 for p in paths)
+    panel, taus = (fig for _, fig in back.figures())
+    assert has_line(panel, back.ews.indicators["ac1"][0])
+    drawn_taus = [ly for _, ly, label in drawn_lines(taus) if label == "ramp"]
+    assert np.allclose(drawn_taus[0], back.ews.kendall_tau["variance"])
     with pytest.raises(ValueError, match="start != stop"):
         ramp_experiment(MayHarvesting(), "h", 1.0, 1.0)
     with pytest.raises(ValueError, match="unknown state 'y'"):

@@ -1,13 +1,16 @@
 """HDF5 round trips, provenance, format checks and atomic writes."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import h5py
 import jax.random as jr
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 import dynsim as ds
 import dynsim.io._hdf5 as hdf5
@@ -260,3 +263,48 @@ def test_files_of_format_version_1_still_load(tmp_path):
     assert np.array_equal(
         ds.io.load(path, "scan").values["x_max"], scan.values["x_max"]
     )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Toy(ds.AbstractResult):
+    """A result type defined outside dynsim: one class, nothing registered."""
+
+    x: np.ndarray
+    y: np.ndarray
+    label: str
+    settings: dict
+    status: int = 0
+
+    kind: ClassVar[str] = "toy"
+    dims: ClassVar = {"x": ("sample",), "y": ("sample",)}
+    codecs: ClassVar = {"settings": (dict, dict)}
+
+    @property
+    def message(self) -> str:
+        return self.status_message
+
+    def figures(self, **options):
+        fig = Figure()
+        fig.add_subplot().plot(self.x, self.y, label=self.label)
+        return [("curve", fig)]
+
+
+def test_a_new_result_type_is_saved_loaded_and_drawn(tmp_path):
+    toy = Toy(np.linspace(0, 1, 5), np.arange(5.0) ** 2, "squares", {"a": [1, 2]})
+    path = tmp_path / "toy.h5"
+    ds.io.save(toy, path, "t")
+    back = ds.io.load(path, "t")
+    assert isinstance(back, Toy) and back.label == "squares" and back.ok
+    assert np.array_equal(back.y, toy.y) and back.settings == {"a": [1, 2]}
+    assert ds.io.runs(path) == {"t": "toy"}
+    with h5py.File(path) as f:
+        assert json.loads(f["t/x"].attrs["axes"]) == ["sample"]
+    (png,) = ds.plot.save_figures(back, tmp_path, "toy")
+    assert png.name == "toy_curve.png" and png.stat().st_size > 0
+    (line,) = back.figures()[0][1].axes[0].get_lines()
+    assert np.array_equal(line.get_ydata(), toy.y) and line.get_label() == "squares"
+    # A file naming a kind no class has is refused, not imported.
+    with h5py.File(path, "a") as f:
+        f["t"].attrs["kind"] = "os.system"
+    with pytest.raises(ds.io.FormatError, match="unknown result kind 'os.system'"):
+        ds.io.load(path, "t")
