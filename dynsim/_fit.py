@@ -2,6 +2,7 @@
 diffrax's adjoints."""
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -17,14 +18,15 @@ from tqdm.auto import tqdm
 from dynsim.models import AbstractModel, AbstractPredictor
 from dynsim.solvers import Status
 
-from ._protocol import AbstractResult
+from ._protocol import AbstractResult, freeze_fields
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FitResult(AbstractResult):
     """The outcome of `dynsim.fit`.
 
-    - `model`: the trained model (the last parameters with a finite loss).
+    - `model`: the trained model (the last parameters with a finite loss; None
+      when loaded from a file).
     - `losses`: the training loss (mean squared error of the batch) at every step
       taken.
     - `validation`: `(steps, losses)` on the validation data, if given.
@@ -48,7 +50,12 @@ class FitResult(AbstractResult):
         )
     }
 
+    def __post_init__(self):
+        freeze_fields(self)
+
     def __repr__(self) -> str:
+        if not len(self.losses):
+            return f"FitResult({type(self.model).__name__}: no step; {self.message})"
         val = (
             ""
             if self.validation is None
@@ -99,11 +106,27 @@ def _check_data(data: Any, name: str) -> tuple[Array, Array, Array]:
     return ts, x, y
 
 
+@functools.cache
+def _adam(learning_rate: float) -> optax.GradientTransformation:
+    # One optimizer object per rate, so that a new fit reuses the compiled step.
+    return optax.adam(learning_rate)
+
+
+@eqx.filter_jit
+def _train_step(params, static, opt_state, ts, x, y, solve, optimizer):
+    loss, grads = eqx.filter_value_and_grad(_loss)(params, static, ts, x, y, solve)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return eqx.apply_updates(params, updates), opt_state, loss
+
+
 def _loss(params, static, ts, x, y, solve):
     model = eqx.combine(params, static)
     ts_axis = 0 if ts.ndim == 2 else None
     pred = jax.vmap(lambda t, xi: predict(model, t, xi, **solve), (ts_axis, 0))(ts, x)
     return jnp.mean((pred - y) ** 2)
+
+
+_score = eqx.filter_jit(_loss)
 
 
 def fit(
@@ -171,18 +194,15 @@ def fit(
     val = None if validation is None else _check_data(validation, "validation")
     solve = dict(solver=solver, rtol=rtol, atol=atol, adjoint=adjoint)
     solve["max_steps"] = max_steps
-    optimizer = optax.adam(learning_rate) if optimizer is None else optimizer
+    optimizer = _adam(learning_rate) if optimizer is None else optimizer
     params, static = eqx.partition(model, trainable)
     opt_state = optimizer.init(params)
     key = jr.key(0) if key is None else key
 
-    @eqx.filter_jit
     def step(params, opt_state, ts, x, y):
-        loss, grads = eqx.filter_value_and_grad(_loss)(params, static, ts, x, y, solve)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return eqx.apply_updates(params, updates), opt_state, loss
+        return _train_step(params, static, opt_state, ts, x, y, solve, optimizer)
 
-    score = eqx.filter_jit(_loss)
+    score = _score
     losses = np.empty(steps)
     val_steps, val_losses = [], []
     show = True if progress is None else bool(progress)

@@ -11,6 +11,7 @@ executed), and `dynsim.plot.save_figures` calls its `figures`.
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -89,7 +90,7 @@ class AbstractResult:
                 out[f.name] = value.to_numpy()
             elif isinstance(value, Mapping):
                 out[f.name] = {k: np.asarray(v) for k, v in value.items()}
-            elif _is_array(value):
+            elif is_array(value):
                 out[f.name] = np.asarray(value)
         return out
 
@@ -109,7 +110,8 @@ def checked(result: R, throw: bool) -> R:
     return result
 
 
-def _is_array(value: Any) -> bool:
+def is_array(value: Any) -> bool:
+    """Whether `value` is an array (NumPy, JAX, or anything with shape and dtype)."""
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
@@ -117,7 +119,8 @@ def result_types() -> dict[str, type[AbstractResult]]:
     """Every result type by its `kind`: the subclasses of `AbstractResult` (found by
     walking the class hierarchy; importing `dynsim.analysis` makes the analyses'
     result types known)."""
-    import dynsim.analysis  # noqa: F401  (defines the analysis results)
+    import dynsim._fit  # noqa: F401  (defines the results outside this module)
+    import dynsim.analysis  # noqa: F401
 
     found: dict[str, type[AbstractResult]] = {}
     todo = list(AbstractResult.__subclasses__())
@@ -128,6 +131,29 @@ def result_types() -> dict[str, type[AbstractResult]]:
         if isinstance(kind, str):
             found[kind] = cls
     return found
+
+
+def freeze_fields(result: AbstractResult) -> None:
+    """Make a result immutable in place (for a frozen dataclass's `__post_init__`):
+    every array field a read-only NumPy copy, every mapping a read-only view of
+    read-only arrays, tuples of arrays tuples of read-only arrays."""
+
+    def freeze(value: Any) -> Any:
+        if is_array(value):
+            return frozen(value)
+        if isinstance(value, tuple):
+            return tuple(freeze(v) for v in value)
+        return value
+
+    for f in dataclasses.fields(result):  # type: ignore[arg-type]
+        value = getattr(result, f.name)
+        if f.name in result.transient or isinstance(value, AbstractResult):
+            continue
+        if isinstance(value, Mapping):
+            value = types.MappingProxyType({k: freeze(v) for k, v in value.items()})
+        else:
+            value = freeze(value)
+        object.__setattr__(result, f.name, value)
 
 
 def frozen(array: Any) -> np.ndarray:

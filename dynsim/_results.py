@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -17,7 +16,7 @@ from jaxtyping import Array, ArrayLike, Int, PyTree, Real
 
 from dynsim.solvers import Status
 
-from ._protocol import AbstractResult, frozen
+from ._protocol import AbstractResult, freeze_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,13 +165,6 @@ def _flat_states(ys: Any, lead: int) -> np.ndarray:
     return np.asarray(flat(ys)[0])
 
 
-_frozen = frozen
-
-
-def _frozen_map(d: Mapping[str, ArrayLike] | None) -> Mapping[str, np.ndarray]:
-    return types.MappingProxyType({k: _frozen(v) for k, v in (d or {}).items()})
-
-
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class ScanResult(AbstractResult):
     """Per-point results of `dynsim.scan`, on the host as read-only NumPy arrays.
@@ -232,14 +224,7 @@ class ScanResult(AbstractResult):
         return fields
 
     def __post_init__(self):
-        set_ = object.__setattr__
-        set_(self, "params", _frozen_map(self.params))
-        set_(self, "stats", _frozen_map(self.stats))
-        set_(self, "values", _frozen_map(self.values))
-        set_(self, "status", _frozen(self.status))
-        for name in ("ts", "ys"):
-            a = getattr(self, name)
-            set_(self, name, None if a is None else _frozen(a))
+        freeze_fields(self)
         n = int(np.prod(self.shape))
         for k, v in self.params.items():
             if v.shape != (n,):

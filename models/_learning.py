@@ -31,7 +31,7 @@ class DeepLinearGradientFlow(AbstractModel):
     sigma31: Float[Array, "out inp"] = param()
     sigma11: Float[Array, "*inp"] = param(1.0)
     tau: Float[Array, ""] = param(1.0)
-    widths: tuple[int, ...] = eqx.field(static=True, default=())
+    widths: tuple[int, ...] = eqx.field(static=True, kw_only=True)
     init_scale: float = eqx.field(static=True, default=1e-3)
     seed: int = eqx.field(static=True, default=0)
 

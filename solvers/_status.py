@@ -88,10 +88,8 @@ _OK = frozenset(
 )
 
 
-def status_ok(status) -> "np.ndarray | bool":
+def status_ok(status: int | np.ndarray) -> np.ndarray:
     """Which codes (an int or an array of them) are `ok` outcomes."""
-    import numpy as np
-
     return np.isin(np.asarray(status), [int(s) for s in _OK])
 
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._protocol import AbstractResult
+from .._protocol import AbstractResult, freeze_fields
 from .._results import RunInfo
 
 KINDS = (
@@ -93,13 +93,6 @@ class Bifurcation:
         return cls(**d)
 
 
-def _frozen(obj, names):
-    for name in names:
-        a = np.array(getattr(obj, name))
-        a.flags.writeable = False
-        object.__setattr__(obj, name, a)
-
-
 def _points_codec():
     return (
         lambda points: [b.to_dict() for b in points],
@@ -169,8 +162,8 @@ class Branch(_Followed):
 
     def __post_init__(self):
         object.__setattr__(self, "status", int(self.status))
-        _frozen(self, ("p", "ys", "eigenvalues", "n_unstable"))
         object.__setattr__(self, "points", tuple(self.points))
+        freeze_fields(self)
 
     @property
     def stable(self) -> np.ndarray:
@@ -221,20 +214,8 @@ class CycleBranch(_Followed):
 
     def __post_init__(self):
         object.__setattr__(self, "status", int(self.status))
-        _frozen(
-            self,
-            (
-                "p",
-                "period",
-                "x0",
-                "y_max",
-                "y_min",
-                "multipliers",
-                "trivial_error",
-                "stable",
-            ),
-        )
         object.__setattr__(self, "points", tuple(self.points))
+        freeze_fields(self)
 
     @property
     def amplitude(self) -> np.ndarray:
@@ -273,8 +254,8 @@ class Curve(AbstractResult):
 
     def __post_init__(self):
         object.__setattr__(self, "status", int(self.status))
-        _frozen(self, ("values", "ys", "frequency"))
         object.__setattr__(self, "params", tuple(self.params))
+        freeze_fields(self)
 
     def figures(self, **options):
         from ..plot import bifurcation_diagram

@@ -46,7 +46,7 @@ import scipy.stats
 from dynsim.solvers import Status
 
 from .._custom_types import Key, Series
-from .._protocol import AbstractResult, checked
+from .._protocol import AbstractResult, checked, freeze_fields
 from ._detrend import trend as _trend
 from ._rolling import kendall_tau_time, rolling_moments
 from ._series import as_series
@@ -117,6 +117,7 @@ class EWSResult(AbstractResult):
                 finite &= np.isfinite(np.atleast_1d(tau))
             code = np.where(finite, int(Status.SUCCESS), int(Status.NONFINITE))
             object.__setattr__(self, "status", code.astype(np.int32))
+        freeze_fields(self)
 
     @property
     def message(self) -> str:

@@ -24,7 +24,7 @@ from dynsim.models import replace_parameters
 from dynsim.solvers import Status
 
 from .._custom_types import State, System
-from .._protocol import AbstractResult
+from .._protocol import AbstractResult, freeze_fields
 
 # Above this size a model without `sparse_jacobian` still gets a dense Jacobian, but
 # eigenvalues are computed by Arnoldi (k of them) rather than all of them.
@@ -143,7 +143,10 @@ class Equilibrium(AbstractResult):
     message: str
 
     kind: ClassVar[str] = "equilibrium"
-    axes: ClassVar = {"y": ("state",), "eigenvalues": ("eigenvalue",)}
+    dims: ClassVar = {"y": ("state",), "eigenvalues": ("eigenvalue",)}
+
+    def __post_init__(self):
+        freeze_fields(self)
 
     @property
     def converged(self) -> bool:

@@ -22,7 +22,7 @@ from dynsim.solvers import Status
 
 from .._checks import check_model, options_for
 from .._custom_types import Flow, State, System
-from .._protocol import AbstractResult, checked
+from .._protocol import AbstractResult, checked, freeze_fields
 from .._provenance import run_info
 from .._results import RunInfo
 
@@ -75,6 +75,7 @@ class LyapunovSpectrum(AbstractResult):
             finite = np.all(np.isfinite(np.asarray(self.exponents)), axis=-1)
             code = np.where(finite, int(Status.SUCCESS), int(Status.NONFINITE))
             object.__setattr__(self, "status", np.asarray(code, np.int32))
+        freeze_fields(self)
 
     @property
     def message(self) -> str:

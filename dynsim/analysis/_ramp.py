@@ -13,7 +13,7 @@ from dynsim.models import AdditiveNoise, Ramp
 from dynsim.solvers import Status
 
 from .._custom_types import Flow, Key, Span
-from .._protocol import AbstractResult, checked
+from .._protocol import AbstractResult, checked, freeze_fields
 from .._results import RunInfo
 from .._scan import scan
 from ._continuation import continuation
@@ -63,6 +63,9 @@ class RampExperiment(AbstractResult):
         "status": ("run",),
         "run_status": ("run",),
     }
+
+    def __post_init__(self):
+        freeze_fields(self)
 
     @property
     def message(self) -> str:

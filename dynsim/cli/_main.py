@@ -64,11 +64,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import json
+    from collections.abc import Mapping
 
     import numpy as np
 
     from .. import io
-    from ..solvers import Status
 
     path = Path(args.file)
     if not path.exists():
@@ -89,13 +89,18 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 f"    created {attrs['created']}  versions "
                 f"{', '.join(f'{k} {v}' for k, v in attrs['versions'].items())}"
             )
-        status = getattr(result, "status", None)
-        if status is not None and np.ndim(status) >= 1 and hasattr(result, "params"):
-            ok = np.isin(status, (Status.SUCCESS, Status.EVENT))
-            if not ok.all():
-                from ._run import failure_summary
+        if not result.ok:
+            from ._run import failure_summary
 
+            params = getattr(result, "params", None)
+            per_point = isinstance(params, Mapping) and np.ndim(result.status) >= 1
+            per_point = per_point and all(
+                np.shape(v) == np.shape(result.status) for v in params.values()
+            )
+            if per_point:
                 _say(f"    failed points: {failure_summary(result)}")
+            else:
+                _say(f"    not ok: {result.message}")
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._protocol import AbstractResult, result_types
+from .._protocol import AbstractResult, is_array, result_types
 from .._results import RunInfo
 from ._common import FormatError, dataset, read, read_info, write_info
 
@@ -52,14 +52,14 @@ def write_result(g: h5py.Group, result: AbstractResult) -> None:
             sub.attrs["keys"] = json.dumps(list(value))  # HDF5 sorts by name
             axes = list(result.field_dims(name))
             for k, v in value.items():
-                if _is_array(v) or isinstance(v, (int, float, complex)):
+                if is_array(v) or isinstance(v, (int, float, complex)):
                     dataset(sub, k, np.asarray(v), axes)
                 else:
                     raise TypeError(
                         f"{cls.__name__}.{name}[{k!r}] is a {type(v).__name__}: "
                         "mappings of arrays only"
                     )
-        elif _is_array(value):
+        elif is_array(value):
             dataset(g, where, np.asarray(value), list(result.field_dims(name)))
         elif value is None or isinstance(value, (str, int, float, tuple, list)):
             scalars[name] = _jsonable(value)
@@ -87,6 +87,7 @@ def read_result(g: h5py.Group) -> AbstractResult:
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name in cls.transient:
+            values[f.name] = None  # not stored (e.g. the model object)
             continue
         where = _stored_name(cls, f.name)
         if f.name in scalars:
@@ -109,10 +110,6 @@ def read_result(g: h5py.Group) -> AbstractResult:
         elif str(f.type).startswith("RunInfo") or f.name == "info":
             values[f.name] = read_info(g) if "model" in g.attrs else None
     return cls(**values)
-
-
-def _is_array(value: Any) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
 def _jsonable(value: Any) -> Any:

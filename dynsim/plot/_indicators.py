@@ -78,7 +78,7 @@ def ews_panel(result: Any, series: int = 0, names: Any = None) -> Figure:
     autocorrelation) against time, with its Kendall τ — and, when there are
     several series, which one is drawn and the median τ over all of them (the
     number a summary quotes)."""
-    ramp = result if hasattr(result, "ews") else None
+    ramp = result if result.kind == "ramp" else None
     r = ramp.ews if ramp is not None else result
     trend = np.atleast_2d(r.trend)[series]
     res = np.atleast_2d(r.residuals)[series]

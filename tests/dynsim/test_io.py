@@ -250,9 +250,19 @@ def test_files_of_format_version_1_still_load(tmp_path):
     assert hopf.value == pytest.approx(10 * (13 + 8 / 3) / (9 - 8 / 3), rel=1e-6)
     # Version-1 continuation codes map onto the one status family.
     assert ds.io.load(V1, "branch").status == ds.Status.SPAN_REACHED
-    for name in ("cycles", "curve", "lyapunov", "ews", "phase_diagram", "ramp"):
+    for name in kinds:
         result = ds.io.load(V1, name)
         assert isinstance(result, ds.AbstractResult) and result.kind == kinds[name]
+        # The protocol: a one-line repr, read-only arrays, a status per point.
+        assert "\n" not in repr(result) and isinstance(result.ok, bool)
+        assert np.shape(result.ok_mask) == np.shape(result.status)
+        for field, value in result.to_numpy().items():
+            arrays = value.values() if isinstance(value, dict) else [value]
+            for a in arrays:
+                if isinstance(getattr(result, field), np.ndarray):
+                    assert not a.flags.writeable, (name, field)
+        with pytest.raises((AttributeError, dataclasses.FrozenInstanceError)):
+            result.status = 0
     # A run added to a version-1 file is of version 2; the old runs still load.
     path = tmp_path / "old.h5"
     shutil.copy(V1, path)

@@ -16,7 +16,7 @@ from dynsim.solvers import Status
 
 from ..._custom_types import Span
 from ..._observables import Amplitude, Function
-from ..._protocol import AbstractResult, checked, frozen
+from ..._protocol import AbstractResult, checked, freeze_fields
 from ..._provenance import run_info
 from ..._results import RunInfo
 from ..._scan import scan
@@ -72,8 +72,7 @@ class PhaseDiagram(AbstractResult):
     def __post_init__(self):
         if self.status is None:
             object.__setattr__(self, "status", np.zeros(np.shape(self.mode), np.int32))
-        for name in ("x", "y", "growth", "frequency", "mode", "amplitude", "status"):
-            object.__setattr__(self, name, frozen(getattr(self, name)))
+        freeze_fields(self)
         shape = (self.x.size, self.y.size)
         for name in ("growth", "frequency", "mode", "amplitude", "status"):
             if getattr(self, name).shape != shape:
