@@ -139,6 +139,8 @@ def freeze_fields(result: AbstractResult) -> None:
     read-only arrays, tuples of arrays tuples of read-only arrays."""
 
     def freeze(value: Any) -> Any:
+        if isinstance(value, np.generic):
+            return value.item()  # NumPy scalars: plain numbers
         if is_array(value):
             return frozen(value)
         if isinstance(value, tuple):

@@ -115,8 +115,10 @@ def read_result(g: h5py.Group) -> AbstractResult:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
+    if isinstance(value, np.generic) or (is_array(value) and np.ndim(value) == 0):
+        return np.asarray(value).item()
+    if is_array(value):
+        return np.asarray(value).tolist()
     return value
 
 
