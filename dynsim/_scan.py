@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import diffrax as dfx
@@ -212,6 +214,9 @@ def scan(
     progress: bool | None = None,
     args: Any = None,
     config: str | None = None,
+    store: str | os.PathLike | None = None,
+    name: str = "scan",
+    overwrite: bool = False,
 ) -> ScanResult:
     """Solve `model` at every point of a parameter scan.
 
@@ -252,6 +257,12 @@ def scan(
       runs, or, for chunks of a few runs, over the solves' time span. Default on;
       False silences it.
     - `config`: the config text, recorded as provenance (the CLI passes it).
+    - `store`, `name`, `overwrite`: stream the scan into run `name` of the HDF5
+      file `store`: every finished chunk is kept on disk as it completes, a killed
+      scan called again resumes where it stopped (and gives the same result), a
+      call whose scan differs from the one recorded is refused naming the
+      difference, and a finished run is replaced only with `overwrite=True`
+      (layout and guarantees: `docs/hdf5.md`).
 
     **Returns:** a `ScanResult`; `values` holds the observables (NaN where a run
     failed), `ys` the saved states (NaN at the times a failed run never reached) and
@@ -259,7 +270,8 @@ def scan(
 
     **Raises:** `ValueError` naming an unknown parameter, a bad array or option (an
     observable window that starts after t1, observables on a reversed `t_span`),
-    `MemoryError` for a scan whose result cannot fit in memory.
+    `MemoryError` for a scan whose result cannot fit in memory; with a `store`,
+    `ValueError` for a finished run or a differing recorded scan (see above).
     """
     progress = True if progress is None else bool(progress)
     plan = plan_scan(
@@ -285,6 +297,10 @@ def scan(
         config=config,
     )
     in_solve = plan.options.progress
+    if store is not None:
+        from ._store import run_stored
+
+        return run_stored(plan, Path(store), name, overwrite, progress and not in_solve)
     if progress and plan.n_runs >= _LARGE_SCAN:
         need = check_scan_size(plan.n_runs, len(plan.axes), 0, 0)
         tqdm.write(

@@ -39,6 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .._faults import fault_point
 from .._protocol import AbstractResult
 from ._common import (
     DamagedFileError,
@@ -142,6 +143,7 @@ def _edit(path: Path, change: Callable[[h5py.File], None]) -> None:
                 _drop_scratch_groups(f)
                 change(f)
             _fsync(tmp)
+            fault_point("save")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -232,6 +234,7 @@ def _write_new_file(path: Path, name: str, result: Result) -> None:
         # mkstemp creates files readable by their owner only; a results file gets
         # the permissions any new file of this user gets.
         os.chmod(tmp, 0o666 & ~_umask())
+        fault_point("save")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,6 +1,5 @@
 """dynsim.simulate: closed forms, maps, events, dense output, gradients, bad input."""
 
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
