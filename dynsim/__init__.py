@@ -41,6 +41,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "AbstractSemilinearModel": ("dynsim.models", "AbstractSemilinearModel"),
     "Status": ("dynsim.solvers", "Status"),
     "AbstractResult": ("dynsim._protocol", "AbstractResult"),
+    "Gridded": ("dynsim._protocol", "Gridded"),
     "result_types": ("dynsim._protocol", "result_types"),
 }
 
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from ._fit import FitResult as FitResult, fit as fit
     from ._protocol import (
         AbstractResult as AbstractResult,
+        Gridded as Gridded,
         result_types as result_types,
     )
     from ._results import (

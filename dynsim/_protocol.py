@@ -22,6 +22,16 @@ from dynsim.solvers import Status, status_ok
 R = TypeVar("R", bound="AbstractResult")
 
 
+@dataclasses.dataclass(frozen=True)
+class Gridded:
+    """A result on a grid: `coords` (dimension name -> its values) and `variables`
+    (name -> (dimension names, array)); dimensions without coordinates are
+    numbered 0, 1, ..."""
+
+    coords: Mapping[str, np.ndarray]
+    variables: Mapping[str, tuple[tuple[str, ...], np.ndarray]]
+
+
 class AbstractResult:
     """The result protocol.
 
@@ -93,6 +103,14 @@ class AbstractResult:
             elif is_array(value):
                 out[f.name] = np.asarray(value)
         return out
+
+    def gridded(self) -> Gridded | None:
+        """The result laid out on a grid, for readers without dynsim: `dynsim.io`
+        stores it beside the fields as the subgroup `gridded` in netCDF-4 form
+        (coordinates as dimension scales), so that
+        `xarray.open_dataset(file, group="<run>/gridded", engine="h5netcdf")` reads
+        it. None (the default): the result has no such view."""
+        return None
 
     def figures(self, **options: Any) -> list[tuple[str, Any]]:
         """The standard figures, as `(suffix, matplotlib Figure)` pairs.

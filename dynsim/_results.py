@@ -16,7 +16,7 @@ from jaxtyping import Array, ArrayLike, Int, PyTree, Real
 
 from dynsim.solvers import Status
 
-from ._protocol import AbstractResult, freeze_fields
+from ._protocol import AbstractResult, Gridded, freeze_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +216,30 @@ class ScanResult(AbstractResult):
 
         keep = {k: options[k] for k in ("curves_for", "threshold") if k in options}
         return scan_figures(self, **keep)
+
+    def gridded(self) -> Gridded | None:
+        """A grid scan with observables on its grid: one coordinate per axis, and
+        each observable, the status and the step counts with one dimension per
+        axis (then `realisation`, then the observable's own dimensions)."""
+        if not (self.grid and self.axes and self.values):
+            return None
+        coords = {k: self.axis_values(k) for k in self.axes}
+        lead = tuple(self.axes)
+        shape = self.shape
+        if self.realisations > 1:
+            lead, shape = (*lead, "realisation"), (*shape, self.realisations)
+            coords["realisation"] = np.arange(self.realisations)
+
+        def on_grid(name: str, a: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+            a = np.asarray(a)
+            extra = a.shape[len(lead) - len(self.axes) + 1 :]
+            own = tuple(f"{name}_dim{i}" for i in range(len(extra)))
+            return (*lead, *own), a.reshape(shape + extra)
+
+        variables = {"status": on_grid("status", self.status)}
+        variables |= {k: on_grid(k, v) for k, v in self.stats.items()}
+        variables |= {k: on_grid(k, v) for k, v in self.values.items()}
+        return Gridded(coords, variables)
 
     def stored_fields(self) -> dict[str, Any]:
         fields = AbstractResult.stored_fields(self)

@@ -10,7 +10,7 @@ import numpy as np
 from ._run import Outcome
 
 
-def run_continuation(cfg, model, progress, say) -> Outcome:
+def run_continuation(cfg, model, progress, say, **_) -> Outcome:
     from ..analysis import (
         bifurcation_curve,
         continuation,

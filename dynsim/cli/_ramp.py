@@ -12,7 +12,7 @@ from ._run import Outcome
 EWS_KEYS = ("window", "bandwidth", "detrend", "lags", "indicators")
 
 
-def run_ramp(cfg, model, progress, say) -> Outcome:
+def run_ramp(cfg, model, progress, say, **_) -> Outcome:
     from ..analysis import ramp_experiment
     from ..solvers import Status
 

@@ -33,6 +33,7 @@ class Outcome:
     runs: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
     failures: list[str] = dataclasses.field(default_factory=list)
     usable: bool = True
+    saved: set[str] = dataclasses.field(default_factory=set)  # streamed into the file
 
     @property
     def code(self) -> int:
@@ -150,7 +151,7 @@ def execute(
     stale = preflight(cfg, out, overwrite)
     model = cfg.build_model()
     start = time.perf_counter()
-    outcome = _TASKS[cfg.task](cfg, model, progress, say)
+    outcome = _TASKS[cfg.task](cfg, model, progress, say, out=out, overwrite=overwrite)
     elapsed = time.perf_counter() - start
     if not outcome.runs:
         say(f"nothing to save ({'; '.join(outcome.failures) or 'no result'})")
@@ -159,7 +160,8 @@ def execute(
     if stale:
         io.delete(out, [n for n in stale if n not in written])
     for name, result in outcome.runs:
-        io.save(_with_config(result, cfg.text), out, name, overwrite=overwrite)
+        if name not in outcome.saved:
+            io.save(_with_config(result, cfg.text), out, name, overwrite=overwrite)
     what = (
         f"run {outcome.runs[0][0]!r}"
         if len(outcome.runs) == 1
@@ -191,7 +193,7 @@ def _with_config(result: Any, text: str) -> Any:
 # -- tasks ---------------------------------------------------------------------
 
 
-def _simulate(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
+def _simulate(cfg: RunConfig, model: Any, progress: bool, say, **_) -> Outcome:
     import jax.random as jr
 
     from .._simulate import simulate
@@ -215,7 +217,10 @@ def _simulate(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
     return outcome
 
 
-def _scan(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
+def _scan(
+    cfg: RunConfig, model: Any, progress: bool, say, *, out: Path, overwrite: bool
+) -> Outcome:
+    """A scan streamed into the results file: resumed when killed, saved there."""
     import jax.random as jr
     import numpy as np
 
@@ -243,10 +248,13 @@ def _scan(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
         chunk_size=cfg.chunk_size,
         progress=progress,
         config=cfg.text,
+        store=out,
+        name=cfg.name,
+        overwrite=overwrite,
         **solver,
     )
     say(f"done: {result}")
-    outcome = Outcome([(cfg.name, result)])
+    outcome = Outcome([(cfg.name, result)], saved={cfg.name})
     failed = ~np.asarray(result.ok_mask)
     if failed.any():
         outcome.failures.append(failure_summary(result))
@@ -272,7 +280,7 @@ def failure_summary(result: Any) -> str:
     return f"{int(failed.sum())} of {failed.size} points ({by}); {ranges}"
 
 
-def _phase_diagrams(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
+def _phase_diagrams(cfg: RunConfig, model: Any, progress: bool, say, **_) -> Outcome:
     from ..analysis.selkov import phase_diagram
 
     t0, t1 = cfg.t_span
@@ -306,13 +314,13 @@ def _phase_diagrams(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
     return outcome
 
 
-def _continuation(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
+def _continuation(cfg: RunConfig, model: Any, progress: bool, say, **_) -> Outcome:
     from ._continuation import run_continuation
 
     return run_continuation(cfg, model, progress, say)
 
 
-def _ramp(cfg: RunConfig, model: Any, progress: bool, say) -> Outcome:
+def _ramp(cfg: RunConfig, model: Any, progress: bool, say, **_) -> Outcome:
     from ._ramp import run_ramp
 
     return run_ramp(cfg, model, progress, say)

@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._protocol import AbstractResult, is_array, result_types
+from .._protocol import AbstractResult, Gridded, is_array, result_types
 from .._results import RunInfo
 from ._common import FormatError, dataset, read, read_info, write_info
 
@@ -68,10 +68,33 @@ def write_result(g: h5py.Group, result: AbstractResult) -> None:
                 f"cannot store {cls.__name__}.{name}, a {type(value).__name__}; "
                 "give the class a codec for it"
             )
+    gridded = result.gridded()
+    if gridded is not None:
+        _write_gridded(g.create_group("gridded"), gridded)
     if info is not None:
         write_info(g, cls.kind, info)
     g.attrs["kind"] = cls.kind
     g.attrs["fields"] = json.dumps(scalars)
+
+
+def _write_gridded(g: h5py.Group, gridded: Gridded) -> None:
+    """netCDF-4 form: coordinates are dimension scales attached to each variable's
+    dimensions; a dimension without coordinates gets its index as one."""
+    scales: dict[str, h5py.Dataset] = {}
+
+    def scale(name: str, values: np.ndarray) -> h5py.Dataset:
+        if name not in scales:
+            dataset(g, name, np.asarray(values), [name])
+            g[name].make_scale(name)
+            scales[name] = g[name]
+        return scales[name]
+
+    for name, values in gridded.coords.items():
+        scale(name, values)
+    for name, (dims, data) in gridded.variables.items():
+        dataset(g, name, data, list(dims))
+        for i, dim in enumerate(dims):
+            g[name].dims[i].attach_scale(scale(dim, np.arange(data.shape[i])))
 
 
 def read_result(g: h5py.Group) -> AbstractResult:

@@ -1,6 +1,8 @@
 """The dynsim command line: configs, errors, outputs."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from importlib import resources
@@ -366,3 +368,32 @@ def test_help_and_version_do_not_import_jax():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "exit codes:" in proc.stdout and ds.__version__ in proc.stdout
+
+
+def test_a_killed_scan_run_resumes_and_a_changed_config_is_refused(tmp_path, capsys):
+    # 16 points in chunks of 8: killed after chunk 1 is written, before it is
+    # recorded; the same command again computes chunk 1 only.
+    cfg = tmp_path / "bru.toml"
+    cfg.write_text(SCAN)
+    out = tmp_path / "bru.h5"
+    cmd = [sys.executable, "-m", "dynsim", "run", str(cfg), "--output", str(out)]
+    killed = subprocess.run(
+        cmd, env={**os.environ, "DYNSIM_FAULT": "shard-written:1"}, capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL and not out.exists()
+    assert main(["run", str(cfg), "--output", str(out)]) == 0
+    reference = tmp_path / "ref.h5"
+    assert main(["run", str(cfg), "--output", str(reference)]) == 0
+    a, b = ds.io.load(out, "bru"), ds.io.load(reference, "bru")
+    assert np.array_equal(a.values["amp"], b.values["amp"])
+    assert np.array_equal(a.status, b.status)
+    # A restart of a killed run with another config is refused, naming the change.
+    subprocess.run(
+        [*cmd[:-1], str(tmp_path / "other.h5")],
+        env={**os.environ, "DYNSIM_FAULT": "shard-written:1"},
+        capture_output=True,
+    )
+    cfg.write_text(SCAN.replace("rtol = 1e-6", "rtol = 1e-7"))
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--output", str(tmp_path / "other.h5")]) == 2
+    assert "solver.rtol: 1e-06 in the store, 1e-07 now" in capsys.readouterr().err

@@ -318,3 +318,34 @@ def test_a_new_result_type_is_saved_loaded_and_drawn(tmp_path):
         f["t"].attrs["kind"] = "os.system"
     with pytest.raises(ds.io.FormatError, match="unknown result kind 'os.system'"):
         ds.io.load(path, "t")
+
+
+def test_a_grid_scan_is_readable_without_dynsim(tmp_path, scan_result):
+    xr = pytest.importorskip("xarray")  # a test dependency ([dev])
+    path = tmp_path / "scan.h5"
+    ds.io.save(scan_result, path, "s")
+    with xr.open_dataset(
+        path, group="s/gridded", engine="h5netcdf", phony_dims="sort"
+    ) as grid:
+        assert grid["amp"].dims == ("alpha", "mu")
+        assert np.array_equal(grid["alpha"], [0.3, 0.9])
+        assert np.array_equal(grid["mu"], [1.0, 1.5, 2.0])
+        back = ds.io.load(path, "s")
+        assert np.array_equal(grid["amp"], back.reshape(back.values["amp"]))
+        assert np.array_equal(grid["status"], back.reshape(back.status))
+        # Componentwise observables keep their own dimension.
+        assert grid["last"].dims == ("alpha", "mu", "last_dim0")
+        assert np.array_equal(grid["last"], back.reshape(back.values["last"]))
+        assert grid["num_steps"].shape == (2, 3)
+    # An ensemble axis becomes a dimension of its own.
+    model = ds.models.OrnsteinUhlenbeck(theta=1.0, sigma=1.0)
+    ens = ds.scan(
+        model, {"theta": [1.0, 2.0]}, (0.0, 1.0), realisations=3, dt0=0.05,
+        observables={"x": ds.observables.FinalState()}, progress=False,
+    )  # fmt: skip
+    ds.io.save(ens, path, "e")
+    with xr.open_dataset(
+        path, group="e/gridded", engine="h5netcdf", phony_dims="sort"
+    ) as grid:
+        assert grid["x"].dims == ("theta", "realisation", "x_dim0")
+        assert np.array_equal(grid["x"], ens.values["x"])
