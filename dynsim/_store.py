@@ -87,6 +87,8 @@ def fingerprint(plan: ScanPlan) -> dict[str, Any]:
         },
         "saveat": None if saveat.ts is None else _digest(saveat.ts),
         "chunk_size": int(plan.chunk_size),
+        "n_runs": int(plan.n_runs),
+        "n_chunks": int(plan.n_chunks),
     }
     return json.loads(json.dumps(described))
 
@@ -283,6 +285,21 @@ def run_stored(
         io.save(result, path, name, overwrite=overwrite or finished)
         store.remove()
     return result
+
+
+def unfinished(path: Path) -> list[tuple[str, int, int]]:
+    """The streamed runs of results file `path` that were started and not finished:
+    (run name, chunks done, chunks in all)."""
+    out = []
+    prefix = f".{path.name}."
+    for folder in sorted(path.parent.glob(f"{prefix}*.parts")):
+        plan_file = folder / PLAN
+        if not plan_file.exists():
+            continue
+        total = int(json.loads(plan_file.read_text()).get("n_chunks", 0))
+        done = len(list(folder.glob("chunk-*.npz")))
+        out.append((folder.name[len(prefix) : -len(".parts")], done, total))
+    return out
 
 
 def _consolidated(store: ScanStore) -> bool:

@@ -69,9 +69,18 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import io
+    from .._store import unfinished
 
     path = Path(args.file)
+    pending = unfinished(path)
+    for name, done, total in pending:
+        _say(
+            f"  {name}: unfinished scan, {done} of {total} chunks done, "
+            f"{total - done} pending (the same command again resumes it)"
+        )
     if not path.exists():
+        if pending:
+            return EXIT_OK
         raise FileNotFoundError(f"no such file: {path}")
     listing = io.runs(path)
     _say(f"{path}: dynsim results file with {len(listing)} run(s)")

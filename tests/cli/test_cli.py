@@ -381,6 +381,11 @@ def test_a_killed_scan_run_resumes_and_a_changed_config_is_refused(tmp_path, cap
         cmd, env={**os.environ, "DYNSIM_FAULT": "shard-written:1"}, capture_output=True
     )
     assert killed.returncode == -signal.SIGKILL and not out.exists()
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    assert (
+        "bru: unfinished scan, 1 of 2 chunks done, 1 pending" in capsys.readouterr().out
+    )
     assert main(["run", str(cfg), "--output", str(out)]) == 0
     reference = tmp_path / "ref.h5"
     assert main(["run", str(cfg), "--output", str(reference)]) == 0
