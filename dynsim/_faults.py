@@ -5,7 +5,8 @@ process with SIGKILL when the environment variable `DYNSIM_FAULT` names that poi
 Points: `shard-written` (a chunk's shard is written and fsynced, not yet renamed
 into place), `shard-partial` (half of a shard's bytes written), `save` (a results
 file's scratch copy is written and fsynced, not yet renamed over the file: where a
-streamed scan is consolidated).
+streamed scan is consolidated), `chunk` (a chunk is about to be computed: on a Dask
+worker, the worker dies).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from ._checks import (
     options_for,
     save_times,
 )
+from ._executor import chunks
 from ._observables import AbstractObservable, BoundObservable, bind_observables
 from ._provenance import run_info
 from ._results import ScanResult
@@ -217,6 +218,7 @@ def scan(
     store: str | os.PathLike | None = None,
     name: str = "scan",
     overwrite: bool = False,
+    client: Any = None,
 ) -> ScanResult:
     """Solve `model` at every point of a parameter scan.
 
@@ -263,6 +265,10 @@ def scan(
       call whose scan differs from the one recorded is refused naming the
       difference, and a finished run is replaced only with `overwrite=True`
       (layout and guarantees: `docs/hdf5.md`).
+    - `client`: a `dask.distributed.Client`: the chunks run as tasks on its
+      cluster (the plan sent to each worker once, each chunk a task, collected
+      here as they finish; a chunk that fails repeatedly becomes failed runs).
+      None: in this process.
 
     **Returns:** a `ScanResult`; `values` holds the observables (NaN where a run
     failed), `ys` the saved states (NaN at the times a failed run never reached) and
@@ -300,7 +306,8 @@ def scan(
     if store is not None:
         from ._store import run_stored
 
-        return run_stored(plan, Path(store), name, overwrite, progress and not in_solve)
+        show = progress and not in_solve
+        return run_stored(plan, Path(store), name, overwrite, show, client)
     if progress and plan.n_runs >= _LARGE_SCAN:
         need = check_scan_size(plan.n_runs, len(plan.axes), 0, 0)
         tqdm.write(
@@ -308,7 +315,7 @@ def scan(
             f"{plan.chunk_size:,}; results about {gib(need)} in memory",
             file=sys.stderr,
         )
-    pieces = []
+    pieces: list[Any] = [None] * plan.n_chunks
     with tqdm(
         total=plan.n_runs,
         disable=not progress or in_solve,
@@ -316,9 +323,8 @@ def scan(
         desc="scan",
         leave=False,
     ) as bar:
-        for c in range(plan.n_chunks):
-            out = plan.run_chunk(plan.chunk_inputs(c))
-            pieces.append(plan.to_host(c, out))
+        for c, out in chunks(plan, range(plan.n_chunks), client):
+            pieces[c] = out
             bar.update(min(plan.chunk_size, plan.n_runs - c * plan.chunk_size))
     return plan.assemble(pieces)
 

@@ -39,6 +39,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ._executor import chunks
 from ._faults import fault_point
 from ._results import ScanResult
 from ._scan_plan import ScanPlan
@@ -238,7 +239,12 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def run_stored(
-    plan: ScanPlan, path: Path, name: str, overwrite: bool, progress: bool
+    plan: ScanPlan,
+    path: Path,
+    name: str,
+    overwrite: bool,
+    progress: bool,
+    client: Any = None,
 ) -> ScanResult:
     """Run `plan` as a streamed scan into run `name` of `path` (resuming a killed
     one), save it there and return it.
@@ -275,10 +281,8 @@ def run_stored(
             desc="scan",
             leave=False,
         ) as bar:
-            for c in range(plan.n_chunks):
-                if c in done:
-                    continue
-                out = plan.to_host(c, plan.run_chunk(plan.chunk_inputs(c)))
+            todo = [c for c in range(plan.n_chunks) if c not in done]
+            for c, out in chunks(plan, todo, client):
                 store.write(c, out)
                 bar.update(min(size, plan.n_runs - c * size))
         result = store.assemble()

@@ -144,3 +144,54 @@ def test_a_restart_with_other_arguments_is_refused(job, tmp_path, monkeypatch):
     assert len(list(parts_folder(path, "ou").glob("chunk-*.npz"))) == 1
     again = job[1](store=path, name="ou", rtol=1e-8, overwrite=True)
     assert again.ok and ds.io.runs(path) == {"ou": "scan"}
+
+
+def _compiled_kernels() -> int:
+    import dynsim._scan_plan
+
+    return dynsim._scan_plan._chunk_jit._cached._cache_size()
+
+
+@pytest.mark.slow
+def test_a_scan_on_a_two_worker_cluster_is_the_same_scan(job, reference, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from dynsim._executor import client_for
+
+    client, cluster = client_for("local:2")
+    try:
+        assert len(client.scheduler_info()["workers"]) == 2
+        _same(job[1](client=client), reference)
+        path = tmp_path / "out.h5"
+        _same(job[1](client=client, store=path, name="ou"), reference)
+        _same(ds.io.load(path, "ou"), reference)
+        # Each worker compiled the chunk kernel once, for both scans' 6 tasks.
+        sizes = client.run(_compiled_kernels)
+        assert sorted(sizes.values()) == [1, 1], sizes
+    finally:
+        client.close()
+        cluster.close()
+    assert distributed.__version__
+
+
+@pytest.mark.slow
+def test_a_chunk_that_kills_its_workers_becomes_failed_runs(
+    job, reference, monkeypatch
+):
+    pytest.importorskip("distributed")
+    from dynsim._executor import client_for
+
+    # Every worker that starts chunk 1 dies: Dask retries it on fresh workers, then
+    # gives up; the scan finishes with chunk 1's runs FAILED and the rest intact.
+    monkeypatch.setenv("DYNSIM_FAULT", "chunk:1")
+    client, cluster = client_for("local:2")
+    try:
+        result = job[1](client=client)
+    finally:
+        client.close()
+        cluster.close()
+    assert np.array_equal(result.status[4:8], [ds.Status.FAILED] * 4)
+    assert np.all(np.isnan(result.values["mean"][4:8]))
+    keep = np.r_[0:4, 8:12]
+    assert np.array_equal(result.values["mean"][keep], reference.values["mean"][keep])
+    assert np.array_equal(result.status[keep], reference.status[keep])
+    assert not result.ok and "4 of 12 failed" in result.message
