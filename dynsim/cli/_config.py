@@ -119,6 +119,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "seed": (_is_int, "an integer"),
     },
     "model": {"name": _STR, "params": _TABLE},
+    "execution": {"scheduler": _STR},
     "solver": {
         "name": (lambda v: v in SOLVERS, f"one of {', '.join(SOLVERS)}"),
         "rtol": _NUM,
@@ -233,6 +234,7 @@ class RunConfig:
     continuation: Mapping[str, Any]
     ramp: Mapping[str, Any]
     text: str
+    scheduler: str | None = None
 
     def build_model(self) -> Any:
         return _build_model(self.model_name, self.model_params, "[model]")
@@ -425,6 +427,7 @@ def parse_config(
         continuation=dict(cont),
         ramp=dict(ramp),
         text=text,
+        scheduler=raw.get("execution", {}).get("scheduler"),
     )
     if check_model:
         cfg.build_model()  # fail now, not after a long run, if the model is invalid

@@ -42,6 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         output=args.output,
         figures=False if args.no_figures else None,
         overwrite=args.overwrite,
+        scheduler=args.scheduler,
         say=_say,
     )
     return code
@@ -161,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="replace this config's runs (and figures) from an earlier run",
+    )
+    p.add_argument(
+        "--scheduler",
+        help="run a scan's chunks on a Dask cluster: a scheduler address "
+        "(tcp://host:8786) or local:N (N local worker processes); overrides "
+        "[execution] scheduler",
     )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("demo", help="run the embedded default config")

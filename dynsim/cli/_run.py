@@ -8,11 +8,12 @@ runs (refused unless `--overwrite`) are checked first.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,7 @@ def execute(
     figures: bool | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    scheduler: str | None = None,
     say: Callable[[str], None] = print,
 ) -> tuple[Path, list[Path], int]:
     """Run a validated config: check, compute, save to HDF5, draw the figures.
@@ -148,10 +150,19 @@ def execute(
     from .. import io
 
     out = Path(output) if output is not None else cfg.output
+    scheduler = scheduler if scheduler is not None else cfg.scheduler
+    if scheduler is not None and cfg.task != "scan":
+        raise ConfigError(
+            f"a scheduler runs the chunks of scans; task {cfg.task!r} has none "
+            "(remove --scheduler / [execution] scheduler)"
+        )
     stale = preflight(cfg, out, overwrite)
     model = cfg.build_model()
     start = time.perf_counter()
-    outcome = _TASKS[cfg.task](cfg, model, progress, say, out=out, overwrite=overwrite)
+    with _cluster(scheduler, say) as client:
+        outcome = _TASKS[cfg.task](
+            cfg, model, progress, say, out=out, overwrite=overwrite, client=client
+        )
     elapsed = time.perf_counter() - start
     if not outcome.runs:
         say(f"nothing to save ({'; '.join(outcome.failures) or 'no result'})")
@@ -179,6 +190,25 @@ def execute(
         for p in paths:
             say(f"figure: {p}")
     return out, paths, code
+
+
+@contextlib.contextmanager
+def _cluster(scheduler: str | None, say) -> Iterator[Any]:
+    """A Dask client for `scheduler` (None: no cluster), closed afterwards."""
+    if scheduler is None:
+        yield None
+        return
+    from .._executor import client_for
+
+    client, cluster = client_for(scheduler)
+    n = len(client.scheduler_info().get("workers", {}))
+    say(f"on the Dask cluster {scheduler} ({n} workers)")
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _with_config(result: Any, text: str) -> Any:
@@ -218,7 +248,14 @@ def _simulate(cfg: RunConfig, model: Any, progress: bool, say, **_) -> Outcome:
 
 
 def _scan(
-    cfg: RunConfig, model: Any, progress: bool, say, *, out: Path, overwrite: bool
+    cfg: RunConfig,
+    model: Any,
+    progress: bool,
+    say,
+    *,
+    out: Path,
+    overwrite: bool,
+    client: Any = None,
 ) -> Outcome:
     """A scan streamed into the results file: resumed when killed, saved there."""
     import jax.random as jr
@@ -251,6 +288,7 @@ def _scan(
         store=out,
         name=cfg.name,
         overwrite=overwrite,
+        client=client,
         **solver,
     )
     say(f"done: {result}")

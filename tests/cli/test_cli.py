@@ -402,3 +402,22 @@ def test_a_killed_scan_run_resumes_and_a_changed_config_is_refused(tmp_path, cap
     capsys.readouterr()
     assert main(["run", str(cfg), "--output", str(tmp_path / "other.h5")]) == 2
     assert "solver.rtol: 1e-06 in the store, 1e-07 now" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_scan_runs_on_a_local_dask_cluster(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    cfg = tmp_path / "bru.toml"
+    cfg.write_text(SCAN)
+    here, there = tmp_path / "here.h5", tmp_path / "there.h5"
+    assert main(["run", str(cfg), "--output", str(here), "--no-figures"]) == 0
+    cmd = ["run", str(cfg), "--output", str(there), "--no-figures"]
+    assert main([*cmd, "--scheduler", "local:2"]) == 0
+    assert "on the Dask cluster local:2 (2 workers)" in capsys.readouterr().out
+    a, b = ds.io.load(here, "bru"), ds.io.load(there, "bru")
+    assert np.array_equal(a.values["amp"], b.values["amp"])
+    # Only scans have chunks to send.
+    sim = tmp_path / "lor.toml"
+    sim.write_text(SIM)
+    assert main(["run", str(sim), "--scheduler", "local:2"]) == 2
+    assert "a scheduler runs the chunks of scans" in capsys.readouterr().err
