@@ -421,3 +421,17 @@ def test_a_scan_runs_on_a_local_dask_cluster(tmp_path, capsys):
     sim.write_text(SIM)
     assert main(["run", str(sim), "--scheduler", "local:2"]) == 2
     assert "a scheduler runs the chunks of scans" in capsys.readouterr().err
+
+
+def test_a_damaged_output_file_is_reported_and_left_alone(tmp_path, capsys):
+    cfg = tmp_path / "bru.toml"
+    cfg.write_text(SCAN)
+    out = tmp_path / "bru.h5"
+    ds.io.save(ds.simulate(ds.models.Lorenz(), (0.0, 1.0), saveat=5), out, "earlier")
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 2])  # a truncated copy
+    for extra in ([], ["--overwrite"]):
+        capsys.readouterr()
+        assert main(["run", str(cfg), "--output", str(out), *extra]) == 2
+        assert str(out) in capsys.readouterr().err
+        assert out.read_bytes() == data[: len(data) // 2]
