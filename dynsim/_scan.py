@@ -302,12 +302,34 @@ def scan(
         args=args,
         config=config,
     )
+    return run_scan(
+        plan,
+        progress=progress,
+        store=store,
+        name=name,
+        overwrite=overwrite,
+        client=client,
+    )
+
+
+def run_scan(
+    plan: ScanPlan,
+    *,
+    progress: bool = True,
+    store: str | os.PathLike | None = None,
+    name: str = "scan",
+    overwrite: bool = False,
+    client: Any = None,
+    load: bool = True,
+) -> ScanResult | None:
+    """Run a planned scan (arguments as `scan`); with a `store` and `load=False`
+    nothing is read back (memory bounded by a chunk) and None is returned."""
     in_solve = plan.options.progress
     if store is not None:
         from ._store import run_stored
 
         show = progress and not in_solve
-        return run_stored(plan, Path(store), name, overwrite, show, client)
+        return run_stored(plan, Path(store), name, overwrite, show, client, load)
     if progress and plan.n_runs >= _LARGE_SCAN:
         need = check_scan_size(plan.n_runs, len(plan.axes), 0, 0)
         tqdm.write(

@@ -39,6 +39,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ._consolidate import write_scan
 from ._executor import chunks
 from ._faults import fault_point
 from ._results import ScanResult
@@ -190,12 +191,10 @@ class ScanStore:
             leaves = [z[f"leaf_{i}"] for i in range(len(z.files))]
         return jtu.tree_unflatten(treedef, leaves)
 
-    def assemble(self) -> ScanResult:
-        """The result of all shards (every chunk must be done)."""
+    def treedef(self) -> Any:
+        """The structure of a chunk's outputs (to rebuild them from a shard)."""
         plan = self.plan
-        shape = jax.eval_shape(plan.run_chunk, plan.chunk_inputs(0))
-        treedef = jtu.tree_structure(shape)
-        return plan.assemble([self.read(c, treedef) for c in range(plan.n_chunks)])
+        return jtu.tree_structure(jax.eval_shape(plan.run_chunk, plan.chunk_inputs(0)))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -245,9 +244,11 @@ def run_stored(
     overwrite: bool,
     progress: bool,
     client: Any = None,
-) -> ScanResult:
+    load: bool = True,
+) -> ScanResult | None:
     """Run `plan` as a streamed scan into run `name` of `path` (resuming a killed
-    one), save it there and return it.
+    one) and save it there, in memory bounded by a chunk; return it read back
+    (`load`) or None.
 
     **Raises:** `ValueError` when the file already holds a finished run `name` (and
     not `overwrite`), or the recorded scan differs from this one; `RuntimeError`
@@ -263,7 +264,7 @@ def run_stored(
         finished = path.exists() and name in io.runs(path)
         if finished and _consolidated(store):
             store.remove()  # killed after the save, before the clean-up
-            return io.load(path, name)
+            return io.load(path, name) if load else None
         if finished and not overwrite:
             raise ValueError(
                 f"{path} already holds a run {name!r}; pass overwrite=True or "
@@ -285,10 +286,15 @@ def run_stored(
             for c, out in chunks(plan, todo, client):
                 store.write(c, out)
                 bar.update(min(size, plan.n_runs - c * size))
-        result = store.assemble()
-        io.save(result, path, name, overwrite=overwrite or finished)
+        treedef = store.treedef()
+        io.save_with(
+            path,
+            name,
+            lambda g: write_scan(g, plan, lambda c: store.read(c, treedef)),
+            overwrite=overwrite or finished,
+        )
         store.remove()
-    return result
+    return io.load(path, name) if load else None
 
 
 def unfinished(path: Path) -> list[tuple[str, int, int]]:

@@ -259,9 +259,8 @@ def _scan(
 ) -> Outcome:
     """A scan streamed into the results file: resumed when killed, saved there."""
     import jax.random as jr
-    import numpy as np
 
-    from .._scan import scan
+    from .._scan import plan_scan, run_scan
 
     solver = dict(cfg.solver)
     name = solver.pop("name", None)
@@ -272,7 +271,7 @@ def _scan(
     )
     axes = ", ".join(cfg.scan_params)
     say(f"scanning {n:,} points of {cfg.model_name} over {axes} ...")
-    result = scan(
+    plan = plan_scan(
         model,
         cfg.scan_params,
         cfg.t_span,
@@ -285,19 +284,60 @@ def _scan(
         chunk_size=cfg.chunk_size,
         progress=progress,
         config=cfg.text,
+        **solver,
+    )
+    # Streamed into the file and not read back: memory bounded by a chunk.
+    run_scan(
+        plan,
+        progress=progress,
         store=out,
         name=cfg.name,
         overwrite=overwrite,
         client=client,
-        **solver,
+        load=False,
     )
-    say(f"done: {result}")
-    outcome = Outcome([(cfg.name, result)], saved={cfg.name})
-    failed = ~np.asarray(result.ok_mask)
-    if failed.any():
-        outcome.failures.append(failure_summary(result))
-        outcome.usable = not failed.all()
+    n, failed, summary = stored_failures(out, cfg.name)
+    say(f"done: {n:,} points, {n - failed:,} succeeded")
+    outcome = Outcome([(cfg.name, None)], saved={cfg.name})
+    if failed:
+        outcome.failures.append(summary)
+        outcome.usable = failed < n
     return outcome
+
+
+def stored_failures(path: Path, name: str) -> tuple[int, int, str]:
+    """(runs, failed runs, their summary as `failure_summary` words it) of a scan
+    in a results file, read in slabs (memory bounded whatever the scan's size)."""
+    import h5py
+    import numpy as np
+
+    from ..solvers import Status, status_ok
+
+    slab = 1 << 20
+    counts: dict[int, int] = {}
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    with h5py.File(path, "r") as f:
+        g = f[name]
+        status = g["status"]
+        params = g["params"]
+        n = int(np.prod(status.shape))
+        per_point = status.shape[1] if status.ndim > 1 else 1
+        for i in range(0, status.shape[0], max(1, slab // per_point)):
+            s = status[i : i + max(1, slab // per_point)].reshape(-1, per_point)
+            bad = ~status_ok(s)
+            for c, k in zip(*np.unique(s[bad], return_counts=True), strict=True):
+                counts[int(c)] = counts.get(int(c), 0) + int(k)
+            rows = bad.any(axis=1)
+            if rows.any():
+                for p in params:
+                    v = params[p][i : i + len(rows)][rows]
+                    lo[p] = min(lo.get(p, np.inf), float(v.min()))
+                    hi[p] = max(hi.get(p, -np.inf), float(v.max()))
+    failed = sum(counts.values())
+    by = ", ".join(f"{Status(c).name.lower()}={k}" for c, k in sorted(counts.items()))
+    ranges = ", ".join(f"{p} in [{lo[p]:.4g}, {hi[p]:.4g}]" for p in lo)
+    return n, failed, f"{failed} of {n} points ({by}); {ranges}"
 
 
 def failure_summary(result: Any) -> str:

@@ -14,4 +14,5 @@ from ._hdf5 import (
     remove_stale_scratch as remove_stale_scratch,
     runs as runs,
     save as save,
+    save_with as save_with,
 )

@@ -68,6 +68,26 @@ def dataset(group: h5py.Group, name: str, data: Any, axes: list[str]) -> None:
         ds.attrs["scalar"] = 1
 
 
+def empty_dataset(
+    group: h5py.Group, name: str, shape: tuple[int, ...], dtype: Any, axes: list[str]
+) -> h5py.Dataset:
+    """A dataset of `shape` to be filled by slices (as `dataset` stores arrays:
+    chunked, checksummed, compressed when large, with its `axes`)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    ds = group.create_dataset(
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks=True if size else None,
+        fletcher32=bool(size),
+        compression="gzip" if size > 4096 else None,
+    )
+    ds.attrs["axes"] = json.dumps(
+        axes[: len(shape)] + ["component"] * (len(shape) - len(axes))
+    )
+    return ds
+
+
 def read(ds: h5py.Dataset) -> Any:
     """A dataset's value (a scalar stored by `dataset` comes back as a scalar).
 

@@ -114,10 +114,22 @@ def save(
             f"cannot save a {type(result).__name__}: only dynsim results "
             "(subclasses of dynsim.AbstractResult) are saved"
         )
+    return save_with(path, name, lambda g: write_result(g, result), overwrite=overwrite)
+
+
+def save_with(
+    path: str | os.PathLike,
+    name: str,
+    write: Callable[[h5py.Group], None],
+    *,
+    overwrite: bool = False,
+) -> str:
+    """`save` of a run that `write` writes into its (empty) group: the same checks
+    and the same crash-safe path (a streamed scan writes its chunks this way)."""
     _check_name(name)
     path = Path(path)
     if not path.exists():
-        _write_new_file(path, name, result)
+        _write_new_file(path, name, write)
         return name
     with _open_existing(path, "r") as f:
         if name in f and not overwrite:
@@ -125,7 +137,7 @@ def save(
                 f"{path} already holds a run {name!r}; pass overwrite=True or "
                 "another name"
             )
-    _edit(path, lambda f: _replace_run(f, name, result))
+    _edit(path, lambda f: _replace_run(f, name, write))
     return name
 
 
@@ -219,7 +231,7 @@ def _drop_scratch_groups(f: h5py.File) -> None:
         del f[key]
 
 
-def _write_new_file(path: Path, name: str, result: Result) -> None:
+def _write_new_file(path: Path, name: str, write: Callable[[h5py.Group], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_scratch(path)
     tmp = _scratch_file(path)
@@ -229,7 +241,7 @@ def _write_new_file(path: Path, name: str, result: Result) -> None:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["dynsim_version"] = _versions()["dynsim"]
             f.attrs["created"] = _now()
-            write_result(f.create_group(name), result)
+            write(f.create_group(name))
         _fsync(tmp)
         # mkstemp creates files readable by their owner only; a results file gets
         # the permissions any new file of this user gets.
@@ -254,10 +266,10 @@ def _umask() -> int:
     return mask
 
 
-def _replace_run(f: h5py.File, name: str, result: Result) -> None:
+def _replace_run(f: h5py.File, name: str, write: Callable[[h5py.Group], None]) -> None:
     scratch = f"{_SCRATCH}{name}-{uuid.uuid4().hex[:8]}"
     try:
-        write_result(f.create_group(scratch), result)
+        write(f.create_group(scratch))
     except BaseException:
         del f[scratch]
         raise
