@@ -16,7 +16,7 @@ from ._scan_plan import ScanPlan
 from .io._common import empty_dataset, write_info
 
 # Points per slab when the flat datasets are laid out on the grid.
-_SLAB = 1 << 20
+_SLAB = 1 << 18
 
 
 def write_scan(g: h5py.Group, plan: ScanPlan, shard: Callable[[int], Any]) -> None:

@@ -74,13 +74,21 @@ def empty_dataset(
     """A dataset of `shape` to be filled by slices (as `dataset` stores arrays:
     chunked, checksummed, compressed when large, with its `axes`)."""
     size = int(np.prod(shape, dtype=np.int64))
+    # Chunks of whole rows, about 2¹⁶ numbers each: few chunks however long the
+    # dataset (its chunk index stays small in memory).
+    row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    chunks = (
+        (max(1, min(shape[0], (1 << 16) // max(1, row))), *shape[1:]) if size else None
+    )
     ds = group.create_dataset(
         name,
         shape=shape,
         dtype=dtype,
-        chunks=True if size else None,
+        chunks=chunks,
         fletcher32=bool(size),
         compression="gzip" if size > 4096 else None,
+        rdcc_nbytes=1
+        << 20,  # a 1 MiB chunk cache per dataset (HDF5 2 defaults to more)
     )
     ds.attrs["axes"] = json.dumps(
         axes[: len(shape)] + ["component"] * (len(shape) - len(axes))
