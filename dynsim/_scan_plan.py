@@ -38,6 +38,8 @@ _MAX_CHUNK = 1 << 16
 # Large scans run in about this many chunks (chunks of at least _MIN_AUTO_CHUNK).
 _TARGET_CHUNKS = 20
 _MIN_AUTO_CHUNK = 2048
+# The narrowest compiled kernel (see `ScanPlan.lanes`).
+_MIN_LANES = 2
 
 
 def point_axes(
@@ -130,12 +132,22 @@ class ScanPlan:
         sub = np.unravel_index(points, self.shape)
         return {k: v[i] for (k, v), i in zip(self.axes.items(), sub, strict=True)}
 
+    @property
+    def lanes(self) -> int:
+        """The width of the compiled kernel: `chunk_size`, but at least
+        `_MIN_LANES` (XLA compiles a width-1 vmap into other code, whose results
+        differ in the last bits: with two lanes or more a run's numbers do not
+        depend on the chunk size)."""
+        return max(self.chunk_size, _MIN_LANES)
+
     def chunk_inputs(self, c: int) -> tuple[dict[str, Array], Array, Array]:
         """The inputs of chunk `c` on the device(s): parameter values, point and
-        realisation indices, padded to `chunk_size` runs with run 0 (one shape, one
+        realisation indices, padded to `lanes` runs with run 0 (one shape, one
         compilation)."""
-        runs = np.arange(c * self.chunk_size, (c + 1) * self.chunk_size)
-        runs = np.where(runs < self.n_runs, runs, 0)
+        start = c * self.chunk_size
+        end = min(start + self.chunk_size, self.n_runs)
+        runs = np.arange(start, start + self.lanes)
+        runs = np.where(runs < end, runs, 0)
         points, real = np.divmod(runs, self.realisations)
         dtype = jnp.result_type(float)
         values = {
