@@ -39,7 +39,6 @@ import jax.tree_util as jtu
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._consolidate import write_scan
 from ._executor import chunks
 from ._faults import fault_point
 from ._results import ScanResult
@@ -287,10 +286,11 @@ def run_stored(
                 store.write(c, out)
                 bar.update(min(size, plan.n_runs - c * size))
         treedef = store.treedef()
-        io.save_with(
+        io.save_chunks(
             path,
             name,
-            lambda g: write_scan(g, plan, lambda c: store.read(c, treedef)),
+            plan,
+            lambda c: store.read(c, treedef),
             overwrite=overwrite or finished,
         )
         store.remove()

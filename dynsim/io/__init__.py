@@ -16,3 +16,4 @@ from ._hdf5 import (
     save as save,
     save_with as save_with,
 )
+from ._stream import save_chunks as save_chunks

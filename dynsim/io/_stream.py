@@ -5,6 +5,7 @@ bounded by one chunk and one slab of the grid view, whatever the number of point
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,11 +13,30 @@ import h5py
 import jax.tree_util as jtu
 import numpy as np
 
-from ._scan_plan import ScanPlan
-from .io._common import empty_dataset, write_info
+from .._scan_plan import ScanPlan
+from ._common import empty_dataset, write_info
+from ._hdf5 import save_with
 
 # Points per slab when the flat datasets are laid out on the grid.
 _SLAB = 1 << 18
+
+
+def save_chunks(
+    path: str | os.PathLike,
+    name: str,
+    plan: ScanPlan,
+    shard: Callable[[int], Any],
+    *,
+    overwrite: bool = False,
+) -> str:
+    """Save the scan of `plan` as run `name` of `path` from its chunks' host
+    outputs `shard(c)`, one chunk at a time (as `save` saves: checked, atomic).
+
+    **Returns:** the run name.
+    """
+    return save_with(
+        path, name, lambda g: write_scan(g, plan, shard), overwrite=overwrite
+    )
 
 
 def write_scan(g: h5py.Group, plan: ScanPlan, shard: Callable[[int], Any]) -> None:
