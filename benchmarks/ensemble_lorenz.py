@@ -14,7 +14,12 @@ Arms, measured side by side in one run:
 Achieved error: the maximum absolute error at t = 1 over 257 evenly spaced members,
 against SciPy DOP853 at rtol = atol = 1e-13.
 
-Run: `python -m benchmarks.ensemble_lorenz [--sizes 1024 16384] [--repeats 5]`.
+The headline ratio dynsim.scan / plain diffrax is also measured interleaved (the two
+timed alternately, the median of the per-pair ratios), so that load drifting during a
+run does not favour either.
+
+Run: `python -m benchmarks.ensemble_lorenz [--sizes 1024 16384] [--repeats 5]
+[--ratio-only]`.
 """
 
 from __future__ import annotations
@@ -131,23 +136,7 @@ def run(n: int, repeats: int) -> list[dict]:
     rows[-1]["compile_s"] = None
 
     # Plain diffrax with its defaults.
-    @jax.jit
-    def plain(rhos):
-        def one(r):
-            return dfx.diffeqsolve(
-                dfx.ODETerm(lorenz_jax),
-                dfx.Tsit5(),
-                0.0,
-                1.0,
-                None,
-                jnp.asarray(Y0),
-                r,
-                stepsize_controller=dfx.PIDController(rtol=RTOL, atol=ATOL),
-            )
-
-        sol = jax.vmap(one)(rhos)
-        return sol.ys, sol.stats
-
+    plain = plain_diffrax()
     rho_dev = jnp.asarray(rho)
     first, best, (ys, stats) = timed(lambda: plain(rho_dev), repeats)
     rows.append(
@@ -199,6 +188,66 @@ def run(n: int, repeats: int) -> list[dict]:
     return rows
 
 
+def plain_diffrax():
+    """Plain `jit(vmap(diffeqsolve))` with diffrax's defaults (Tsit5, PID)."""
+
+    @jax.jit
+    def plain(rhos):
+        def one(r):
+            return dfx.diffeqsolve(
+                dfx.ODETerm(lorenz_jax),
+                dfx.Tsit5(),
+                0.0,
+                1.0,
+                None,
+                jnp.asarray(Y0),
+                r,
+                stepsize_controller=dfx.PIDController(rtol=RTOL, atol=ATOL),
+            )
+
+        sol = jax.vmap(one)(rhos)
+        return sol.ys, sol.stats
+
+    return plain
+
+
+def interleaved_ratio(n: int, repeats: int) -> dict:
+    """`dynsim.scan` (public API) against plain diffrax, timed alternately
+    `repeats` times after a warm-up of each: the median of the per-pair ratios
+    (robust to the machine's load drifting during the run)."""
+    rho = np.linspace(0.0, 21.0, n)
+    model = ds.models.Lorenz()
+    plain = plain_diffrax()
+    rho_dev = jnp.asarray(rho)
+
+    def ours():
+        return ds.scan(model, {"rho": rho}, (0.0, 1.0), y0=Y0, rtol=RTOL, atol=ATOL)
+
+    def theirs():
+        return jax.block_until_ready(plain(rho_dev))
+
+    ours(), theirs()
+    ratios, t_ours, t_theirs = [], [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ours()
+        a = time.perf_counter() - start
+        start = time.perf_counter()
+        theirs()
+        b = time.perf_counter() - start
+        ratios.append(b / a)
+        t_ours.append(a)
+        t_theirs.append(b)
+    return {
+        "N": n,
+        "repeats": repeats,
+        "median_ratio": float(np.median(ratios)),
+        "ratios": ratios,
+        "median_dynsim_s": float(np.median(t_ours)),
+        "median_diffrax_s": float(np.median(t_theirs)),
+    }
+
+
 def figure(rows: list[dict]) -> Figure:
     fig = Figure(figsize=(7.0, 3.6), dpi=150, layout="constrained")
     ax = fig.add_subplot()
@@ -236,7 +285,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 16384])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--ratio-only",
+        action="store_true",
+        help="only the interleaved dynsim.scan / diffrax ratio (public API only)",
+    )
     args = parser.parse_args(argv)
+    ratios = [interleaved_ratio(n, max(5, args.repeats)) for n in args.sizes]
+    for r in ratios:
+        print(
+            f"N = {r['N']}: dynsim.scan {r['median_ratio']:.2f}× faster than plain "
+            f"diffrax (median of {r['repeats']} interleaved pairs; "
+            f"{r['median_dynsim_s']:.4f} s vs {r['median_diffrax_s']:.4f} s)"
+        )
+    if args.ratio_only:
+        return
     rows = []
     for n in args.sizes:
         rows += run(n, args.repeats)
@@ -244,7 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     text = table(rows, COLUMNS)
     print(text)
     print(f"\nmachine: {info['cpu']}, {info['cores']} cores, devices {info['devices']}")
-    json_path = write_json("ensemble_lorenz", {"machine": info, "rows": rows})
+    json_path = write_json(
+        "ensemble_lorenz", {"machine": info, "rows": rows, "interleaved": ratios}
+    )
     png = RESULTS / "ensemble_lorenz.png"
     figure(rows).savefig(png)
     print(f"wrote {json_path} and {png}")

@@ -13,7 +13,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
 from dynsim.models import AbstractSystem, parameters
-from dynsim.solvers import SolveOptions, solve_options
+from dynsim.solvers import SolveOptions, as_float, solve_options
 
 SaveAtLike = int | ArrayLike | None
 
@@ -72,8 +72,7 @@ def check_t_span(t_span: Any) -> tuple[Array, Array]:
         t0, t1 = t_span
     except (TypeError, ValueError):
         raise ValueError(f"t_span must be a pair (t0, t1), got {t_span!r}") from None
-    t0 = jnp.asarray(t0, dtype=jnp.result_type(float))
-    t1 = jnp.asarray(t1, dtype=jnp.result_type(float))
+    t0, t1 = as_float(t0), as_float(t1)
     if t0.ndim or t1.ndim:
         raise ValueError(f"t_span must hold two scalars, got {t_span!r}")
     if not isinstance(t0, jax.core.Tracer) and not isinstance(t1, jax.core.Tracer):
@@ -90,8 +89,8 @@ def check_y0(model: Any, y0: PyTree[ArrayLike] | None) -> PyTree[Array]:
     if y0 is None:
         return expected
     if jtu.treedef_is_leaf(jtu.tree_structure(expected)):
-        y0 = jnp.asarray(y0)  # a list or tuple of numbers is one array
-    y0 = jtu.tree_map(lambda a: jnp.asarray(a, dtype=jnp.result_type(float)), y0)
+        y0 = as_float(y0)  # a list or tuple of numbers is one array
+    y0 = jtu.tree_map(as_float, y0)
     e_shapes = jtu.tree_map(jnp.shape, expected)
     g_shapes = jtu.tree_map(jnp.shape, y0)
     if jtu.tree_structure(expected) != jtu.tree_structure(y0) or e_shapes != g_shapes:

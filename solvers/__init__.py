@@ -20,6 +20,7 @@ from ._problem import (
     Problem as Problem,
     SaveSpec as SaveSpec,
     SolveOptions as SolveOptions,
+    as_float as as_float,
     default_solver as default_solver,
     resolve_solver as resolve_solver,
     solve_options as solve_options,

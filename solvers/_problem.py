@@ -132,6 +132,15 @@ def default_solver(kind: Kind) -> str:
     return "euler" if kind in ("sde", "langevin") else "tsit5"
 
 
+def as_float(value: Any, dtype: Any = None) -> Any:
+    """`value` as a float array: NumPy when concrete (no device dispatch, which
+    costs more than a small scan's solve), JAX when traced."""
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    if isinstance(value, jax.core.Tracer):
+        return jnp.asarray(value, dtype)
+    return np.asarray(value, dtype)
+
+
 def _concrete(value: Any) -> np.ndarray | None:
     if isinstance(value, jax.core.Tracer):
         return None
@@ -243,9 +252,9 @@ def solve_options(
         raise ValueError(f"dt0 must be > 0, got {float(d)}")
     return SolveOptions(
         solver=solver,
-        rtol=jnp.asarray(rtol, dtype),
-        atol=jnp.asarray(atol, dtype),
-        dt0=None if dt0 is None else jnp.asarray(dt0, dtype),
+        rtol=as_float(rtol, dtype),
+        atol=as_float(atol, dtype),
+        dt0=None if dt0 is None else as_float(dt0, dtype),
         adaptive=adaptive,
         max_steps=max_steps,
         adjoint=adjoint,
