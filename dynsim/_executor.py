@@ -65,18 +65,22 @@ def chunks(plan: ScanPlan, todo: Iterable[int], client: Any = None) -> Iterator:
     from distributed import as_completed
 
     shared = client.scatter(plan, broadcast=True, hash=False)
+    # pure=False: every task gets a key of its own (two scans never share one).
     futures = {
-        client.submit(
-            run_chunk_on_host, shared, c, pure=False, retries=RETRIES, key=f"chunk-{c}"
-        ): c
+        client.submit(run_chunk_on_host, shared, c, pure=False, retries=RETRIES): c
         for c in todo
     }
     for future in as_completed(futures):
         c = futures[future]
-        if future.status == "error":
+        if future.status == "error":  # the chunk itself failed, retries spent
             yield c, failed_chunk(plan, c)
-        else:
+        elif future.status == "finished":
             yield c, future.result()
+        else:  # the cluster lost it (e.g. the scheduler went away): not the chunk's
+            raise RuntimeError(
+                f"chunk {c} was {future.status} by the Dask cluster; run the scan "
+                "again to compute the chunks not yet done"
+            )
         future.release()
 
 

@@ -178,17 +178,20 @@ def test_a_chunk_that_kills_its_workers_becomes_failed_runs(
     job, reference, monkeypatch
 ):
     pytest.importorskip("distributed")
+    import dask
+
     from dynsim._executor import client_for
 
-    # Every worker that starts chunk 1 dies: Dask retries it on fresh workers, then
+    # Every worker that starts chunk 1 dies: Dask retries it on a fresh worker, then
     # gives up; the scan finishes with chunk 1's runs FAILED and the rest intact.
     monkeypatch.setenv("DYNSIM_FAULT", "chunk:1")
-    client, cluster = client_for("local:2")
-    try:
-        result = job[1](client=client)
-    finally:
-        client.close()
-        cluster.close()
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        client, cluster = client_for("local:2")
+        try:
+            result = job[1](client=client)
+        finally:
+            client.close()
+            cluster.close()
     assert np.array_equal(result.status[4:8], [ds.Status.FAILED] * 4)
     assert np.all(np.isnan(result.values["mean"][4:8]))
     keep = np.r_[0:4, 8:12]
