@@ -2,8 +2,6 @@
 driven into a failure here, returns a result that is not `ok` with a `status` and a
 `message`, and raises `RuntimeError` instead with `throw=True`."""
 
-import dataclasses
-
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -11,7 +9,6 @@ import pytest
 
 import dynsim as ds
 from dynsim.analysis import (
-    Bifurcation,
     bifurcation_curve,
     continuation,
     cycle_continuation,
@@ -182,10 +179,3 @@ def test_fit_whose_loss_diverges(tmp_path):
     assert back.message == res.message
     with pytest.raises(RuntimeError, match="loss became"):
         ds.fit(model, data, throw=True, **kw)
-
-
-def test_failure_statuses_are_one_family():
-    # Solves, Newton, continuation and training share one IntEnum.
-    for code in ("NONFINITE", "MAX_STEPS", "NO_CONVERGENCE", "MAX_POINTS"):
-        assert isinstance(getattr(Status, code), Status)
-    assert dataclasses.is_dataclass(Bifurcation)
