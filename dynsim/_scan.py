@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, PyTree
 from tqdm.auto import tqdm
 
+from dynsim import solvers
 from dynsim.models import AbstractSystem, check_parameter_names
 from dynsim.solvers import SaveSpec
 
@@ -40,6 +44,7 @@ from ._scan_plan import (
     ScanPlan,
     auto_chunk,
     check_scan_size,
+    ensemble_lanes,
     gib,
     point_axes,
     value_size,
@@ -73,6 +78,8 @@ def plan_scan(
     progress: bool = False,
     args: Any = None,
     config: str | None = None,
+    executor: str = "auto",
+    precision: str = "double",
 ) -> ScanPlan:
     """Check a scan and fix its plan; arguments as `scan`. `ScanPlan.chunk_inputs`
     and `ScanPlan.run_chunk` then run its chunks one by one (device-resident), and
@@ -150,9 +157,28 @@ def plan_scan(
     state_size = ravel_pytree(template)[0].size
     n_values = sum(value_size(o, state_size) for _, o in bound)
     check_scan_size(n_runs, len(axes), n_values, 0 if bound else n_times * state_size)
+    if executor not in ("auto", "ensemble", "vmap"):
+        raise ValueError(
+            f"executor must be 'auto', 'ensemble' or 'vmap', got {executor!r}"
+        )
+    if precision not in ("double", "single"):
+        raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
+    dtype = jnp.float32 if precision == "single" else jnp.result_type(float)
+    if precision == "single":
+        model, y0, args, options = _single((model, y0, args, options))
+        if kind != "map":
+            t0, t1 = np.float32(t0), np.float32(t1)
+    reason = "chosen by the caller" if executor == "vmap" else None
+    if reason is None:
+        reason = solvers.ensemble_support(problem, options, state_size)
+    if executor == "ensemble" and reason is not None:
+        raise ValueError(f"the ensemble executor cannot run this scan: {reason}")
+    use_ensemble = reason is None
     n_devices = jax.local_device_count()
     if chunk_size is None:
-        chunk_size = auto_chunk(n_runs, n_times, state_size, n_devices)
+        chunk_size = auto_chunk(
+            n_runs, n_times, state_size, n_devices, ensemble=use_ensemble
+        )
     elif (
         isinstance(chunk_size, bool)
         or not isinstance(chunk_size, int)
@@ -161,7 +187,7 @@ def plan_scan(
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     chunk_size = min(chunk_size, n_devices * -(-n_runs // n_devices))
     chunk_size = n_devices * -(-chunk_size // n_devices)
-    if progress and kind != "map" and chunk_size <= _FEW_RUNS:
+    if progress and kind != "map" and chunk_size <= _FEW_RUNS and not use_ensemble:
         # Narrow chunks (a ramp's realisations, a grid of PDE solves: few, long
         # solves) show the solves' time; their per-step cost dwarfs the meter's.
         # Tied to the chunk size, so it never costs a compilation of its own.
@@ -169,6 +195,13 @@ def plan_scan(
     if kind != "map":
         settings["solver"] = options.solver
         settings["adaptive"] = options.adaptive
+        settings["precision"] = precision
+        settings["executor"] = "ensemble" if use_ensemble else "vmap"
+        if use_ensemble:
+            lanes = ensemble_lanes(chunk_size)
+            settings["lanes"] = lanes
+        else:
+            settings["executor_reason"] = reason
     info = run_info(model, state_names, key=key, config=config, **settings)
     return ScanPlan(
         model=model,
@@ -186,7 +219,23 @@ def plan_scan(
         sampled=sampled,
         chunk_size=chunk_size,
         info=info,
+        executor="ensemble" if use_ensemble else "vmap",
+        ensemble_lanes=lanes if use_ensemble else 0,
+        dtype=dtype,
     )
+
+
+def _single(tree: Any) -> Any:
+    """Every floating-point array of `tree` in float32 (a single-precision scan)."""
+
+    def cast(x):
+        if eqx.is_inexact_array_like(x) and not isinstance(x, (bool, int)):
+            return jnp.asarray(x, jnp.float32) if isinstance(x, jax.Array) else (
+                np.asarray(x, np.float32)
+            )
+        return x
+
+    return jtu.tree_map(cast, tree)
 
 
 def _with_progress(options):
@@ -219,6 +268,8 @@ def scan(
     name: str = "scan",
     overwrite: bool = False,
     client: Any = None,
+    executor: str = "auto",
+    precision: str = "double",
 ) -> ScanResult:
     """Solve `model` at every point of a parameter scan.
 
@@ -270,6 +321,19 @@ def scan(
       here as they finish; a chunk that fails repeatedly becomes failed runs).
       None: in this process.
 
+    - `executor`: how the runs of a chunk are solved. `"ensemble"`: the ensemble
+      executor (`dynsim.solvers.integrate_ensemble`): one loop over steps whose
+      lanes each take the next pending run when their solve ends, so no lane idles
+      while the slowest run of the chunk finishes (forward-only ODEs of small
+      states with explicit Runge–Kutta solvers); `"vmap"`: the generic path, a
+      vectorised solve per run; `"auto"` (default): the ensemble executor where it
+      applies, else the generic path, with the reason in
+      `result.info.solver_settings["executor_reason"]`. Both give the same steps
+      and results (to round-off).
+    - `precision`: `"double"` (default) or `"single"`: the solves in float32 (the
+      model's parameters, the state, times and tolerances), for speed where the
+      tolerances allow it (rtol ≳ 1e-5); results are float32.
+
     **Returns:** a `ScanResult`; `values` holds the observables (NaN where a run
     failed), `ys` the saved states (NaN at the times a failed run never reached) and
     `status` a `dynsim.Status` code per run.
@@ -301,6 +365,8 @@ def scan(
         progress=progress,
         args=args,
         config=config,
+        executor=executor,
+        precision=precision,
     )
     return run_scan(
         plan,

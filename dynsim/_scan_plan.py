@@ -11,6 +11,7 @@ chunk is prepared, never all at once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -38,8 +39,11 @@ _MAX_CHUNK = 1 << 16
 # Large scans run in about this many chunks (chunks of at least _MIN_AUTO_CHUNK).
 _TARGET_CHUNKS = 20
 _MIN_AUTO_CHUNK = 2048
+_MIN_ENSEMBLE_CHUNK = 16384
 # The narrowest compiled kernel (see `ScanPlan.lanes`).
 _MIN_LANES = 2
+# The ensemble executor's widest kernel on a CPU (lanes beyond this stop paying).
+_MAX_LANES = 4096
 
 
 def point_axes(
@@ -88,6 +92,12 @@ class ScanPlan:
       sampled trajectories `(name, (Function, index))`.
     - `chunk_size`: runs per compiled call (a multiple of the device count).
     - `info`: the provenance recorded with the result.
+    - `executor`: `"ensemble"` (the ensemble executor, `solvers.integrate_ensemble`:
+      `ensemble_lanes` lanes refilled from the chunk's runs) or `"vmap"` (the
+      generic path, `vmap(integrate)`; `info.solver_settings["executor_reason"]`
+      says why the executor declined).
+    - `dtype`: the floating-point type of the solves (float32 for
+      `precision="single"`).
     """
 
     model: AbstractSystem
@@ -105,6 +115,9 @@ class ScanPlan:
     sampled: tuple[tuple[str, tuple[Function, int | None]], ...]
     chunk_size: int
     info: RunInfo
+    executor: str = "vmap"
+    ensemble_lanes: int = 0
+    dtype: Any = None
 
     @property
     def n_points(self) -> int:
@@ -149,7 +162,7 @@ class ScanPlan:
         runs = np.arange(start, start + self.lanes)
         runs = np.where(runs < end, runs, 0)
         points, real = np.divmod(runs, self.realisations)
-        dtype = jnp.result_type(float)
+        dtype = jnp.result_type(float) if self.dtype is None else self.dtype
         values = {
             k: jnp.asarray(v, dtype) for k, v in self.point_values(points).items()
         }
@@ -165,6 +178,21 @@ class ScanPlan:
         """Run one chunk (one jitted, vmapped call); the outputs stay on the
         device: (observables, saved states, status, step counts)."""
         values, points, real = inputs
+        if self.executor == "ensemble":
+            return _ensemble_chunk_jit(
+                values,
+                points,
+                real,
+                self.model,
+                self.y0,
+                self.t0,
+                self.t1,
+                self.args,
+                options=self.options,
+                names=self.names,
+                sampled=self.sampled,
+                lanes=self.ensemble_lanes,
+            )
         return _chunk_jit(
             values,
             points,
@@ -216,6 +244,15 @@ def _flat_series(ys: PyTree[Array]) -> Array:
     return jax.vmap(lambda y: ravel_pytree(y)[0])(ys)
 
 
+def _setup(
+    model: AbstractSystem, y0: PyTree[Array] | None, values: dict[str, Array]
+) -> tuple[solvers.Problem, PyTree[Array]]:
+    """One run's problem and start: the point's parameters set on the model."""
+    m = replace_parameters(model, values)
+    # Without a y0 every point starts from its own model's default initial state.
+    return m.problem(), (m.initial_state() if y0 is None else y0)
+
+
 def _run(
     values: dict[str, Array],
     point: Array,
@@ -233,16 +270,23 @@ def _run(
     several: bool,
 ):
     """One run: set the point's parameters, solve, reduce."""
-    m = replace_parameters(model, values)
-    # Without a y0 every point starts from its own model's default initial state.
-    start = m.initial_state() if y0 is None else y0
+    problem, start = _setup(model, y0, values)
     run_key = None
     if key is not None:
         run_key = jr.fold_in(key, point)
         run_key = jr.fold_in(run_key, real) if several else run_key
-    sol = solvers.integrate(
-        m.problem(), start, t0, t1, args, options=options, key=run_key
-    )
+    sol = solvers.integrate(problem, start, t0, t1, args, options=options, key=run_key)
+    return _outputs(sol, options, names, sampled)
+
+
+def _outputs(
+    sol: solvers.Solution,
+    options: SolveOptions,
+    names: tuple[str, ...],
+    sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
+):
+    """A run's outputs from its solution: (observables, saved states, status, step
+    counts); NaN where the solve failed."""
     ok = (sol.status == Status.SUCCESS) | (sol.status == Status.EVENT)
     # A failed solve has no meaningful values: NaN, never finite-looking numbers.
     nan = lambda a: jnp.where(ok, a, jnp.nan)  # noqa: E731
@@ -275,14 +319,52 @@ def _chunk(values, points, real, *rest, **static):
 _chunk_jit = eqx.filter_jit(_chunk)
 
 
-def auto_chunk(n_runs: int, n_times: int, state_size: int, n_devices: int) -> int:
+def _ensemble_chunk(
+    values, points, real, model, y0, t0, t1, args, *, options, names, sampled, lanes
+):
+    del points, real  # keys are for SDEs, which the executor does not solve
+    sols = solvers.integrate_ensemble(
+        functools.partial(_setup, model, y0),
+        values,
+        t0,
+        t1,
+        args,
+        options=options,
+        lanes=lanes,
+    )
+    return jax.vmap(lambda sol: _outputs(sol, options, names, sampled))(sols)
+
+
+_ensemble_chunk_jit = eqx.filter_jit(_ensemble_chunk)
+
+
+def ensemble_lanes(chunk_size: int) -> int:
+    """Lanes of the ensemble executor for chunks of `chunk_size` runs: an eighth
+    of the chunk (each lane solves about eight runs, so the tail where the last
+    lanes finish is short), at least `_MIN_LANES` and at most `_MAX_LANES` on a
+    CPU; a GPU keeps a quarter of the chunk in flight."""
+    if jax.default_backend() == "cpu":
+        return max(_MIN_LANES, min(_MAX_LANES, chunk_size // 8))
+    return max(_MIN_LANES, chunk_size // 4)
+
+
+def auto_chunk(
+    n_runs: int,
+    n_times: int,
+    state_size: int,
+    n_devices: int,
+    *,
+    ensemble: bool = False,
+) -> int:
     """Runs per chunk: within a memory budget for the saved states, at most
     `_MAX_CHUNK`, and small enough that a large scan runs in about
     `_TARGET_CHUNKS` chunks (a progress bar that moves, a short tail of lanes
-    waiting for a chunk's slowest run)."""
+    waiting for a chunk's slowest run). The ensemble executor, whose lanes refill,
+    takes chunks of at least `_MIN_ENSEMBLE_CHUNK` (its lanes an eighth of that)."""
     per_run = 8 * max(1, n_times) * max(1, state_size) * 4 + 1024
     size = max(1, min(n_runs, _MAX_CHUNK, _CHUNK_BYTES // per_run))
-    size = min(size, max(_MIN_AUTO_CHUNK, math.ceil(n_runs / _TARGET_CHUNKS)))
+    least = _MIN_ENSEMBLE_CHUNK if ensemble else _MIN_AUTO_CHUNK
+    size = min(size, max(least, math.ceil(n_runs / _TARGET_CHUNKS)))
     return n_devices * math.ceil(size / n_devices)
 
 

@@ -1,6 +1,10 @@
 """dynsim.solvers — the solver core on diffrax: named solvers, adaptive stepping,
 events, SDEs with reproducible Brownian paths, maps, and a status per solve."""
 
+from ._ensemble import (
+    ensemble_support as ensemble_support,
+    integrate_ensemble as integrate_ensemble,
+)
 from ._imex import (
     LinearKenCarp3 as LinearKenCarp3,
     LinearKenCarp4 as LinearKenCarp4,

@@ -109,23 +109,14 @@ def integrate(
         terms = dfx.MultiTerm(
             dfx.ODETerm(vector_field), dfx.ControlTerm(problem.diffusion, bm)
         )
-    scale = jnp.maximum(jnp.abs(jnp.asarray(t0)), jnp.abs(jnp.asarray(t1)))
-    if options.adaptive:
-        controller = _GuardedAdaptive(
-            dfx.PIDController(rtol=options.rtol, atol=options.atol), scale
-        )
-    else:
-        controller = _Guarded(dfx.ConstantStepSize(), scale)
+    controller = step_controller(options, t0, t1)
+    if not options.adaptive:
         if isinstance(dsolver, dfx.AbstractImplicitSolver):
             # No controller tolerances to borrow: solve each stage to near round-off.
             eps = float(jnp.finfo(jnp.result_type(float)).eps)
             newton = optx.Newton(rtol=100 * eps, atol=100 * eps)
             dsolver = eqx.tree_at(lambda s: s.root_finder, dsolver, newton)
-    event = options.event
-    if event is not None and not isinstance(event, dfx.Event):
-        event = dfx.Event(
-            _EventCondition(event), root_finder=optx.Newton(rtol=1e-10, atol=1e-10)
-        )
+    event = diffrax_event(options.event)
     dsaveat = saveat.to_diffrax()
     if saveat.reductions:
         dsolver = ReducingSolver(dsolver, tuple(saveat.reductions))
@@ -162,6 +153,33 @@ def integrate(
     interp = sol.interpolation if saveat.dense else None
     values = dsolver.finish(sol.solver_state) if saveat.reductions else ()
     return Solution(sol.ts, ys, status, stats, interp, values)
+
+
+def step_controller(
+    options: SolveOptions, t0: ArrayLike, t1: ArrayLike
+) -> dfx.AbstractStepSizeController:
+    """The step-size controller of a solve: PID at the options' tolerances when
+    adaptive, else constant steps; guarded (see `_Guarded`)."""
+    scale = jnp.maximum(jnp.abs(jnp.asarray(t0)), jnp.abs(jnp.asarray(t1)))
+    if options.adaptive:
+        return _GuardedAdaptive(
+            dfx.PIDController(
+                rtol=jnp.asarray(options.rtol), atol=jnp.asarray(options.atol)
+            ),
+            scale,
+        )
+    return _Guarded(dfx.ConstantStepSize(), scale)
+
+
+def diffrax_event(event: Any) -> dfx.Event | None:
+    """A solve's event as a `diffrax.Event`: a condition `c(t, y, args)` stops the
+    solve where it changes sign (located by Newton's method on the step's dense
+    output) or where it is True."""
+    if event is None or isinstance(event, dfx.Event):
+        return event
+    return dfx.Event(
+        _EventCondition(event), root_finder=optx.Newton(rtol=1e-10, atol=1e-10)
+    )
 
 
 class _EventCondition(eqx.Module):
