@@ -174,10 +174,16 @@ class ScanPlan:
             inputs = jax.device_put(inputs, spec)
         return inputs
 
-    def run_chunk(self, inputs: tuple[dict[str, Array], Array, Array]) -> Any:
-        """Run one chunk (one jitted, vmapped call); the outputs stay on the
-        device: (observables, saved states, status, step counts)."""
+    def run_chunk(
+        self, inputs: tuple[dict[str, Array], Array, Array], diagnostics: bool = False
+    ) -> Any:
+        """Run one chunk (one jitted call); the outputs stay on the device:
+        (observables, saved states, status, step counts). With `diagnostics` (the
+        ensemble executor only): `(outputs, iterations)`, the executor's loop
+        iterations on each device."""
         values, points, real = inputs
+        if diagnostics and self.executor != "ensemble":
+            raise ValueError("diagnostics are the ensemble executor's")
         if self.executor == "ensemble":
             return _ensemble_chunk_jit(
                 values,
@@ -192,6 +198,7 @@ class ScanPlan:
                 names=self.names,
                 sampled=self.sampled,
                 lanes=self.ensemble_lanes,
+                diagnostics=diagnostics,
             )
         return _chunk_jit(
             values,
@@ -320,19 +327,55 @@ _chunk_jit = eqx.filter_jit(_chunk)
 
 
 def _ensemble_chunk(
-    values, points, real, model, y0, t0, t1, args, *, options, names, sampled, lanes
+    values,
+    points,
+    real,
+    model,
+    y0,
+    t0,
+    t1,
+    args,
+    *,
+    options,
+    names,
+    sampled,
+    lanes,
+    diagnostics=False,
 ):
+    """A chunk's runs on the ensemble executor; with several local devices each
+    solves its share of the runs with its share of the lanes (its own queue)."""
     del points, real  # keys are for SDEs, which the executor does not solve
-    sols = solvers.integrate_ensemble(
-        functools.partial(_setup, model, y0),
-        values,
-        t0,
-        t1,
-        args,
-        options=options,
-        lanes=lanes,
-    )
-    return jax.vmap(lambda sol: _outputs(sol, options, names, sampled))(sols)
+
+    def solve(values):
+        sols, iterations = solvers.integrate_ensemble(
+            functools.partial(_setup, model, y0),
+            values,
+            t0,
+            t1,
+            args,
+            options=options,
+            lanes=max(1, lanes // n),
+            diagnostics=True,
+        )
+        out = jax.vmap(lambda sol: _outputs(sol, options, names, sampled))(sols)
+        return (out, iterations[None]) if diagnostics else out
+
+    n = jax.local_device_count()
+    if n == 1:
+        return solve(values)
+    # Device d solves runs d, d + n, d + 2n, ...: neighbouring runs (similar work)
+    # spread over the devices, which then finish together.
+    size = jtu.tree_leaves(values)[0].shape[0]
+    order = np.arange(size).reshape(-1, n).T.ravel()
+    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("runs",))
+    runs = jax.sharding.PartitionSpec("runs")
+    out = jax.shard_map(
+        solve, mesh=mesh, in_specs=runs, out_specs=runs, check_vma=False
+    )(jtu.tree_map(lambda a: a[order], values))
+    back = np.argsort(order)
+    if diagnostics:
+        return jtu.tree_map(lambda a: a[back], out[0]), out[1]
+    return jtu.tree_map(lambda a: a[back], out)
 
 
 _ensemble_chunk_jit = eqx.filter_jit(_ensemble_chunk)

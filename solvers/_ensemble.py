@@ -125,7 +125,8 @@ def integrate_ensemble(
     *,
     options: SolveOptions,
     lanes: int,
-) -> Solution:
+    diagnostics: bool = False,
+) -> Solution | tuple[Solution, Int[Array, ""]]:
     """Solve every run of a batch with the ensemble executor (module doc).
 
     **Arguments:**
@@ -137,9 +138,12 @@ def integrate_ensemble(
       `ensemble_support(problem, options)` must be None.
     - `lanes`: the number of solves stepped together (at most the number of runs;
       fewer lanes than runs is what lets lanes refill).
+    - `diagnostics`: also return the number of loop iterations (lanes × iterations
+      is the work done, against the sum of the runs' own steps).
 
     **Returns:** a `Solution` whose every field has a leading run axis, equal to
-    `jax.vmap` of `integrate` over the runs (to round-off).
+    `jax.vmap` of `integrate` over the runs (to round-off); with `diagnostics`,
+    `(solution, iterations)`.
     """
     leaves = jtu.tree_leaves(inputs)
     if not leaves:
@@ -219,6 +223,7 @@ def integrate_ensemble(
             terms, t0, t1, y0, dt0, args, solver.func, error_order
         )
         tnext = jnp.minimum(tnext, t1)
+        cstate = jtu.tree_map(jnp.asarray, cstate)
         sstate = solver.init(terms, t0, tnext, y0, args)
         save_ys = None
         if save_ts is not None:
@@ -400,8 +405,17 @@ def integrate_ensemble(
     out = jtu.tree_map(
         lambda s: jnp.zeros((n_runs,) + s.shape, s.dtype), out_struct
     )
-    first = jnp.arange(lanes)
-    state0 = (v_init(pick(first), first), pick(first), out, jnp.asarray(lanes))
+    # Every lane starts free ("ended", holding no run: its write goes nowhere) and
+    # the loop's refills load the first runs, k per iteration.
+    one = jtu.tree_map(lambda a: a[0], inputs)
+    lane_struct = eqx.filter_eval_shape(init_lane, one, 0)
+    free = jtu.tree_map(lambda s: jnp.zeros((lanes,) + s.shape, s.dtype), lane_struct)
+    free = eqx.tree_at(
+        lambda x: (x.run, x.active, x.done),
+        free,
+        (jnp.full(lanes, n_runs), jnp.ones(lanes, bool), jnp.ones(lanes, bool)),
+    )
+    state0 = (free, pick(jnp.zeros(lanes, int)), out, jnp.asarray(0), jnp.asarray(0))
 
     # At most this many lanes are written and refilled per loop iteration (the
     # others wait one iteration): a refill costs a k-wide initialisation, not an
@@ -409,7 +423,7 @@ def integrate_ensemble(
     k = max(1, min(lanes, -(-lanes // _REFILL_FRACTION)))
 
     def write_and_refill(carry):
-        lane, lane_inputs, out, next_run = carry
+        lane, lane_inputs, out, next_run, count = carry
         ended = lane.active & lane.done
         # Up to k ended lanes (index `lanes`: none).
         (slots,) = jnp.nonzero(ended, size=k, fill_value=lanes)
@@ -433,10 +447,10 @@ def integrate_ensemble(
         freed = jnp.where(valid & jnp.invert(take), slots, lanes)
         active = lane.active.at[freed].set(False, mode="drop")
         lane = eqx.tree_at(lambda x: x.active, lane, active)
-        return lane, lane_inputs, out, next_run + jnp.sum(take)
+        return lane, lane_inputs, out, next_run + jnp.sum(take), count
 
     def body(carry):
-        lane, lane_inputs, out, next_run = carry
+        lane, lane_inputs, out, next_run, count = carry
         # The stages and the step control each computed once, in a computation of
         # their own: XLA would otherwise fuse them into each of their consumers (the
         # new state, the error norm, the next step size, ...) and compute them
@@ -445,22 +459,16 @@ def integrate_ensemble(
         staged = _once(always, v_stage, lane_inputs, lane)
         controlled = _once(always, v_control, lane_inputs, lane, *staged[:2])
         lane = v_step(lane_inputs, lane, staged, controlled)
-        carry = (lane, lane_inputs, out, next_run)
+        carry = (lane, lane_inputs, out, next_run, count + 1)
         return jax.lax.cond(
             jnp.any(lane.active & lane.done), write_and_refill, lambda c: c, carry
         )
 
     def cond(carry):
-        lane = carry[0]
-        return jnp.any(lane.active)
+        return jnp.any(carry[0].active)
 
-    # The first lanes may have ended before a step (t0 == t1, an event at t0).
-    state0 = jax.lax.cond(
-        jnp.any(state0[0].done), write_and_refill, lambda c: c, state0
-    )
-    lane, _, out, _ = jax.lax.while_loop(cond, body, state0)
-    del lane
-    return out
+    _, _, out, _, count = jax.lax.while_loop(cond, body, state0)
+    return (out, count) if diagnostics else out
 
 
 def _once(flag, fn, *operands):
