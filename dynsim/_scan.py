@@ -163,7 +163,7 @@ def plan_scan(
         )
     if precision not in ("double", "single"):
         raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
-    dtype = jnp.float32 if precision == "single" else jnp.result_type(float)
+    dtype = np.dtype(np.float32 if precision == "single" else jnp.result_type(float))
     if precision == "single":
         model, y0, args, options = _single((model, y0, args, options))
         if kind != "map":

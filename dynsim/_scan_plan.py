@@ -115,9 +115,9 @@ class ScanPlan:
     sampled: tuple[tuple[str, tuple[Function, int | None]], ...]
     chunk_size: int
     info: RunInfo
-    executor: str = "vmap"
-    ensemble_lanes: int = 0
-    dtype: Any = None
+    executor: str
+    ensemble_lanes: int
+    dtype: np.dtype
 
     @property
     def n_points(self) -> int:
@@ -162,7 +162,7 @@ class ScanPlan:
         runs = np.arange(start, start + self.lanes)
         runs = np.where(runs < end, runs, 0)
         points, real = np.divmod(runs, self.realisations)
-        dtype = jnp.result_type(float) if self.dtype is None else self.dtype
+        dtype = self.dtype
         values = {
             k: jnp.asarray(v, dtype) for k, v in self.point_values(points).items()
         }
@@ -198,6 +198,7 @@ class ScanPlan:
                 names=self.names,
                 sampled=self.sampled,
                 lanes=self.ensemble_lanes,
+                dtype=self.dtype,
                 diagnostics=diagnostics,
             )
         return _chunk_jit(
@@ -214,6 +215,7 @@ class ScanPlan:
             names=self.names,
             sampled=self.sampled,
             several=self.realisations > 1,
+            dtype=self.dtype,
         )
 
     def to_host(self, c: int, out: Any) -> Any:
@@ -252,12 +254,17 @@ def _flat_series(ys: PyTree[Array]) -> Array:
 
 
 def _setup(
-    model: AbstractSystem, y0: PyTree[Array] | None, values: dict[str, Array]
+    model: AbstractSystem,
+    y0: PyTree[Array] | None,
+    dtype: Any,
+    values: dict[str, Array],
 ) -> tuple[solvers.Problem, PyTree[Array]]:
-    """One run's problem and start: the point's parameters set on the model."""
+    """One run's problem and start (in `dtype`): the point's parameters set on the
+    model."""
     m = replace_parameters(model, values)
     # Without a y0 every point starts from its own model's default initial state.
-    return m.problem(), (m.initial_state() if y0 is None else y0)
+    start = m.initial_state() if y0 is None else y0
+    return m.problem(), jtu.tree_map(lambda a: jnp.asarray(a, dtype), start)
 
 
 def _run(
@@ -275,9 +282,10 @@ def _run(
     names: tuple[str, ...],
     sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
     several: bool,
+    dtype: Any,
 ):
     """One run: set the point's parameters, solve, reduce."""
-    problem, start = _setup(model, y0, values)
+    problem, start = _setup(model, y0, dtype, values)
     run_key = None
     if key is not None:
         run_key = jr.fold_in(key, point)
@@ -340,6 +348,7 @@ def _ensemble_chunk(
     names,
     sampled,
     lanes,
+    dtype,
     diagnostics=False,
 ):
     """A chunk's runs on the ensemble executor; with several local devices each
@@ -348,7 +357,7 @@ def _ensemble_chunk(
 
     def solve(values):
         sols, iterations = solvers.integrate_ensemble(
-            functools.partial(_setup, model, y0),
+            functools.partial(_setup, model, y0, dtype),
             values,
             t0,
             t1,

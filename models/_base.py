@@ -262,7 +262,10 @@ def replace_parameters(model: Any, values: dict[str, ArrayLike]) -> Any:
     news = []
     for name, value in values.items():
         getters.append(_getter(name))
-        news.append(jnp.broadcast_to(_as_param(value), jnp.shape(known[name])))
+        # In the parameter's own dtype (float32 in a single-precision scan).
+        current = known[name]
+        new = jnp.asarray(value, dtype=jnp.result_type(current))
+        news.append(jnp.broadcast_to(new, jnp.shape(current)))
     return eqx.tree_at(lambda m: [g(m) for g in getters], model, news)
 
 

@@ -37,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optimistix as optx
-from diffrax._term import WrapTerm
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
 
@@ -211,10 +210,7 @@ def integrate_ensemble(
         def field(t, y, args):
             return pack(vector_field(t, unpack(y), args))
 
-        # Wrapped as diffeqsolve wraps every term (for the direction of time): the
-        # same arithmetic, and the same initial step (diffrax's PID controller
-        # selects one only for a bare ODETerm and starts a wrapped one at 0.01).
-        return WrapTerm(dfx.ODETerm(field), 1), pack(promote(y0))
+        return _Wrapped(dfx.ODETerm(field)), pack(promote(y0))
 
     def init_lane(run_inputs, run):
         terms, y0 = terms_of(run_inputs)
@@ -469,6 +465,24 @@ def integrate_ensemble(
 
     _, _, out, _, count = jax.lax.while_loop(cond, body, state0)
     return (out, count) if diagnostics else out
+
+
+class _Wrapped(dfx.AbstractTerm):
+    """A term wrapped as diffeqsolve wraps every term it is given (for the
+    direction of time, here forwards): the same arithmetic, and the same first step
+    (diffrax's PID controller selects one only for a bare `ODETerm` and starts
+    every wrapped term with a step of 0.01)."""
+
+    term: dfx.AbstractTerm
+
+    def vf(self, t, y, args):
+        return self.term.vf(t, y, args)
+
+    def contr(self, t0, t1, **kwargs):
+        return self.term.contr(t0, t1, **kwargs)
+
+    def prod(self, vf, control):
+        return self.term.prod(vf, control)
 
 
 def _once(flag, fn, *operands):

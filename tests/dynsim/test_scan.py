@@ -90,7 +90,10 @@ def test_observables_of_failed_points_are_nan():
     assert np.isfinite(res.values["m"][0]) and np.isnan(res.values["m"][1])
 
 
-def test_new_values_reuse_the_compiled_scan(monkeypatch):
+@pytest.mark.parametrize(
+    "executor, kernel", [("vmap", "_chunk"), ("ensemble", "_ensemble_chunk")]
+)
+def test_new_values_reuse_the_compiled_scan(monkeypatch, executor, kernel):
     # A scan traces its chunk kernel once; new parameter values, other grids of the
     # same chunk size and other tolerances reuse the compiled kernel.
     import equinox as eqx
@@ -98,9 +101,9 @@ def test_new_values_reuse_the_compiled_scan(monkeypatch):
     import dynsim._scan_plan as plan_module
 
     guarded = eqx.filter_jit(
-        eqx.debug.assert_max_traces(plan_module._chunk, max_traces=1)
+        eqx.debug.assert_max_traces(getattr(plan_module, kernel), max_traces=1)
     )
-    monkeypatch.setattr(plan_module, "_chunk_jit", guarded)
+    monkeypatch.setattr(plan_module, f"{kernel}_jit", guarded)
     model = ds.models.VanDerPol()
     obs = {"amp": ds.observables.Amplitude("x", t_from=5.0)}
     for mus, rtol in [
@@ -115,10 +118,18 @@ def test_new_values_reuse_the_compiled_scan(monkeypatch):
             observables=obs,
             chunk_size=3,
             rtol=rtol,
+            executor=executor,
         )
     # A fourth call would trace again if anything but values had changed.
     with pytest.raises(RuntimeError, match="traced"):
-        ds.scan(model, {"mu": [1.0]}, (0.0, 10.0), observables=obs, chunk_size=1)
+        ds.scan(
+            model,
+            {"mu": [1.0]},
+            (0.0, 10.0),
+            observables=obs,
+            chunk_size=1,
+            executor=executor,
+        )
 
 
 def test_chunking_does_not_change_results():

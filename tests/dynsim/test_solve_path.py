@@ -1,7 +1,10 @@
 """Every solve of dynsim goes through one path: the model presents itself as a
-`solvers.Problem` (`model.problem()`), and `solvers.integrate` solves it.
+`solvers.Problem` (`model.problem()`), and `solvers.integrate` solves it — or, for a
+scan's batch of small ODEs, the ensemble executor `solvers.integrate_ensemble` with
+the same problems and options.
 
-A spy replaces `dynsim.solvers.integrate` and records the problems it is given.
+Spies replace `dynsim.solvers.integrate` and `integrate_ensemble` and record the
+problems they are given.
 Each entry point uses a model class defined here, so that nothing compiled earlier
 in the session is reused (a cached kernel would not call `integrate` again).
 """
@@ -28,7 +31,21 @@ def calls(monkeypatch):
         seen.append(problem)
         return real(problem, *args, **kwargs)
 
+    real_ensemble = solvers.integrate_ensemble
+
+    def ensemble_spy(setup, *args, **kwargs):
+        assert isinstance(kwargs["options"], solvers.SolveOptions)
+
+        def watched(inputs):
+            problem, y0 = setup(inputs)
+            assert isinstance(problem, solvers.Problem)
+            seen.append(problem)
+            return problem, y0
+
+        return real_ensemble(watched, *args, **kwargs)
+
     monkeypatch.setattr(solvers, "integrate", spy)
+    monkeypatch.setattr(solvers, "integrate_ensemble", ensemble_spy)
     return seen
 
 
@@ -53,8 +70,12 @@ def test_simulate(calls):
     assert traj.ok and [p.kind for p in calls] == ["ode"]
 
 
-def test_scan(calls):
-    r = ds.scan(SpyLorenz(), {"rho": [10.0, 20.0]}, (0.0, 0.5), saveat=3)
+@pytest.mark.parametrize("executor", ["ensemble", "vmap"])
+def test_scan(calls, executor):
+    class Spy(Lorenz):  # a class of its own per case: no cached kernel
+        pass
+
+    r = ds.scan(Spy(), {"rho": [10.0, 20.0]}, (0.0, 0.5), saveat=3, executor=executor)
     assert r.ok and calls and {p.kind for p in calls} == {"ode"}
 
 

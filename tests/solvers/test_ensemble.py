@@ -1,0 +1,277 @@
+"""The ensemble executor against the generic path (`vmap(integrate)`): the same steps,
+the same states, the same statuses; and what it declines."""
+
+import os
+import subprocess
+import sys
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dynsim as ds
+from dynsim import solvers
+from dynsim.models import replace_parameters
+from tests.helpers import BlowUp
+
+
+def _both(model, params, t_span, **kwargs):
+    runs = {
+        ex: ds.scan(model, params, t_span, executor=ex, progress=False, **kwargs)
+        for ex in ("ensemble", "vmap")
+    }
+    assert runs["ensemble"].info.solver_settings["executor"] == "ensemble"
+    return runs["ensemble"], runs["vmap"]
+
+
+def _same_steps(a, b):
+    """At least 99 % of the members take identical step counts, the rest ±1."""
+    for key in ("num_steps", "num_accepted_steps", "num_rejected_steps"):
+        sa, sb = np.asarray(a.stats[key]), np.asarray(b.stats[key])
+        assert np.mean(sa == sb) >= 0.99, key
+        assert np.max(np.abs(sa - sb)) <= 1, key
+
+
+# 200 runs on 25 lanes (each lane solves about 8 runs, refilled as they end);
+# tolerances rtol = atol = 1e-8.
+CASES = {
+    "lorenz": (ds.models.Lorenz(), {"rho": np.linspace(0.0, 60.0, 200)}, (0.0, 4.0)),
+    "rossler": (ds.models.Rossler(), {"c": np.linspace(2.0, 9.0, 200)}, (0.0, 40.0)),
+    "selkov": (ds.models.Selkov(), {"alpha": np.linspace(0.02, 0.2, 200)}, (0.0, 60.0)),
+    "vanderpol_mu5": (
+        ds.models.VanDerPol(),
+        {"mu": np.linspace(4.5, 5.5, 200)},
+        (0.0, 30.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_steps_and_states_as_the_generic_path(name):
+    model, params, span = CASES[name]
+    a, b = _both(model, params, span, rtol=1e-8, atol=1e-8, saveat=5)
+    assert a.info.solver_settings["lanes"] == 25  # 200 runs refill 25 lanes
+    _same_steps(a, b)
+    assert np.array_equal(a.status, b.status)
+    assert np.all(a.status == ds.Status.SUCCESS)
+    # Saved states (at 5 times, from the dense output) within 10× the tolerance
+    # of each other, relative to the state's size.
+    scale = 1.0 + np.abs(b.ys)
+    assert np.max(np.abs(a.ys - b.ys) / scale) < 10 * 1e-8
+    # Runs end at many different loop iterations: lanes refill one by one.
+    assert len(np.unique(a.stats["num_steps"])) > 16
+
+
+def test_running_observables_agree():
+    model, params, span = CASES["lorenz"]
+    obs = {
+        "zmax": ds.observables.Max("z", t_from=1.0),
+        "peaks": ds.observables.Peaks("z", t_from=1.0, max_peaks=16),
+        "final": ds.observables.FinalState(),
+        "mean": ds.observables.Mean("x", t_from=1.0),
+        "curve": ds.observables.Function(lambda ts, ys: ys.max(axis=0), t_from=1.0),
+    }
+    a, b = _both(model, params, span, rtol=1e-8, atol=1e-8, observables=obs)
+    _same_steps(a, b)
+    for key in obs:
+        va, vb = np.asarray(a.values[key]), np.asarray(b.values[key])
+        assert np.array_equal(np.isnan(va), np.isnan(vb)), key
+        ok = ~np.isnan(vb)
+        assert np.allclose(va[ok], vb[ok], rtol=1e-7, atol=1e-7), key
+
+
+def test_fixed_steps_agree():
+    model, params, span = CASES["lorenz"]
+    a, b = _both(model, params, (0.0, 1.0), adaptive=False, dt0=1e-3)
+    assert np.all(np.asarray(a.stats["num_steps"]) == 1000)
+    _same_steps(a, b)
+    assert np.max(np.abs(a.ys - b.ys)) < 1e-10
+
+
+def _pair(setup, inputs, t1, options, lanes):
+    ens = eqx.filter_jit(
+        lambda i, o: solvers.integrate_ensemble(
+            setup, i, 0.0, t1, options=o, lanes=lanes
+        )
+    )(inputs, options)
+    gen = eqx.filter_jit(
+        lambda i, o: jax.vmap(
+            lambda x: solvers.integrate(*setup(x), 0.0, t1, options=o)
+        )(i)
+    )(inputs, options)
+    return ens, gen
+
+
+def test_events_agree():
+    # Van der Pol from x = 2 at rest, stopped where x first crosses 0 (Newton on
+    # the step's dense output, as diffrax locates an event): the crossing time and
+    # state, for μ around 5, and a bound that some runs never reach.
+    model = ds.models.VanDerPol()
+    mus = jnp.linspace(4.5, 5.5, 40)
+
+    def setup(mu):
+        return replace_parameters(model, {"mu": mu}).problem(), jnp.array([2.0, 0.0])
+
+    options = solvers.solve_options(
+        "ode", rtol=1e-8, atol=1e-8, event=lambda t, y, args: y[0]
+    )
+    ens, gen = _pair(setup, mus, 6.0, options, lanes=8)
+    status = np.asarray(gen.status)
+    assert np.all(status == ds.Status.EVENT)
+    assert np.array_equal(np.asarray(ens.status), status)
+    assert np.allclose(np.asarray(ens.ts), np.asarray(gen.ts), rtol=1e-9)
+    assert np.allclose(np.asarray(ens.ys), np.asarray(gen.ys), atol=1e-7)
+    assert np.max(np.abs(np.asarray(ens.ys[:, -1, 0]))) < 1e-8  # on x = 0
+    assert np.array_equal(
+        np.asarray(ens.stats["num_steps"]), np.asarray(gen.stats["num_steps"])
+    )
+
+    # A boolean event: stop once the time passes a run-dependent mark; the
+    # other runs end at t1.
+    bool_options = solvers.solve_options(
+        "ode", rtol=1e-8, atol=1e-8, event=lambda t, y, args: y[1] < -8.0
+    )
+    ens, gen = _pair(setup, mus, 6.0, bool_options, lanes=8)
+    assert np.array_equal(np.asarray(ens.status), np.asarray(gen.status))
+    assert np.allclose(np.asarray(ens.ts), np.asarray(gen.ts), rtol=1e-12)
+    assert np.allclose(np.asarray(ens.ys), np.asarray(gen.ys), atol=1e-7)
+
+
+def test_failures_are_statuses_per_run():
+    # x' = a x² from x = 1 blows up at t = 1/a: runs with a > 1/2 fail within the
+    # span [0, 2] (NONFINITE), the others end at x = 1/(1 − 2a); a small step
+    # budget stops some runs early (MAX_STEPS).
+    a_values = np.linspace(0.1, 1.5, 24)
+    a, b = _both(BlowUp(), {"a": a_values}, (0.0, 2.0), rtol=1e-8, atol=1e-8)
+    assert np.array_equal(a.status, b.status)
+    blows = a_values > 0.5
+    assert np.all(a.status[blows] == ds.Status.NONFINITE)
+    assert np.all(a.status[~blows] == ds.Status.SUCCESS)
+    assert np.all(np.isnan(a.ys[blows, -1]))
+    exact = 1 / (1 - 2 * a_values[~blows])
+    assert np.allclose(a.ys[~blows, -1, 0], exact, rtol=1e-6)
+    a, b = _both(
+        BlowUp(), {"a": a_values[:8]}, (0.0, 2.0), rtol=1e-8, atol=1e-8, max_steps=60
+    )
+    assert np.array_equal(a.status, b.status)
+    assert set(a.status.tolist()) == {ds.Status.SUCCESS, ds.Status.MAX_STEPS}
+
+
+def test_results_do_not_depend_on_chunks_or_lanes():
+    model, params, span = CASES["lorenz"]
+    runs = [
+        ds.scan(
+            model,
+            params,
+            span,
+            rtol=1e-8,
+            atol=1e-8,
+            chunk_size=c,
+            executor="ensemble",
+            progress=False,
+        )
+        for c in (200, 16, 5)
+    ]
+    for r in runs[1:]:
+        assert np.array_equal(r.ys, runs[0].ys)
+        assert np.array_equal(r.stats["num_steps"], runs[0].stats["num_steps"])
+
+
+def test_lane_refill_keeps_lanes_busy():
+    # An orbit-diagram-like ensemble (ρ ∈ [0, 200]: step counts differ several-fold):
+    # the loop's lane-steps (lanes × iterations) stay within 1.2× of the sum of the
+    # members' own attempted steps, where lockstep lanes would need max × lanes.
+    model = ds.models.Lorenz()
+    plan = ds.plan_scan(
+        model,
+        {"rho": np.linspace(0.0, 200.0, 512)},
+        (0.0, 20.0),
+        y0=np.array([1.0, 1.0, 1.0]),
+        rtol=1e-6,
+        atol=1e-6,
+        observables={"zmax": ds.observables.Max("z", t_from=10.0)},
+    )
+    assert plan.executor == "ensemble" and plan.ensemble_lanes == 64
+    out, iterations = plan.run_chunk(plan.chunk_inputs(0), diagnostics=True)
+    steps = np.asarray(out[3]["num_steps"])
+    lane_steps = int(np.sum(iterations)) * plan.ensemble_lanes
+    assert lane_steps <= 1.2 * steps.sum()
+    assert steps.max() * steps.size > 1.5 * steps.sum()  # lockstep would waste
+
+
+def test_single_precision():
+    model, params, span = CASES["lorenz"]
+    single = ds.scan(
+        model,
+        params,
+        (0.0, 1.0),
+        rtol=1e-5,
+        atol=1e-5,
+        precision="single",
+        progress=False,
+    )
+    double = ds.scan(model, params, (0.0, 1.0), rtol=1e-5, atol=1e-5, progress=False)
+    assert single.ys.dtype == np.float32 and double.ys.dtype == np.float64
+    assert single.info.solver_settings["precision"] == "single"
+    assert single.info.solver_settings["executor"] == "ensemble"
+    # Against a tight double-precision reference, the float32 solve's error is that
+    # of the float64 solve at the same tolerance (the tolerance, not the precision,
+    # sets it at rtol 1e-5), up to float32 round-off.
+    ref = ds.scan(model, params, (0.0, 1.0), rtol=1e-12, atol=1e-12, progress=False)
+    scale = 1 + np.abs(ref.ys)
+    err32 = np.max(np.abs(single.ys - ref.ys) / scale)
+    err64 = np.max(np.abs(double.ys - ref.ys) / scale)
+    assert err64 > 1e-6  # the tolerance shows
+    assert err32 < 2 * err64 + 1e-5
+    assert np.all(single.status == ds.Status.SUCCESS)
+
+
+def test_declines_with_a_reason():
+    model, params, span = CASES["lorenz"]
+    stiff = solvers.solve_options("ode", solver="kvaerno5")
+    problem = model.problem()
+    assert "implicit" in solvers.ensemble_support(problem, stiff)
+    assert "SDE" in solvers.ensemble_support(
+        ds.models.AdditiveNoise(base=model).problem(),
+        solvers.solve_options("sde", dt0=0.01),
+    )
+    assert "state of 100" in solvers.ensemble_support(
+        problem, solvers.solve_options("ode"), 100
+    )
+    auto = ds.scan(model, {"rho": params["rho"][:4]}, span, solver="kvaerno5")
+    assert auto.info.solver_settings["executor"] == "vmap"
+    assert "implicit" in auto.info.solver_settings["executor_reason"]
+    with pytest.raises(ValueError, match="implicit"):
+        ds.scan(model, params, span, solver="kvaerno5", executor="ensemble")
+    with pytest.raises(ValueError, match="executor"):
+        ds.scan(model, params, span, executor="fast")
+    with pytest.raises(ValueError, match="precision"):
+        ds.scan(model, params, span, precision="half")
+
+
+@pytest.mark.slow
+def test_several_devices_agree_with_one():
+    # Two CPU devices, each its share of the runs (interleaved) on its own lanes:
+    # the same numbers as one device.
+    code = (
+        "import numpy as np, dynsim as ds, jax, sys\n"
+        "assert jax.local_device_count() == 2\n"
+        "r = ds.scan(ds.models.Lorenz(), {'rho': np.linspace(0, 60, 200)}, (0, 4),"
+        " rtol=1e-8, atol=1e-8, executor='ensemble', progress=False)\n"
+        "np.save(sys.argv[1], np.concatenate([r.ys.ravel(),"
+        " r.stats['num_steps'].astype(float)]))\n"
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"two-{os.getpid()}.npy")
+    subprocess.run([sys.executable, "-c", code, path], env=env, check=True)
+    two = np.load(path)
+    os.remove(path)
+    model, params, span = CASES["lorenz"]
+    one = ds.scan(
+        model, params, span, rtol=1e-8, atol=1e-8, executor="ensemble", progress=False
+    )
+    n = one.ys.size
+    assert np.array_equal(two[n:], one.stats["num_steps"])
+    assert np.allclose(two[:n], one.ys.ravel(), rtol=1e-12, atol=1e-12)
