@@ -46,13 +46,8 @@ def _one(rho, y0, t0, t1, rtol, atol, dt, max_steps, out, steps):
         d1 = np.sqrt(((k1x / sx) ** 2 + (k1y / sy) ** 2 + (k1z / sz) ** 2) / 3)
         h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
         fx, fy, fz = _f(x + h0 * k1x, y + h0 * k1y, z + h0 * k1z, rho)
-        d2 = (
-            np.sqrt(
-                (((fx - k1x) / sx) ** 2 + ((fy - k1y) / sy) ** 2 + ((fz - k1z) / sz) ** 2)
-                / 3
-            )
-            / h0
-        )
+        gx, gy, gz = (fx - k1x) / sx, (fy - k1y) / sy, (fz - k1z) / sz
+        d2 = np.sqrt((gx**2 + gy**2 + gz**2) / 3) / h0
         md = max(d1, d2)
         h1 = max(1e-6, h0 * 1e-3) if md <= 1e-15 else (0.01 / md) ** (1 / 5)
         h = min(100 * h0, h1)

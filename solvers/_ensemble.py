@@ -507,7 +507,8 @@ def _save_in_step(interpolator, ts, keep_step, tnext, index, ys):
 
     def cond(c):
         i, _ = c
-        return keep_step & (i < ts.shape[0]) & (ts[jnp.minimum(i, ts.shape[0] - 1)] <= tnext)
+        last = ts.shape[0] - 1
+        return keep_step & (i <= last) & (ts[jnp.minimum(i, last)] <= tnext)
 
     def body(c):
         i, ys = c
