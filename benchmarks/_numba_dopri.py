@@ -56,9 +56,7 @@ def _one(rho, y0, t0, t1, rtol, atol, dt, max_steps, out, steps):
     while t < t1 and taken < max_steps:
         if dt <= 0 and t + h > t1:
             h = t1 - t
-        k2x, k2y, k2z = _f(
-            x + h * A21 * k1x, y + h * A21 * k1y, z + h * A21 * k1z, rho
-        )
+        k2x, k2y, k2z = _f(x + h * A21 * k1x, y + h * A21 * k1y, z + h * A21 * k1z, rho)
         k3x, k3y, k3z = _f(
             x + h * (A31 * k1x + A32 * k2x),
             y + h * (A31 * k1y + A32 * k2y),
