@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     header = f"E1 on {info['devices']} ({info['cpu']}), JAX {jax.__version__}\n\n"
     print(header + text)
     write_json("gpu_ensembles", {"machine": info, "rows": rows})
-    (RESULTS / "gpu_ensembles.md").write_text(header + text + "\n")
+    # A Markdown table beside the JSON.
+    (RESULTS / "gpu_ensembles").with_suffix(".md").write_text(header + text + "\n")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ from ._scan_plan import (
 
 # Up to this many runs per chunk, the progress bar follows the solves' time.
 _FEW_RUNS = 256
+# `executor="auto"` runs scans of at least this many runs on the ensemble executor.
+_MIN_ENSEMBLE_RUNS = 64
 # From this many runs a scan states its size before it starts.
 _LARGE_SCAN = 1_000_000
 
@@ -173,6 +175,12 @@ def plan_scan(
         reason = solvers.ensemble_support(problem, options, state_size)
     if executor == "ensemble" and reason is not None:
         raise ValueError(f"the ensemble executor cannot run this scan: {reason}")
+    if executor == "auto" and reason is None and n_runs < _MIN_ENSEMBLE_RUNS:
+        # A few runs leave nothing to refill; the generic kernel compiles faster.
+        reason = (
+            f"{n_runs} runs (the executor is chosen from {_MIN_ENSEMBLE_RUNS}: "
+            "fewer leave no lanes to refill, and the generic path compiles faster)"
+        )
     use_ensemble = reason is None
     n_devices = jax.local_device_count()
     if chunk_size is None:
@@ -273,9 +281,10 @@ def scan(
 ) -> ScanResult:
     """Solve `model` at every point of a parameter scan.
 
-    One solve is written once and batched with `jax.vmap` (and sharded across local
-    devices); every run has its own adaptive step size and its own status, and a
-    failing run never aborts the scan. Runs go in chunks of `chunk_size`, padded to
+    One solve is written once and batched over the runs — by the ensemble executor
+    (lanes that each take the next pending run when theirs ends) or with `jax.vmap`
+    (see `executor`), across local devices; every run has its own adaptive step size
+    and its own status, and a failing run never aborts the scan. Runs go in chunks of `chunk_size`, padded to
     one shape so that the compiled kernel is reused: new parameter *values* never
     recompile.
 

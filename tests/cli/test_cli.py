@@ -267,6 +267,7 @@ def test_a_large_scan_states_its_size_before_it_runs(monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(plan_module, "_chunk_jit", stop)
+    monkeypatch.setattr(plan_module, "_ensemble_chunk_jit", stop)
     with pytest.raises(KeyboardInterrupt):
         ds.scan(
             ds.models.Lorenz(),
