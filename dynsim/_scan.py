@@ -284,9 +284,9 @@ def scan(
     One solve is written once and batched over the runs — by the ensemble executor
     (lanes that each take the next pending run when theirs ends) or with `jax.vmap`
     (see `executor`), across local devices; every run has its own adaptive step size
-    and its own status, and a failing run never aborts the scan. Runs go in chunks of `chunk_size`, padded to
-    one shape so that the compiled kernel is reused: new parameter *values* never
-    recompile.
+    and its own status, and a failing run never aborts the scan. Runs go in chunks
+    of `chunk_size`, padded to one shape so that the compiled kernel is reused: new
+    parameter *values* never recompile.
 
     **Arguments:**
 
