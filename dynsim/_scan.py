@@ -238,8 +238,10 @@ def _single(tree: Any) -> Any:
 
     def cast(x):
         if eqx.is_inexact_array_like(x) and not isinstance(x, (bool, int)):
-            return jnp.asarray(x, jnp.float32) if isinstance(x, jax.Array) else (
-                np.asarray(x, np.float32)
+            return (
+                jnp.asarray(x, jnp.float32)
+                if isinstance(x, jax.Array)
+                else (np.asarray(x, np.float32))
             )
         return x
 

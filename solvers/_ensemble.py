@@ -312,9 +312,7 @@ def integrate_ensemble(
         solver_result = dfx.RESULTS.where(
             keep_step, solver_result, dfx.RESULTS.successful
         )
-        result = dfx.RESULTS.where(
-            dfx.is_okay(s.result), solver_result, s.result
-        )
+        result = dfx.RESULTS.where(dfx.is_okay(s.result), solver_result, s.result)
         result = dfx.RESULTS.where(dfx.is_okay(result), controller_result, result)
         new = dict(
             y=y,
@@ -398,9 +396,7 @@ def integrate_ensemble(
     out_struct = eqx.filter_eval_shape(
         lambda i: finish_lane(i, init_lane(i, 0)), jtu.tree_map(lambda a: a[0], inputs)
     )
-    out = jtu.tree_map(
-        lambda s: jnp.zeros((n_runs,) + s.shape, s.dtype), out_struct
-    )
+    out = jtu.tree_map(lambda s: jnp.zeros((n_runs,) + s.shape, s.dtype), out_struct)
     # Every lane starts free ("ended", holding no run: its write goes nowhere) and
     # the loop's refills load the first runs, k per iteration.
     one = jtu.tree_map(lambda a: a[0], inputs)
@@ -562,4 +558,3 @@ def _locate_event(solver, event, cond_fn, terms, args, s, result):
         dfx.RESULTS.promote(root.result),
     )
     return tfinal, yfinal, result
-
