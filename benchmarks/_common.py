@@ -40,6 +40,29 @@ def timed(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, float, Any]:
     return first, best, out
 
 
+def interleaved(
+    arms: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, float], dict[str, list[float]], dict[str, Any]]:
+    """Time several arms in turn: one call of each (compile), then `repeats` rounds
+    that call every arm once, so that load drifting during the run favours none.
+
+    **Returns:** (first-call seconds, per-round seconds, first outputs), by arm.
+    Ratios are then taken per round (the median of per-round ratios).
+    """
+    first, out = {}, {}
+    for name, fn in arms.items():
+        start = time.perf_counter()
+        out[name] = block(fn())
+        first[name] = time.perf_counter() - start
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, fn in arms.items():
+            start = time.perf_counter()
+            block(fn())
+            times[name].append(time.perf_counter() - start)
+    return first, times, out
+
+
 def machine() -> dict[str, Any]:
     """CPU model, cores, devices, thread settings and library versions."""
     cpu = platform.processor() or "unknown"

@@ -56,7 +56,13 @@ from matplotlib.figure import Figure  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 import dynsim as ds  # noqa: E402
-from benchmarks._common import RESULTS, machine, table, write_json  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    RESULTS,
+    interleaved,
+    machine,
+    table,
+    write_json,
+)
 
 Y0 = np.array([1.0, 0.0, 0.0])
 SIGMA, BETA = 10.0, 8.0 / 3.0
@@ -178,17 +184,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
         for name, make in ARMS.items()
         if not (name.startswith("numba") and precision == "f32")
     }
-    first, out = {}, {}
-    for name, fn in arms.items():
-        start = time.perf_counter()
-        out[name] = fn()
-        first[name] = time.perf_counter() - start
-    times = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, fn in arms.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    first, times, out = interleaved(arms, repeats)
     base = np.asarray(times["dynsim.scan"])
     rows = []
     for name in arms:

@@ -11,12 +11,11 @@ Run on a machine with a GPU: `python -m benchmarks.gpu_ensembles [--log2 10 22]
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import numpy as np
 
-from benchmarks._common import RESULTS, machine, table, write_json
+from benchmarks._common import RESULTS, interleaved, machine, table, write_json
 from benchmarks.ensemble_lorenz import diffrax_arm, dynsim_arm
 
 
@@ -26,17 +25,8 @@ def measure(n: int, mode: str, precision: str, repeats: int) -> dict:
         "dynsim": dynsim_arm(rho, mode, precision),
         "diffrax": diffrax_arm(rho, mode, precision),
     }
-    first, ends = {}, {}
-    for name, fn in arms.items():
-        start = time.perf_counter()
-        ends[name] = np.asarray(fn()[0])
-        first[name] = time.perf_counter() - start
-    times = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, fn in arms.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    first, times, out = interleaved(arms, repeats)
+    ends = {name: np.asarray(o[0]) for name, o in out.items()}
     med = {k: float(np.median(v)) for k, v in times.items()}
     ratio = float(np.median(np.asarray(times["diffrax"]) / np.asarray(times["dynsim"])))
     return {

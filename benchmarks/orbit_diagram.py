@@ -32,7 +32,6 @@ if "jax" not in sys.modules and "xla_force_host_platform" not in os.environ.get(
     )
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 
 import diffrax as dfx  # noqa: E402
 import jax  # noqa: E402
@@ -40,7 +39,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dynsim as ds  # noqa: E402
-from benchmarks._common import machine, table, write_json  # noqa: E402
+from benchmarks._common import interleaved, machine, table, write_json  # noqa: E402
 from benchmarks.ensemble_lorenz import lorenz_jax  # noqa: E402
 
 Y0 = np.array([1.0, 1.0, 1.0])
@@ -109,17 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         peak = (z[:, 1:-1] > z[:, :-2]) & (z[:, 1:-1] >= z[:, 2:])
         return np.where(peak, z[:, 1:-1], np.nan)
 
-    first = {}
-    for name, fn in (("dynsim", ours), ("diffrax", theirs)):
-        start = time.perf_counter()
-        fn()
-        first[name] = time.perf_counter() - start
-    times = {"dynsim": [], "diffrax": []}
-    for _ in range(a.repeats):
-        for name, fn in (("dynsim", ours), ("diffrax", theirs)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    first, times, _ = interleaved({"dynsim": ours, "diffrax": theirs}, a.repeats)
     ratio = float(np.median(np.asarray(times["diffrax"]) / np.asarray(times["dynsim"])))
     rows = [
         {

@@ -184,39 +184,18 @@ class ScanPlan:
         values, points, real = inputs
         if diagnostics and self.executor != "ensemble":
             raise ValueError("diagnostics are the ensemble executor's")
-        if self.executor == "ensemble":
-            return _ensemble_chunk_jit(
-                values,
-                points,
-                real,
-                self.model,
-                self.y0,
-                self.t0,
-                self.t1,
-                self.args,
-                options=self.options,
-                names=self.names,
-                sampled=self.sampled,
-                lanes=self.ensemble_lanes,
-                dtype=self.dtype,
-                diagnostics=diagnostics,
-            )
-        return _chunk_jit(
-            values,
-            points,
-            real,
-            self.model,
-            self.y0,
-            self.t0,
-            self.t1,
-            self.args,
-            self.key,
+        run = (values, points, real, self.model, self.y0, self.t0, self.t1, self.args)
+        common = dict(
             options=self.options,
             names=self.names,
             sampled=self.sampled,
-            several=self.realisations > 1,
             dtype=self.dtype,
         )
+        if self.executor == "ensemble":
+            return _ensemble_chunk_jit(
+                *run, lanes=self.ensemble_lanes, diagnostics=diagnostics, **common
+            )
+        return _chunk_jit(*run, self.key, several=self.realisations > 1, **common)
 
     def to_host(self, c: int, out: Any) -> Any:
         """A chunk's outputs as NumPy arrays, padding removed."""
