@@ -7,15 +7,23 @@ periodic and chaotic members, most lanes idle. The executor turns the solve insi
 out. One trajectory's *step* — diffrax's solver step (tableau, error estimate,
 dense output), its step-size controller and error norm, diffrax's bookkeeping of a
 step (`_clip_to_end`, NaN errors rejected, first failure kept), the running
-reductions, saving at given times and event detection — is written once and
-vmapped over a fixed number of *lanes* inside one while loop over steps that is not
-itself vmapped. Each lane carries its own time, step size, controller state,
-status and step counts (struct-of-arrays state; the explicit solvers' stages are
-unrolled into straight-line code, `_unrolled.py`). When a lane's solve ends it
-writes its outputs (saved states, reductions, status, step counts) into the results
-at its run's index and takes the next pending run of the batch (*lane refill*), so
-lanes never idle while work remains: the loop's lane-steps (lanes × iterations)
-are the sum of the members' own steps plus a tail, the last solves of the batch.
+reductions, saving at given times and event detection — is written once
+(`_Program`) and vmapped over a fixed number of *lanes* inside a loop over steps
+that is not itself vmapped. Each lane carries its own time, step size, controller
+state, status and step counts; a state of up to `MAX_STATE` numbers is held
+component by component (struct of arrays: every component of all lanes is one
+vector, so the stages, the error norm and the controller are elementwise across
+the lanes and XLA fuses a whole step into a few loops over the lanes).
+
+*Lane refill.* When a lane's solve ends, the lane waits (masked) until `lanes/8`
+lanes have ended; then the loop leaves its inner loop over steps, writes those
+lanes' outputs (saved states, reductions, status, step counts) into the results at
+their runs' indices and loads the next pending runs into them. Lanes thus never
+idle for long while work remains: the loop's lane-steps (lanes × iterations) are
+the sum of the members' own steps, a short wait per run (1/16 of a run's steps on
+average) and a tail, the last solves of the batch. Writing and refilling in
+batches keeps the inner loop a pure step: the refill's gathers and scatters run
+once per `lanes/8` finished runs, not on every step.
 
 Because every lane goes through diffrax's own step and controller with the same
 arithmetic as `integrate`, a member takes the same steps as its generic solve (to
@@ -42,19 +50,24 @@ from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
 
 from ._integrate import diffrax_event, step_controller
 from ._problem import Problem, SolveOptions, resolve_solver
-from ._reduce import ReducingSolver
+from ._reduce import (
+    Segment,
+    finish_reductions,
+    init_reductions,
+    update_reductions,
+)
 from ._solution import Solution
 from ._status import status_from_result
 from ._unrolled import AbstractUnrolledERK
 
-#: `setup(run_inputs) -> (problem, y0)`: one run's problem and start from its
-#: inputs (one slice of the batch's inputs along their leading axis).
-#: A refill writes and reloads at most 1/_REFILL_FRACTION of the lanes at once.
+#: Lanes are written and refilled in batches of 1/_REFILL_FRACTION of the lanes.
 _REFILL_FRACTION = 8
 #: The largest state (numbers) the executor takes; a lane holds it component by
 #: component.
 MAX_STATE = 64
 
+#: `setup(run_inputs) -> (problem, y0)`: one run's problem and start from its
+#: inputs (one slice of the batch's inputs along their leading axis).
 Setup = Callable[[PyTree[Array]], tuple[Problem, PyTree[Array]]]
 
 
@@ -91,28 +104,306 @@ def ensemble_support(
     return None
 
 
+class _Event(eqx.Module):
+    """A lane's event condition at its last step, and that step (to locate the
+    event in it when the lane's solve ends)."""
+
+    value: Array
+    mask: Bool[Array, ""]
+    tprev: Array
+    tnext: Array
+    dense: PyTree
+
+
 class _Lane(eqx.Module):
     """One lane's solve in progress (every field batched over the lanes)."""
 
-    run: Int[Array, ""]  # the run it holds; n_runs: none
-    active: Bool[Array, ""]  # holds a run whose outputs are not written yet
-    done: Bool[Array, ""]  # its solve has ended
+    run: Int[Array, ""]  # the run it holds (n_runs: none)
+    held: Bool[Array, ""]  # holds a run whose outputs are not written yet
+    running: Bool[Array, ""]  # ... and whose solve goes on
     y: PyTree[Array]
     tprev: Array
     tnext: Array
-    solver_state: PyTree
     controller_state: PyTree
     result: dfx.RESULTS
     num_steps: Int[Array, ""]
     num_accepted_steps: Int[Array, ""]
-    num_rejected_steps: Int[Array, ""]
-    save_index: Int[Array, ""]
+    carries: tuple[PyTree, ...]  # the running reductions'
+    save_index: Int[Array, ""] | None
     save_ys: PyTree[Array] | None
-    event_value: Array | None
-    event_mask: Bool[Array, ""] | None
-    event_tprev: Array | None
-    event_tnext: Array | None
-    event_dense: PyTree | None
+    event: _Event | None
+
+
+class _Program:
+    """A batch's per-lane programs — `init`, `step`, `finish`, each written for one
+    lane (one run) — and what they share: the solver, the guarded controller, the
+    times, the state's packing into components."""
+
+    def __init__(self, setup: Setup, one_input: PyTree, t0, t1, args, options):
+        self.setup = setup
+        self.args = args
+        self.options = options
+        self.solver, _ = resolve_solver(options.solver, "ode", True)
+        saveat = options.saveat
+        self.reductions = tuple(saveat.reductions)
+        self.event = diffrax_event(options.event)
+        self.direction = None if self.event is None else self.event.direction
+
+        # Times in one dtype, the states promoted to it, as diffeqsolve does.
+        y_template = setup(one_input)[1]
+        timelikes = [t0, t1] + ([] if options.dt0 is None else [options.dt0])
+        if saveat.ts is not None:
+            timelikes.append(saveat.ts)
+        with jax.numpy_dtype_promotion("standard"):
+            tdtype = jnp.result_type(*timelikes)
+        if not jnp.issubdtype(tdtype, jnp.floating):
+            tdtype = jnp.result_type(float)
+        self.tdtype = tdtype
+        self.t0 = jnp.asarray(t0, tdtype)
+        self.t1 = jnp.asarray(t1, tdtype)
+        self.dt0 = None if options.dt0 is None else jnp.asarray(options.dt0, tdtype)
+        self.save_ts = None if saveat.ts is None else jnp.asarray(saveat.ts, tdtype)
+        self.n_save = 1 if self.save_ts is None else int(self.save_ts.shape[0])
+        self.controller = step_controller(options, self.t0, self.t1).wrap(1)
+        floor = self.t1
+        for _ in range(100):
+            floor = eqxi.prevbefore(floor)
+        self.t1_clip_floor = floor
+
+        # A lane's state is a tuple of scalars (struct of arrays once vmapped); a
+        # large state stays one array.
+        promoted = self.promote(y_template)
+        _, self.unravel = ravel_pytree(promoted)
+        self.n_state = ravel_pytree(promoted)[0].size
+        self.soa = self.n_state <= MAX_STATE
+        cond_fn = None if self.event is None else self.event.cond_fn
+        self.cond_fn = (
+            None
+            if cond_fn is None
+            else (lambda t, y, args: cond_fn(t, self.unpack(y), args))
+        )
+
+    def promote(self, y):
+        def one(yi):
+            with jax.numpy_dtype_promotion("standard"):
+                return jnp.asarray(yi, jnp.result_type(yi, self.tdtype))
+
+        return jtu.tree_map(one, y)
+
+    def pack(self, y):
+        flat = ravel_pytree(y)[0]
+        return tuple(flat[i] for i in range(self.n_state)) if self.soa else flat
+
+    def unpack(self, state):
+        return self.unravel(jnp.stack(state) if self.soa else state)
+
+    def terms(self, run_inputs):
+        problem, y0 = self.setup(run_inputs)
+        vector_field = problem.vector_field
+        pack, unpack = self.pack, self.unpack
+
+        def field(t, y, args):
+            return pack(vector_field(t, unpack(y), args))
+
+        return _Wrapped(dfx.ODETerm(field)), pack(self.promote(y0))
+
+    def ended(self, lane: _Lane) -> Array:
+        """diffeqsolve's loop condition, negated, and its step budget."""
+        going = (lane.tprev < self.t1) & dfx.is_successful(lane.result)
+        return jnp.invert(going) | (lane.num_steps >= self.options.max_steps)
+
+    def init(self, run_inputs, run) -> _Lane:
+        """A lane holding `run`, before its first step."""
+        solver, args, t0, t1 = self.solver, self.args, self.t0, self.t1
+        terms, y0 = self.terms(run_inputs)
+        tnext, cstate = self.controller.init(
+            terms, t0, t1, y0, self.dt0, args, solver.func, solver.error_order(terms)
+        )
+        tnext = jnp.minimum(tnext, t1)
+        save_index = save_ys = event = None
+        if self.save_ts is not None:
+            save_index = jnp.asarray(0, jnp.int32)
+            save_ys = jtu.tree_map(
+                lambda a: jnp.full((self.n_save,) + a.shape, jnp.inf, a.dtype), y0
+            )
+        result = dfx.RESULTS.successful
+        if self.cond_fn is not None:
+            value = self.cond_fn(t0, y0, args)
+            boolean = jnp.issubdtype(jnp.result_type(value), jnp.bool_)
+            mask = jnp.asarray(value) if boolean else jnp.asarray(False)
+            result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
+            dense_struct = eqx.filter_eval_shape(
+                lambda: solver.step(
+                    terms, t0, tnext, y0, args, self.fresh_state(terms, y0), True
+                )[2]
+            )
+            event = _Event(
+                value, mask, t0, t0, jtu.tree_map(_zeros_like, dense_struct)
+            )
+        zero = jnp.asarray(0, jnp.int32)
+        lane = _Lane(
+            run=jnp.asarray(run, jnp.int32),
+            held=jnp.asarray(True),
+            running=jnp.asarray(True),
+            y=y0,
+            tprev=t0,
+            tnext=tnext,
+            controller_state=jtu.tree_map(jnp.asarray, cstate),
+            result=result,
+            num_steps=zero,
+            num_accepted_steps=zero,
+            carries=init_reductions(self.reductions, t0, y0, discrete=False),
+            save_index=save_index,
+            save_ys=save_ys,
+            event=event,
+        )
+        return eqx.tree_at(lambda s: s.running, lane, ~self.ended(lane))
+
+    def fresh_state(self, terms, y):
+        """The solver state of a step that evaluates its first stage afresh: every
+        step is taken as if after a jump (`made_jump=True`), so that no stage is
+        carried from step to step — XLA would compute the whole step once more for
+        each component of a carried stage; the first stage is the same number as
+        the last one that FSAL would carry over."""
+        struct = eqx.filter_eval_shape(
+            self.solver.init, terms, self.t0, self.t1, y, self.args
+        )
+        return jtu.tree_map(_zeros_like, struct)
+
+    def step(self, run_inputs, s: _Lane) -> _Lane:
+        """One lane's next step (nothing changes in a lane that is not running)."""
+        solver, args, t1 = self.solver, self.args, self.t1
+        terms, _ = self.terms(run_inputs)
+        y1, y_error, dense_info, _, solver_result = solver.step(
+            terms, s.tprev, s.tnext, s.y, args, self.fresh_state(terms, s.y), True
+        )
+        y_error = jtu.tree_map(lambda x: jnp.where(jnp.isnan(x), jnp.inf, x), y_error)
+        keep, tprev, tnext, made_jump, cstate, controller_result = (
+            self.controller.adapt_step_size(
+                s.tprev, s.tnext, s.y, y1, args, y_error, solver.error_order(terms),
+                s.controller_state,
+            )
+        )  # fmt: skip
+        if made_jump is not False:
+            raise NotImplementedError("the executor's controllers make no jumps")
+        moving = s.running
+        accept = keep & moving
+        tprev = jnp.minimum(tprev, t1)
+        tnext = _clip_to_end(tprev, tnext, t1, self.t1_clip_floor, keep)
+        solver_result = dfx.RESULTS.where(keep, solver_result, dfx.RESULTS.successful)
+        result = dfx.RESULTS.where(dfx.is_okay(s.result), solver_result, s.result)
+        result = dfx.RESULTS.where(dfx.is_okay(result), controller_result, result)
+        y = jtu.tree_map(lambda a, b: jnp.where(accept, a, b), y1, s.y)
+        interpolation = solver.interpolation_cls(t0=s.tprev, t1=s.tnext, **dense_info)
+        carries = s.carries
+        if self.reductions:
+            segment = Segment(s.tprev, s.tnext, _flat(s.y), _flat(y1), interpolation)
+            new = update_reductions(self.reductions, carries, segment)
+            carries = jtu.tree_map(lambda a, b: jnp.where(accept, a, b), new, carries)
+        save_index, save_ys = s.save_index, s.save_ys
+        if self.save_ts is not None:
+            save_index, save_ys = _save_in_step(
+                interpolation, self.save_ts, accept, s.tnext, save_index, save_ys
+            )
+        event = s.event
+        if self.cond_fn is not None:
+            assert event is not None
+            value = self.cond_fn(tprev, y, args)
+            mask = _event_mask(event.value, value, self.direction)
+            result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
+            new_event = _Event(value, mask, s.tprev, s.tnext, dense_info)
+            event = jtu.tree_map(
+                lambda a, b: jnp.where(moving, a, b), new_event, event
+            )
+        where = lambda a, b: jtu.tree_map(  # noqa: E731
+            lambda x, y: jnp.where(moving, x, y), a, b
+        )
+        lane = _Lane(
+            run=s.run,
+            held=s.held,
+            running=moving,
+            y=y,
+            tprev=where(tprev, s.tprev),
+            tnext=where(tnext, s.tnext),
+            controller_state=where(cstate, s.controller_state),
+            result=dfx.RESULTS.where(moving, result, s.result),
+            num_steps=s.num_steps + moving.astype(jnp.int32),
+            num_accepted_steps=s.num_accepted_steps + accept.astype(jnp.int32),
+            carries=carries,
+            save_index=save_index,
+            save_ys=save_ys,
+            event=event,
+        )
+        return eqx.tree_at(lambda x: x.running, lane, moving & ~self.ended(lane))
+
+    def finish(self, run_inputs, s: _Lane) -> Solution:
+        """An ended lane's `Solution` (as `integrate` returns it)."""
+        result = s.result
+        going = (s.tprev < self.t1) & dfx.is_successful(result)
+        result = dfx.RESULTS.where(going, dfx.RESULTS.max_steps_reached, result)
+        tfinal, yfinal = s.tprev, s.y
+        if self.cond_fn is not None:
+            tfinal, yfinal, result = self.locate_event(run_inputs, s, result)
+        if self.save_ts is None:
+            ts = tfinal[None]
+            ys = jtu.tree_map(lambda a: a[None], self.unpack(yfinal))
+        else:
+            ts = jnp.where(jnp.arange(self.n_save) < s.save_index, self.save_ts, jnp.inf)
+            ys = jax.vmap(self.unpack)(s.save_ys)
+            if self.cond_fn is not None:  # states saved past the event are unsaved
+                late = ts > tfinal
+                ts = jnp.where(late, jnp.inf, ts)
+                ys = jtu.tree_map(
+                    lambda a: jnp.where(
+                        late.reshape(late.shape + (1,) * (a.ndim - 1)), jnp.inf, a
+                    ),
+                    ys,
+                )
+        status = status_from_result(result, ys)
+        stats = {
+            "num_steps": s.num_steps,
+            "num_accepted_steps": s.num_accepted_steps,
+            "num_rejected_steps": s.num_steps - s.num_accepted_steps,
+        }
+        values = finish_reductions(self.reductions, s.carries)
+        return Solution(ts, ys, status, stats, None, values)
+
+    def locate_event(self, run_inputs, s: _Lane, result):
+        """Where in its last step a lane's event happened (diffeqsolve's root find
+        of the condition on the step's dense output)."""
+        event, cond_fn, ev = self.event, self.cond_fn, s.event
+        assert event is not None and cond_fn is not None and ev is not None
+        if event.root_finder is None:
+            return s.tprev, s.y, result
+        happened = ev.mask
+        interpolator = self.solver.interpolation_cls(
+            t0=ev.tprev, t1=ev.tnext, **ev.dense
+        )
+
+        def distance(t, _):
+            value = cond_fn(t, interpolator.evaluate(t), self.args)
+            if jnp.issubdtype(jnp.result_type(value), jnp.bool_):
+                value = ev.tnext - t
+            return jnp.where(happened, value, ev.tnext - t)
+
+        root = optx.root_find(
+            distance,
+            event.root_finder,
+            y0=ev.tnext,
+            options={"lower": ev.tprev, "upper": ev.tnext},
+            throw=False,
+        )
+        tfinal = jnp.where(happened, root.value, s.tprev)
+        yfinal = jax.lax.cond(
+            s.num_steps == 0, lambda: s.y, lambda: interpolator.evaluate(tfinal)
+        )
+        yfinal = jtu.tree_map(lambda a, b: jnp.where(happened, a, b), yfinal, s.y)
+        result = dfx.RESULTS.where(
+            (root.result == optx.RESULTS.successful) | jnp.invert(happened),
+            result,
+            dfx.RESULTS.promote(root.result),
+        )
+        return tfinal, yfinal, result
 
 
 def integrate_ensemble(
@@ -137,329 +428,87 @@ def integrate_ensemble(
       `ensemble_support(problem, options)` must be None.
     - `lanes`: the number of solves stepped together (at most the number of runs;
       fewer lanes than runs is what lets lanes refill).
-    - `diagnostics`: also return the number of loop iterations (lanes × iterations
+    - `diagnostics`: also return the number of steps of the loop (lanes × steps
       is the work done, against the sum of the runs' own steps).
 
     **Returns:** a `Solution` whose every field has a leading run axis, equal to
     `jax.vmap` of `integrate` over the runs (to round-off); with `diagnostics`,
-    `(solution, iterations)`.
+    `(solution, steps)`.
     """
     leaves = jtu.tree_leaves(inputs)
     if not leaves:
         raise ValueError("integrate_ensemble needs inputs with a leading run axis")
     n_runs = int(jnp.shape(leaves[0])[0])
     lanes = max(1, min(int(lanes), n_runs))
-    solver, _ = resolve_solver(options.solver, "ode", True)
-    saveat = options.saveat
-    reductions = tuple(saveat.reductions)
-    if reductions:
-        solver = ReducingSolver(solver, reductions)
-    event = diffrax_event(options.event)
-    cond_fn = None if event is None else event.cond_fn
-    direction = None if event is None else event.direction
-
-    # Times in one dtype, the states promoted to it, as diffeqsolve does.
-    y_template = setup(jtu.tree_map(lambda a: a[0], inputs))[1]
-    timelikes = [t0, t1] + ([] if options.dt0 is None else [options.dt0])
-    if saveat.ts is not None:
-        timelikes.append(saveat.ts)
-    with jax.numpy_dtype_promotion("standard"):
-        tdtype = jnp.result_type(*timelikes)
-    if not jnp.issubdtype(tdtype, jnp.floating):
-        tdtype = jnp.result_type(float)
-    t0 = jnp.asarray(t0, tdtype)
-    t1 = jnp.asarray(t1, tdtype)
-    dt0 = None if options.dt0 is None else jnp.asarray(options.dt0, tdtype)
-    save_ts = None if saveat.ts is None else jnp.asarray(saveat.ts, tdtype)
-    n_save = 1 if save_ts is None else int(save_ts.shape[0])
-
-    def promote(y):
-        def one(yi):
-            with jax.numpy_dtype_promotion("standard"):
-                return jnp.asarray(yi, jnp.result_type(yi, tdtype))
-
-        return jtu.tree_map(one, y)
-
-    controller = step_controller(options, t0, t1).wrap(1)
-    t1_clip_floor = t1
-    for _ in range(100):
-        t1_clip_floor = eqxi.prevbefore(t1_clip_floor)
-
-    # A lane's state is a tuple of scalars (struct of arrays once vmapped: every
-    # component of all lanes is one vector, and the stages, the error norm and the
-    # controller are elementwise across the lanes); large states stay one array.
-    _, unravel = ravel_pytree(promote(y_template))
-    n_state = ravel_pytree(y_template)[0].size
-    soa = n_state <= MAX_STATE
-
-    def pack(y):
-        flat = ravel_pytree(y)[0]
-        return tuple(flat[i] for i in range(n_state)) if soa else flat
-
-    def unpack(state):
-        return unravel(jnp.stack(state) if soa else state)
-
-    if cond_fn is not None:
-        user_cond = cond_fn
-        cond_fn = lambda t, y, args: user_cond(t, unpack(y), args)  # noqa: E731
-
-    def terms_of(run_inputs):
-        problem, y0 = setup(run_inputs)
-        vector_field = problem.vector_field
-
-        def field(t, y, args):
-            return pack(vector_field(t, unpack(y), args))
-
-        return _Wrapped(dfx.ODETerm(field)), pack(promote(y0))
-
-    def init_lane(run_inputs, run):
-        terms, y0 = terms_of(run_inputs)
-        error_order = solver.error_order(terms)
-        tnext, cstate = controller.init(
-            terms, t0, t1, y0, dt0, args, solver.func, error_order
-        )
-        tnext = jnp.minimum(tnext, t1)
-        cstate = jtu.tree_map(jnp.asarray, cstate)
-        sstate = solver.init(terms, t0, tnext, y0, args)
-        save_ys = None
-        if save_ts is not None:
-            save_ys = jtu.tree_map(
-                lambda a: jnp.full((n_save,) + a.shape, jnp.inf, a.dtype), y0
-            )
-        ev = dict(
-            event_value=None,
-            event_mask=None,
-            event_tprev=None,
-            event_tnext=None,
-            event_dense=None,
-        )
-        result = dfx.RESULTS.successful
-        if cond_fn is not None:
-            value = cond_fn(t0, y0, args)
-            boolean = jnp.issubdtype(jnp.result_type(value), jnp.bool_)
-            mask = jnp.asarray(value) if boolean else jnp.asarray(False)
-            result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
-            _, _, dense_struct, _, _ = eqx.filter_eval_shape(
-                solver.step, terms, t0, tnext, y0, args, sstate, False
-            )
-            ev = dict(
-                event_value=value,
-                event_mask=mask,
-                event_tprev=t0,
-                event_tnext=t0,
-                event_dense=jtu.tree_map(
-                    lambda s: jnp.zeros(s.shape, s.dtype), dense_struct
-                ),
-            )
-        zero = jnp.asarray(0)
-        lane = _Lane(
-            run=jnp.asarray(run),
-            active=jnp.asarray(True),
-            done=jnp.asarray(False),
-            y=y0,
-            tprev=t0,
-            tnext=tnext,
-            solver_state=sstate,
-            controller_state=cstate,
-            result=result,
-            num_steps=zero,
-            num_accepted_steps=zero,
-            num_rejected_steps=zero,
-            save_index=zero,
-            save_ys=save_ys,
-            **ev,
-        )
-        return eqx.tree_at(lambda s: s.done, lane, _ended(lane))
-
-    def _ended(s):
-        # diffeqsolve's loop condition, negated, and its step budget.
-        running = (s.tprev < t1) & dfx.is_successful(s.result)
-        return jnp.invert(running) | (s.num_steps >= options.max_steps)
-
-    def stage_lane(run_inputs, s):
-        terms, _ = terms_of(run_inputs)
-        # made_jump=True: the first stage is evaluated afresh from the state (the
-        # same numbers as the last stage that FSAL would carry over), so no stage
-        # is carried between steps: XLA would compute the whole step once more for
-        # each component of a carried stage.
-        y, y_error, dense_info, sstate, solver_result = solver.step(
-            terms, s.tprev, s.tnext, s.y, args, s.solver_state, True
-        )
-        y_error = jtu.tree_map(lambda x: jnp.where(jnp.isnan(x), jnp.inf, x), y_error)
-        return y, y_error, dense_info, sstate, solver_result
-
-    def control_lane(run_inputs, s, y, y_error):
-        terms, _ = terms_of(run_inputs)
-        error_order = solver.error_order(terms)
-        keep_step, tprev, tnext, made_jump, cstate, result = (
-            controller.adapt_step_size(
-                s.tprev, s.tnext, s.y, y, args, y_error, error_order,
-                s.controller_state,
-            )
-        )  # fmt: skip
-        if made_jump is not False:
-            raise NotImplementedError("the executor's controllers make no jumps")
-        return jnp.asarray(keep_step), tprev, tnext, cstate, result
-
-    def step_lane(run_inputs, s, staged, controlled):
-        y, y_error, dense_info, sstate, solver_result = staged
-        keep_step, tprev, tnext, cstate, controller_result = controlled
-        tprev = jnp.minimum(tprev, t1)
-        tnext = _clip_to_end(tprev, tnext, t1, t1_clip_floor, keep_step)
-        keep = lambda a, b: jnp.where(keep_step, a, b)  # noqa: E731
-        y = jtu.tree_map(keep, y, s.y)
-        sstate = jtu.tree_map(keep, sstate, s.solver_state)
-        solver_result = dfx.RESULTS.where(
-            keep_step, solver_result, dfx.RESULTS.successful
-        )
-        result = dfx.RESULTS.where(dfx.is_okay(s.result), solver_result, s.result)
-        result = dfx.RESULTS.where(dfx.is_okay(result), controller_result, result)
-        new = dict(
-            y=y,
-            tprev=tprev,
-            tnext=tnext,
-            solver_state=sstate,
-            controller_state=cstate,
-            num_steps=s.num_steps + 1,
-            num_accepted_steps=s.num_accepted_steps + jnp.where(keep_step, 1, 0),
-            num_rejected_steps=s.num_rejected_steps + jnp.where(keep_step, 0, 1),
-        )
-        if save_ts is not None:
-            interpolator = solver.interpolation_cls(
-                t0=s.tprev, t1=s.tnext, **dense_info
-            )
-            new["save_index"], new["save_ys"] = _save_in_step(
-                interpolator, save_ts, keep_step, s.tnext, s.save_index, s.save_ys
-            )
-        if cond_fn is not None:
-            value = cond_fn(tprev, y, args)
-            mask = _event_mask(s.event_value, value, direction)
-            result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
-            new.update(
-                event_value=value,
-                event_mask=mask,
-                event_tprev=s.tprev,
-                event_tnext=s.tnext,
-                event_dense=dense_info,
-            )
-        new["result"] = result
-        stepped = eqx.tree_at(
-            lambda x: tuple(getattr(x, k) for k in new), s, tuple(new.values())
-        )
-        stepped = eqx.tree_at(lambda x: x.done, stepped, _ended(stepped))
-        # Lanes that have ended (or hold no run) stay as they are.
-        moving = s.active & jnp.invert(s.done)
-        return jtu.tree_map(lambda a, b: jnp.where(moving, a, b), stepped, s)
-
-    def finish_lane(run_inputs, s):
-        """One ended lane's `Solution` (as `integrate` returns it)."""
-        result = s.result
-        running = (s.tprev < t1) & dfx.is_successful(result)
-        result = dfx.RESULTS.where(running, dfx.RESULTS.max_steps_reached, result)
-        tfinal, yfinal = s.tprev, s.y
-        if cond_fn is not None:
-            tfinal, yfinal, result = _locate_event(
-                solver, event, cond_fn, terms_of(run_inputs)[0], args, s, result
-            )
-        if save_ts is None:
-            ts = tfinal[None]
-            ys = jtu.tree_map(lambda a: a[None], unpack(yfinal))
-        else:
-            ts = jnp.where(jnp.arange(n_save) < s.save_index, save_ts, jnp.inf)
-            ys = jax.vmap(unpack)(s.save_ys)
-            if cond_fn is not None:  # states saved past the event time are unsaved
-                late = ts > tfinal
-                ts = jnp.where(late, jnp.inf, ts)
-                ys = jtu.tree_map(
-                    lambda a: jnp.where(
-                        late.reshape(late.shape + (1,) * (a.ndim - 1)), jnp.inf, a
-                    ),
-                    ys,
-                )
-        status = status_from_result(result, ys)
-        stats = {
-            "num_steps": s.num_steps,
-            "num_accepted_steps": s.num_accepted_steps,
-            "num_rejected_steps": s.num_rejected_steps,
-        }
-        values = solver.finish(s.solver_state) if reductions else ()
-        return Solution(ts, ys, status, stats, None, values)
-
-    v_init = jax.vmap(init_lane)
-    v_stage = jax.vmap(stage_lane)
-    v_control = jax.vmap(control_lane)
-    v_step = jax.vmap(step_lane)
-    v_finish = jax.vmap(finish_lane)
+    one = jtu.tree_map(lambda a: a[0], inputs)
+    program = _Program(setup, one, t0, t1, args, options)
+    v_init = jax.vmap(program.init)
+    v_step = jax.vmap(program.step)
+    v_finish = jax.vmap(program.finish)
     pick = lambda runs: jtu.tree_map(lambda a: jnp.asarray(a)[runs], inputs)  # noqa: E731
 
-    # The outputs' structure from one run; the results start as NaN.
+    # The results start as zeros; every lane starts free (holding no run) and the
+    # first refills load the first runs.
+    lane_struct = eqx.filter_eval_shape(program.init, one, 0)
     out_struct = eqx.filter_eval_shape(
-        lambda i: finish_lane(i, init_lane(i, 0)), jtu.tree_map(lambda a: a[0], inputs)
+        lambda: program.finish(one, program.init(one, 0))
     )
     out = jtu.tree_map(lambda s: jnp.zeros((n_runs,) + s.shape, s.dtype), out_struct)
-    # Every lane starts free ("ended", holding no run: its write goes nowhere) and
-    # the loop's refills load the first runs, k per iteration.
-    one = jtu.tree_map(lambda a: a[0], inputs)
-    lane_struct = eqx.filter_eval_shape(init_lane, one, 0)
     free = jtu.tree_map(lambda s: jnp.zeros((lanes,) + s.shape, s.dtype), lane_struct)
-    free = eqx.tree_at(
-        lambda x: (x.run, x.active, x.done),
-        free,
-        (jnp.full(lanes, n_runs), jnp.ones(lanes, bool), jnp.ones(lanes, bool)),
-    )
-    state0 = (free, pick(jnp.zeros(lanes, int)), out, jnp.asarray(0), jnp.asarray(0))
-
-    # At most this many lanes are written and refilled per loop iteration (the
-    # others wait one iteration): a refill costs a k-wide initialisation, not an
-    # L-wide one.
+    free = eqx.tree_at(lambda x: x.run, free, jnp.full(lanes, n_runs, jnp.int32))
+    zero = jnp.asarray(0, jnp.int32)
+    state0 = (free, pick(jnp.zeros(lanes, jnp.int32)), out, zero, zero)
+    # Lanes written and refilled at once.
     k = max(1, min(lanes, -(-lanes // _REFILL_FRACTION)))
+
+    def stepping(carry):
+        lane, _, _, next_run, _ = carry
+        idle = jnp.sum(jnp.invert(lane.running), dtype=jnp.int32)
+        refill_due = (next_run < n_runs) & (idle >= k)
+        return jnp.any(lane.running) & jnp.invert(refill_due)
+
+    def step(carry):
+        lane, lane_inputs, out, next_run, count = carry
+        return v_step(lane_inputs, lane), lane_inputs, out, next_run, count + 1
 
     def write_and_refill(carry):
         lane, lane_inputs, out, next_run, count = carry
-        ended = lane.active & lane.done
-        # Up to k ended lanes (index `lanes`: none).
+        # Up to k ended lanes (index `lanes`: none) write their outputs.
+        ended = lane.held & jnp.invert(lane.running)
         (slots,) = jnp.nonzero(ended, size=k, fill_value=lanes)
         valid = slots < lanes
         at = jnp.minimum(slots, lanes - 1)
-        sub = jtu.tree_map(lambda a: a[at], lane)
-        sol = v_finish(jtu.tree_map(lambda a: a[at], lane_inputs), sub)
-        where = jnp.where(valid, sub.run, n_runs)
+        sol = v_finish(
+            jtu.tree_map(lambda a: a[at], lane_inputs),
+            jtu.tree_map(lambda a: a[at], lane),
+        )
+        where = jnp.where(valid, lane.run[at], n_runs)
         out = jtu.tree_map(lambda o, v: o.at[where].set(v, mode="drop"), out, sol)
-        # Each written lane takes the next pending run, in order; the others
-        # become free.
-        runs = next_run + jnp.cumsum(valid) - 1
-        take = valid & (runs < n_runs)
+        held = lane.held.at[jnp.where(valid, slots, lanes)].set(False, mode="drop")
+        # Up to k free lanes take the next pending runs, in order.
+        free = jnp.invert(held | lane.running)
+        (slots,) = jnp.nonzero(free, size=k, fill_value=lanes)
+        runs = next_run + jnp.arange(k, dtype=jnp.int32)
+        take = (slots < lanes) & (runs < n_runs)
         runs = jnp.where(take, runs, 0)
         fresh_inputs = pick(runs)
         fresh = v_init(fresh_inputs, runs)
         into = jnp.where(take, slots, lanes)
         put = lambda a, v: a.at[into].set(v, mode="drop")  # noqa: E731
+        lane = eqx.tree_at(lambda x: x.held, lane, held)
         lane = jtu.tree_map(put, lane, fresh)
         lane_inputs = jtu.tree_map(put, lane_inputs, fresh_inputs)
-        freed = jnp.where(valid & jnp.invert(take), slots, lanes)
-        active = lane.active.at[freed].set(False, mode="drop")
-        lane = eqx.tree_at(lambda x: x.active, lane, active)
-        return lane, lane_inputs, out, next_run + jnp.sum(take), count
+        next_run = next_run + jnp.sum(take, dtype=jnp.int32)
+        return lane, lane_inputs, out, next_run, count
 
-    def body(carry):
-        lane, lane_inputs, out, next_run, count = carry
-        # The stages and the step control each computed once, in a computation of
-        # their own: XLA would otherwise fuse them into each of their consumers (the
-        # new state, the error norm, the next step size, ...) and compute them
-        # several times over.
-        always = next_run >= 0
-        staged = _once(always, v_stage, lane_inputs, lane)
-        controlled = _once(always, v_control, lane_inputs, lane, *staged[:2])
-        lane = v_step(lane_inputs, lane, staged, controlled)
-        carry = (lane, lane_inputs, out, next_run, count + 1)
-        return jax.lax.cond(
-            jnp.any(lane.active & lane.done), write_and_refill, lambda c: c, carry
-        )
+    def pending(carry):
+        lane, _, _, next_run, _ = carry
+        return jnp.any(lane.held) | (next_run < n_runs)
 
-    def cond(carry):
-        return jnp.any(carry[0].active)
+    def batch(carry):
+        return write_and_refill(jax.lax.while_loop(stepping, step, carry))
 
-    _, _, out, _, count = jax.lax.while_loop(cond, body, state0)
+    _, _, out, _, count = jax.lax.while_loop(pending, batch, state0)
     return (out, count) if diagnostics else out
 
 
@@ -481,13 +530,12 @@ class _Wrapped(dfx.AbstractTerm):
         return self.term.prod(vf, control)
 
 
-def _once(flag, fn, *operands):
-    """`fn(*operands)` in a branch of its own (`flag` is always True at run time):
-    its outputs are materialised once instead of being recomputed inside every
-    fusion that reads them."""
-    shapes = jax.eval_shape(fn, *operands)
-    zeros = lambda *_: jtu.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)  # noqa: E731
-    return jax.lax.cond(flag, fn, zeros, *operands)
+def _zeros_like(s):
+    return jnp.zeros(s.shape, s.dtype)
+
+
+def _flat(y: PyTree[Array]) -> Array:
+    return ravel_pytree(y)[0]
 
 
 def _clip_to_end(tprev, tnext, t1, t1_clip_floor, keep_step):
@@ -522,39 +570,3 @@ def _event_mask(old, new, direction):
     if direction:
         return (jnp.sign(old) <= 0) & (jnp.sign(new) > 0)
     return (jnp.sign(old) > 0) & (jnp.sign(new) <= 0)
-
-
-def _locate_event(solver, event, cond_fn, terms, args, s, result):
-    """Where in its last step a lane's event happened (diffeqsolve's root find of
-    the condition on the step's dense output)."""
-    happened = s.event_mask
-    interpolator = solver.interpolation_cls(
-        t0=s.event_tprev, t1=s.event_tnext, **s.event_dense
-    )
-
-    def distance(t, _):
-        value = cond_fn(t, interpolator.evaluate(t), args)
-        if jnp.issubdtype(jnp.result_type(value), jnp.bool_):
-            value = s.event_tnext - t
-        return jnp.where(happened, value, s.event_tnext - t)
-
-    if event.root_finder is None:
-        return s.tprev, s.y, result
-    root = optx.root_find(
-        distance,
-        event.root_finder,
-        y0=s.event_tnext,
-        options={"lower": s.event_tprev, "upper": s.event_tnext},
-        throw=False,
-    )
-    tfinal = jnp.where(happened, root.value, s.tprev)
-    yfinal = jax.lax.cond(
-        s.num_steps == 0, lambda: s.y, lambda: interpolator.evaluate(tfinal)
-    )
-    yfinal = jtu.tree_map(lambda a, b: jnp.where(happened, a, b), yfinal, s.y)
-    result = dfx.RESULTS.where(
-        (root.result == optx.RESULTS.successful) | jnp.invert(happened),
-        result,
-        dfx.RESULTS.promote(root.result),
-    )
-    return tfinal, yfinal, result
