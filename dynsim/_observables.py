@@ -28,9 +28,11 @@ from jaxtyping import Array, Float, PyTree
 from dynsim.solvers import (
     QUADRATURE_WEIGHTS,
     AbstractReduction,
+    Record,
     Segment,
     StepSamples,
     critical_points,
+    select_carries,
 )
 
 StateSelector = str | int | None
@@ -286,8 +288,8 @@ class _PeakBuffer(AbstractRunningObservable):
         m = self.max_peaks
         inside = _in_window(self, t0)
         return dict(
-            times=jnp.full(m, jnp.nan, y0.dtype),
-            values=jnp.full(m, jnp.nan, y0.dtype),
+            times=Record(jnp.full(m, jnp.nan, y0.dtype)),
+            values=Record(jnp.full(m, jnp.nan, y0.dtype)),
             count=jnp.asarray(0, jnp.int32),
             last_slope=jnp.asarray(jnp.nan, y0.dtype),
             last_time=jnp.asarray(-jnp.inf, y0.dtype),
@@ -320,8 +322,8 @@ class _PeakBuffer(AbstractRunningObservable):
         slot = jnp.where(ok, (carry["count"] + jnp.cumsum(ok) - 1) % m, m)
         hi, lo = _extremes(s, segment)
         return dict(
-            times=carry["times"].at[slot].set(t, mode="drop"),
-            values=carry["values"].at[slot].set(v, mode="drop"),
+            times=carry["times"].write(slot, t),
+            values=carry["values"].write(slot, v),
             count=carry["count"] + jnp.sum(ok).astype(jnp.int32),
             last_slope=jnp.where(s.valid[-1], s.ds[-1, 0], carry["last_slope"]),
             last_time=jnp.max(jnp.where(ok, t, carry["last_time"])),
@@ -335,8 +337,8 @@ class _PeakBuffer(AbstractRunningObservable):
         count = carry["count"]
         order = (count - m + jnp.arange(m)) % m
         real = jnp.arange(m) >= m - jnp.minimum(count, m)
-        times = jnp.where(real, carry["times"][order], jnp.nan)
-        values = jnp.where(real, carry["values"][order], jnp.nan)
+        times = jnp.where(real, carry["times"].data[order], jnp.nan)
+        values = jnp.where(real, carry["values"].data[order], jnp.nan)
         return times, values
 
 
@@ -413,9 +415,9 @@ class BoundObservable(AbstractReduction):
         new = self.obs.update(carry, segment, samples, self._select)
         if segment.discrete:
             return new
-        # Steps before the window leave the carry as it was.
-        active = segment.t1 > self.obs.start
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, carry)
+        # Steps before the window leave the carry as it was (records are written
+        # only from the window's samples).
+        return select_carries(segment.t1 > self.obs.start, new, carry)
 
     def finish(self, carry):
         value = self.obs.finish(carry)

@@ -33,11 +33,13 @@ from ._reduce import (
     QUADRATURE_WEIGHTS as QUADRATURE_WEIGHTS,
     SAMPLES_PER_STEP as SAMPLES_PER_STEP,
     AbstractReduction as AbstractReduction,
+    Record as Record,
     ReducingSolver as ReducingSolver,
     Segment as Segment,
     StepSamples as StepSamples,
     critical_points as critical_points,
     sample_segment as sample_segment,
+    select_carries as select_carries,
 )
 from ._registry import (
     SOLVERS as SOLVERS,

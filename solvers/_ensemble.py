@@ -48,12 +48,14 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
 
+from ._fusion import computed_once, run_time_one
 from ._integrate import diffrax_event, step_controller
 from ._problem import Problem, SolveOptions, resolve_solver
 from ._reduce import (
     Segment,
     finish_reductions,
     init_reductions,
+    select_carries,
     update_reductions,
 )
 from ._solution import Solution
@@ -197,7 +199,15 @@ class _Program:
     def unpack(self, state):
         return self.unravel(jnp.stack(state) if self.soa else state)
 
-    def terms(self, run_inputs):
+    @property
+    def dense(self) -> bool:
+        """Whether a step's dense output is read (by reductions, saving, events)."""
+        return bool(self.reductions) or self.save_ts is not None or self.event is not None
+
+    def terms(self, run_inputs, one=None):
+        """One run's term and start; with `one` (`run_time_one`) every stage is
+        computed once (`computed_once`), for steps whose dense output many
+        consumers read."""
         problem, y0 = self.setup(run_inputs)
         vector_field = problem.vector_field
         pack, unpack = self.pack, self.unpack
@@ -205,7 +215,7 @@ class _Program:
         def field(t, y, args):
             return pack(vector_field(t, unpack(y), args))
 
-        return _Wrapped(dfx.ODETerm(field)), pack(self.promote(y0))
+        return _Wrapped(dfx.ODETerm(field), one), pack(self.promote(y0))
 
     def ended(self, lane: _Lane) -> Array:
         """diffeqsolve's loop condition, negated, and its step budget."""
@@ -273,7 +283,10 @@ class _Program:
     def step(self, run_inputs, s: _Lane) -> _Lane:
         """One lane's next step (nothing changes in a lane that is not running)."""
         solver, args, t1 = self.solver, self.args, self.t1
-        terms, _ = self.terms(run_inputs)
+        # A plain step is fastest recomputed inside each of its consumers (XLA's
+        # fusion); a step whose dense output is sampled has many more of them.
+        one = run_time_one(s.tprev) if self.dense else None
+        terms, _ = self.terms(run_inputs, one)
         y1, y_error, dense_info, _, solver_result = solver.step(
             terms, s.tprev, s.tnext, s.y, args, self.fresh_state(terms, s.y), True
         )
@@ -298,8 +311,8 @@ class _Program:
         carries = s.carries
         if self.reductions:
             segment = Segment(s.tprev, s.tnext, _flat(s.y), _flat(y1), interpolation)
-            new = update_reductions(self.reductions, carries, segment)
-            carries = jtu.tree_map(lambda a, b: jnp.where(accept, a, b), new, carries)
+            new = update_reductions(self.reductions, carries, segment, accept)
+            carries = select_carries(accept, new, carries)
         save_index, save_ys = s.save_index, s.save_ys
         if self.save_ts is not None:
             save_index, save_ys = _save_in_step(
@@ -516,9 +529,11 @@ class _Wrapped(dfx.AbstractTerm):
     """A term wrapped as diffeqsolve wraps every term it is given (for the
     direction of time, here forwards): the same arithmetic, and the same first step
     (diffrax's PID controller selects one only for a bare `ODETerm` and starts
-    every wrapped term with a step of 0.01)."""
+    every wrapped term with a step of 0.01). With `one`, every stage (`prod`) is
+    computed once (`computed_once`)."""
 
     term: dfx.AbstractTerm
+    one: Array | None = None
 
     def vf(self, t, y, args):
         return self.term.vf(t, y, args)
@@ -527,7 +542,8 @@ class _Wrapped(dfx.AbstractTerm):
         return self.term.contr(t0, t1, **kwargs)
 
     def prod(self, vf, control):
-        return self.term.prod(vf, control)
+        out = self.term.prod(vf, control)
+        return out if self.one is None else computed_once(out, self.one)
 
 
 def _zeros_like(s):

@@ -17,6 +17,11 @@ extrema, and `critical_points` locates each from the cubic Hermite fit of the
 bracket's end values and slopes. Results are exact to the accuracy of the solve,
 whatever the output grid.
 
+A carry may hold `Record`s, fixed-size buffers filled entry by entry (the peaks
+found so far): written only where valid samples say, they are left out when a solver
+restores the carry of a step that does not count (`select_carries`), so that solver
+loops write into them in place instead of copying them on every step.
+
 Maps (discrete time) use the same protocol: a map's segment joins two consecutive
 iterates by a straight line (`Segment.interpolation is None`), so its extrema are the
 iterates themselves and its "derivative" is the difference of consecutive iterates.
@@ -33,7 +38,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Bool, Float, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, PyTree
+
+from ._fusion import computed_once, run_time_one
 
 #: Sub-intervals per step in which the dense output is sampled (value and slope at
 #: the ends and the midpoint): a turning point is bracketed in each half, so a step
@@ -175,6 +182,38 @@ def critical_points(samples: StepSamples) -> tuple[Array, Array, Array]:
     return jnp.where(kind != 0, t0 + s * h, jnp.nan), kind, value
 
 
+class Record(eqx.Module):
+    """A fixed-size buffer a reduction fills entry by entry (the last peaks of a
+    component, the first crossings of a section).
+
+    A reduction writes a record only at entries that *valid* samples produce (an
+    index out of range writes nothing): a step with no valid sample leaves it as it
+    is, so a solver restoring the carry of a rejected step leaves records out
+    (`select_carries`).
+    """
+
+    data: Array
+
+    def write(self, index: ArrayLike, value: ArrayLike) -> "Record":
+        """The record with `value` written at `index` (along its first axis; an
+        index out of range writes nothing)."""
+        return Record(self.data.at[index].set(value, mode="drop"))
+
+
+def _is_record(x: Any) -> bool:
+    return isinstance(x, Record)
+
+
+def select_carries(mask: Bool[Array, ""], new: PyTree, old: PyTree) -> PyTree:
+    """`new` where `mask`, else `old`, leaf by leaf — except `Record`s, which are
+    taken from `new` (they are written only from valid samples)."""
+
+    def one(a, b):
+        return a if _is_record(a) else jnp.where(mask, a, b)
+
+    return jax.tree_util.tree_map(one, new, old, is_leaf=_is_record)
+
+
 class AbstractReduction(eqx.Module):
     """A quantity accumulated over a solution, one accepted step at a time.
 
@@ -296,13 +335,23 @@ def update_reductions(
     reductions: tuple[AbstractReduction, ...],
     carries: tuple[PyTree, ...],
     segment: Segment,
+    counts: Bool[Array, ""] | None = None,
 ) -> tuple[PyTree, ...]:
     """Fold one accepted step into every carry; the step is sampled once per
-    distinct window start."""
-    samples = {
-        start: sample_segment(segment, start)
-        for start in sorted({r.window_start for r in reductions})
-    }
+    distinct window start (and the samples computed once, `computed_once`).
+
+    `counts`: whether the step counts at all. When it is given and False, no sample
+    is valid, so the reductions' `Record`s stay as they are; the caller restores the
+    rest of the carries (`select_carries`). Without it, the caller keeps or drops
+    the whole carries.
+    """
+    one = run_time_one(segment.t1)
+    samples = {}
+    for start in sorted({r.window_start for r in reductions}):
+        s = computed_once(sample_segment(segment, start), one)
+        if counts is not None:
+            s = StepSamples(s.ts, s.ys, s.ds, s.valid & counts, s.fresh & counts)
+        samples[start] = s
     return tuple(
         r.update(c, segment, samples[r.window_start])
         for r, c in zip(reductions, carries, strict=True)
