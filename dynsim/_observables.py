@@ -69,8 +69,9 @@ class AbstractRunningObservable(AbstractObservable):
       the trajectory is a map's iterates);
     - `update(carry, segment, samples, select)` -> the carry after one more
       accepted step: `segment` is the step (a `dynsim.solvers.Segment` of the whole
-      state), `samples` its `dynsim.solvers.StepSamples` within the window (whole
-      state), `select(y)` picks the components;
+      state), `samples` its `dynsim.solvers.StepSamples` within the window, of the
+      selected components only, and `select(y)` picks the components of a whole
+      state (`segment.y1`, say);
     - `finish(carry)` -> the value: one entry per selected component when
       `componentwise`.
     """
@@ -137,7 +138,7 @@ class _Extremes(AbstractRunningObservable):
         return (jnp.where(inside, y0, -jnp.inf), jnp.where(inside, y0, jnp.inf))
 
     def update(self, carry, segment, samples, select):
-        hi, lo = _extremes(samples.select(select), segment)
+        hi, lo = _extremes(samples, segment)
         return jnp.maximum(carry[0], hi), jnp.minimum(carry[1], lo)
 
 
@@ -177,7 +178,7 @@ class Mean(AbstractRunningObservable):
 
     def update(self, carry, segment, samples, select):
         total, length = carry
-        s = samples.select(select)
+        s = samples
         if segment.discrete:
             fresh = s.fresh[1]
             return (
@@ -253,7 +254,7 @@ class SignChanges(AbstractRunningObservable):
 
     def update(self, carry, segment, samples, select):
         last, count = carry
-        s = samples.select(select)
+        s = samples
         n = s.ys.shape[0]
         if segment.discrete:
             turn_values = jnp.full((n - 1,) + s.ys.shape[1:], jnp.nan)
@@ -298,7 +299,7 @@ class _PeakBuffer(AbstractRunningObservable):
         )
 
     def update(self, carry, segment, samples, select):
-        s = samples.select(select)
+        s = samples
         # A maximum at the step's first node: the slope turns there (maps: the
         # iterate is above both neighbours; flows: the interpolants meet there).
         node = s.valid[0] & (carry["last_slope"] > 0) & (s.ds[0, 0] <= 0)
@@ -404,6 +405,10 @@ class BoundObservable(AbstractReduction):
     @property
     def window_start(self) -> float:
         return self.obs.start
+
+    @property
+    def components(self) -> tuple[int, ...] | None:
+        return None if self.index is None else (self.index,)
 
     def _select(self, y: Array) -> Array:
         return y if self.index is None else y[self.index : self.index + 1]

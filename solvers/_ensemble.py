@@ -48,7 +48,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
 
-from ._fusion import computed_once, run_time_one
+from ._fusion import computed_once
 from ._integrate import diffrax_event, step_controller
 from ._problem import Problem, SolveOptions, resolve_solver
 from ._reduce import (
@@ -204,10 +204,9 @@ class _Program:
         """Whether a step's dense output is read (by reductions, saving, events)."""
         return bool(self.reductions) or self.save_ts is not None or self.event is not None
 
-    def terms(self, run_inputs, one=None):
-        """One run's term and start; with `one` (`run_time_one`) every stage is
-        computed once (`computed_once`), for steps whose dense output many
-        consumers read."""
+    def terms(self, run_inputs, once: bool = False):
+        """One run's term and start; with `once` every stage is computed once
+        (`computed_once`), for steps whose dense output many consumers read."""
         problem, y0 = self.setup(run_inputs)
         vector_field = problem.vector_field
         pack, unpack = self.pack, self.unpack
@@ -215,7 +214,7 @@ class _Program:
         def field(t, y, args):
             return pack(vector_field(t, unpack(y), args))
 
-        return _Wrapped(dfx.ODETerm(field), one), pack(self.promote(y0))
+        return _Wrapped(dfx.ODETerm(field), once), pack(self.promote(y0))
 
     def ended(self, lane: _Lane) -> Array:
         """diffeqsolve's loop condition, negated, and its step budget."""
@@ -285,8 +284,7 @@ class _Program:
         solver, args, t1 = self.solver, self.args, self.t1
         # A plain step is fastest recomputed inside each of its consumers (XLA's
         # fusion); a step whose dense output is sampled has many more of them.
-        one = run_time_one(s.tprev) if self.dense else None
-        terms, _ = self.terms(run_inputs, one)
+        terms, _ = self.terms(run_inputs, once=self.dense)
         y1, y_error, dense_info, _, solver_result = solver.step(
             terms, s.tprev, s.tnext, s.y, args, self.fresh_state(terms, s.y), True
         )
@@ -529,11 +527,11 @@ class _Wrapped(dfx.AbstractTerm):
     """A term wrapped as diffeqsolve wraps every term it is given (for the
     direction of time, here forwards): the same arithmetic, and the same first step
     (diffrax's PID controller selects one only for a bare `ODETerm` and starts
-    every wrapped term with a step of 0.01). With `one`, every stage (`prod`) is
+    every wrapped term with a step of 0.01). With `once`, every stage (`prod`) is
     computed once (`computed_once`)."""
 
     term: dfx.AbstractTerm
-    one: Array | None = None
+    once: bool = eqx.field(default=False, static=True)
 
     def vf(self, t, y, args):
         return self.term.vf(t, y, args)
@@ -543,7 +541,7 @@ class _Wrapped(dfx.AbstractTerm):
 
     def prod(self, vf, control):
         out = self.term.prod(vf, control)
-        return out if self.one is None else computed_once(out, self.one)
+        return computed_once(out) if self.once else out
 
 
 def _zeros_like(s):

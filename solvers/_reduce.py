@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Float, PyTree
 
-from ._fusion import computed_once, run_time_one
+from ._fusion import computed_once
 
 #: Sub-intervals per step in which the dense output is sampled (value and slope at
 #: the ends and the midpoint): a turning point is bracketed in each half, so a step
@@ -56,6 +56,14 @@ def _flat(y: PyTree[Array]) -> Float[Array, " state"]:
     return ravel_pytree(y)[0]
 
 
+def _pick(y: Array, index: tuple[int, ...] | None) -> Array:
+    """The components `index` of a flat state, by static slices (a gather would
+    not fuse)."""
+    if index is None:
+        return y
+    return jnp.concatenate([y[i : i + 1] for i in index])
+
+
 class Segment(eqx.Module):
     """One accepted step `[t0, t1]` of a solution, as a reduction sees it.
 
@@ -63,6 +71,8 @@ class Segment(eqx.Module):
     - `y0`, `y1`: the (flattened) states there.
     - `interpolation`: the solver's local dense interpolant on `[t0, t1]`; None for
       maps, whose trajectory is the iterates only (joined linearly here).
+    - `components`: which components of the flat state the segment holds (None:
+      all; see `restrict`).
     """
 
     t0: Float[Array, ""]
@@ -70,18 +80,32 @@ class Segment(eqx.Module):
     y0: Float[Array, " state"]
     y1: Float[Array, " state"]
     interpolation: dfx.AbstractLocalInterpolation | None
+    components: tuple[int, ...] | None = eqx.field(default=None, static=True)
 
     @property
     def discrete(self) -> bool:
         """True for a map's segment (no interpolant between the iterates)."""
         return self.interpolation is None
 
+    def restrict(self, components: tuple[int, ...] | None) -> "Segment":
+        """The same step, of the flat state's `components` only (None: all)."""
+        if components is None:
+            return self
+        if self.components is not None:
+            components = tuple(self.components[i] for i in components)
+            y0, y1 = self.y0, self.y1
+            index = tuple(self.components.index(c) for c in components)
+            y0, y1 = _pick(y0, index), _pick(y1, index)
+        else:
+            y0, y1 = _pick(self.y0, components), _pick(self.y1, components)
+        return Segment(self.t0, self.t1, y0, y1, self.interpolation, components)
+
     def evaluate(self, t: Float[Array, ""]) -> Float[Array, " state"]:
         """The (flattened) state at time `t` in `[t0, t1]`."""
         if self.interpolation is None:
             frac = (t - self.t0) / (self.t1 - self.t0)
             return self.y0 + frac * (self.y1 - self.y0)
-        return _flat(self.interpolation.evaluate(t))
+        return _pick(_flat(self.interpolation.evaluate(t)), self.components)
 
     def evaluate_with_derivative(
         self, t: Float[Array, ""]
@@ -122,7 +146,9 @@ class StepSamples(eqx.Module):
 
 
 def sample_segment(segment: Segment, t_from: float) -> StepSamples:
-    """Sample `segment` within the window `[t_from, ∞)` (see `StepSamples`)."""
+    """Sample `segment` within the window `[t_from, ∞)` (see `StepSamples`); the
+    samples are computed once (`computed_once`): XLA would otherwise evaluate the
+    dense output anew inside every loop that reads a sample."""
     if segment.discrete:
         ts = jnp.stack([segment.t0, segment.t1])
         ys = jnp.stack([segment.y0, segment.y1])
@@ -132,14 +158,20 @@ def sample_segment(segment: Segment, t_from: float) -> StepSamples:
         fresh = jnp.array([False, True]) & valid
         return StepSamples(ts, ys, ds, valid, fresh)
     lo = jnp.maximum(segment.t0, t_from)
-    ts = lo + (segment.t1 - lo) * jnp.linspace(0.0, 1.0, SAMPLES_PER_STEP + 1)
-    ys, ds = jax.vmap(segment.evaluate_with_derivative)(ts)
+    n = SAMPLES_PER_STEP
+    # Sample by sample (each a few numbers per trajectory: loops that vectorise
+    # across trajectories once batched).
+    ts = [lo + (segment.t1 - lo) * (i / n) for i in range(n + 1)]
+    pairs = [segment.evaluate_with_derivative(t) for t in ts]
+    ys = [y for y, _ in pairs]
     # The ends are the solver's own states, not interpolated values.
-    ys = ys.at[-1].set(segment.y1)
-    ys = ys.at[0].set(jnp.where(segment.t0 >= t_from, segment.y0, ys[0]))
+    ys[0] = jnp.where(segment.t0 >= t_from, segment.y0, ys[0])
+    ys[-1] = segment.y1
+    ts = jnp.stack(ts)
     valid = jnp.full(ts.shape, segment.t1 > t_from)
     fresh = valid & ((jnp.arange(ts.size) > 0) | (segment.t0 < t_from))
-    return StepSamples(ts, ys, ds, valid, fresh)
+    ys, ds = jnp.stack(ys), jnp.stack([d for _, d in pairs])
+    return computed_once(StepSamples(ts, ys, ds, valid, fresh))
 
 
 def critical_points(samples: StepSamples) -> tuple[Array, Array, Array]:
@@ -221,18 +253,24 @@ class AbstractReduction(eqx.Module):
 
     - `window_start`: where the reduction's time window opens (−inf: at t0); steps
       are sampled within the window.
+    - `components`: the (flat) state components it samples (None: all of them).
     - `init(t0, y0, discrete)` -> the carry at the start of the solve (`y0`
       flattened; `discrete` is True for a map, whose trajectory is its iterates).
     - `update(carry, segment, samples)` -> the carry after one more accepted step:
-      the step's `Segment` and its `StepSamples` within the window (the whole
-      state; shared with the other reductions of the same window). It must keep the
-      carry's structure, shapes and dtypes.
+      the step's `Segment` (the whole state) and its `StepSamples` within the
+      window, of `components` only (shared with the other reductions of the same
+      window and components). It must keep the carry's structure, shapes and
+      dtypes, and write its `Record`s only at entries that valid samples produce.
     - `finish(carry)` -> the reduction's value.
     """
 
     @property
     def window_start(self) -> float:
         return -float("inf")
+
+    @property
+    def components(self) -> tuple[int, ...] | None:
+        return None
 
     @abc.abstractmethod
     def init(
@@ -337,23 +375,25 @@ def update_reductions(
     segment: Segment,
     counts: Bool[Array, ""] | None = None,
 ) -> tuple[PyTree, ...]:
-    """Fold one accepted step into every carry; the step is sampled once per
-    distinct window start (and the samples computed once, `computed_once`).
+    """Fold one accepted step into every carry. The step is sampled once per
+    distinct window start and set of components.
 
     `counts`: whether the step counts at all. When it is given and False, no sample
     is valid, so the reductions' `Record`s stay as they are; the caller restores the
     rest of the carries (`select_carries`). Without it, the caller keeps or drops
     the whole carries.
     """
-    one = run_time_one(segment.t1)
-    samples = {}
-    for start in sorted({r.window_start for r in reductions}):
-        s = computed_once(sample_segment(segment, start), one)
+    samples: dict[tuple, StepSamples] = {}
+    for r in reductions:
+        key = (r.window_start, r.components)
+        if key in samples:
+            continue
+        s = sample_segment(segment.restrict(r.components), r.window_start)
         if counts is not None:
             s = StepSamples(s.ts, s.ys, s.ds, s.valid & counts, s.fresh & counts)
-        samples[start] = s
+        samples[key] = s
     return tuple(
-        r.update(c, segment, samples[r.window_start])
+        r.update(c, segment, samples[(r.window_start, r.components)])
         for r, c in zip(reductions, carries, strict=True)
     )
 
