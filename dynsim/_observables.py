@@ -16,6 +16,7 @@ sees `samples` evenly spaced samples (`dynsim.scan(..., samples=...)`).
 """
 
 import abc
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -40,11 +41,6 @@ StateSelector = str | int | None
 
 def _optional_float(x: Any) -> float | None:
     return None if x is None else float(x)
-
-
-# At most this many maxima of one component per step go to a peak buffer (a step that
-# resolves the solution holds one at most).
-_PEAKS_PER_STEP = 2
 
 
 class AbstractObservable(eqx.Module):
@@ -119,15 +115,16 @@ def _turns(s: StepSamples) -> tuple[Array, Array, Array]:
 def _extremes(s: StepSamples, segment: Segment) -> tuple[Array, Array]:
     """The maximum and minimum of each selected component over the step's part in
     the window: the most extreme of its samples and its turning points."""
-    # Maxima of (y, −y) in one reduction each: on a CPU every separate small
-    # operation inside the solver loop costs more than its arithmetic.
-    sign = jnp.array([1.0, -1.0])[:, None, None]
-    best = jnp.max(jnp.where(s.valid[None, :, None], sign * s.ys, -jnp.inf), axis=1)
+    # Sample by sample and bracket by bracket (loops that vectorise across
+    # trajectories once batched).
+    n = s.ts.shape[0]
+    his = [jnp.where(s.valid[i], s.ys[i], -jnp.inf) for i in range(n)]
+    los = [jnp.where(s.valid[i], s.ys[i], jnp.inf) for i in range(n)]
     if not segment.discrete:
         _, values, kind = _turns(s)
-        turn = jnp.where(kind == sign.astype(kind.dtype), sign * values, -jnp.inf)
-        best = jnp.maximum(best, jnp.max(turn, axis=1))
-    return best[0], -best[1]
+        his += [jnp.where(kind[i] > 0, values[i], -jnp.inf) for i in range(n - 1)]
+        los += [jnp.where(kind[i] < 0, values[i], jnp.inf) for i in range(n - 1)]
+    return functools.reduce(jnp.maximum, his), functools.reduce(jnp.minimum, los)
 
 
 class _Extremes(AbstractRunningObservable):
@@ -289,8 +286,8 @@ class _PeakBuffer(AbstractRunningObservable):
         m = self.max_peaks
         inside = _in_window(self, t0)
         return dict(
-            times=Record(jnp.full(m, jnp.nan, y0.dtype)),
-            values=Record(jnp.full(m, jnp.nan, y0.dtype)),
+            # (time, value) of each peak, one row each: one write per peak.
+            peaks=Record(jnp.full((m, 2), jnp.nan, y0.dtype)),
             count=jnp.asarray(0, jnp.int32),
             last_slope=jnp.asarray(jnp.nan, y0.dtype),
             last_time=jnp.asarray(-jnp.inf, y0.dtype),
@@ -301,33 +298,34 @@ class _PeakBuffer(AbstractRunningObservable):
     def update(self, carry, segment, samples, select):
         s = samples
         # A maximum at the step's first node: the slope turns there (maps: the
-        # iterate is above both neighbours; flows: the interpolants meet there).
+        # iterate is above both neighbours; flows: the interpolants meet there);
+        # then the maximum of each bracket (a bracket holds one turn at most).
         node = s.valid[0] & (carry["last_slope"] > 0) & (s.ds[0, 0] <= 0)
-        cand_t, cand_v, cand_ok = [s.ts[0]], [s.ys[0, 0]], [node]
+        cands = [(s.ts[0], s.ys[0, 0], node)]
         if not segment.discrete:
             times, values, kind = _turns(s)
-            is_max = kind[:, 0] > 0
-            rank = jnp.cumsum(is_max)
-            for j in range(_PEAKS_PER_STEP):  # the step's first maxima, in order
-                hit = is_max & (rank == j + 1)
-                i = jnp.argmax(hit)
-                cand_t.append(times[i, 0])
-                cand_v.append(values[i, 0])
-                cand_ok.append(jnp.any(hit))
-        t, v, ok = jnp.stack(cand_t), jnp.stack(cand_v), jnp.stack(cand_ok)
+            for i in range(times.shape[0]):
+                cands.append((times[i, 0], values[i, 0], kind[i, 0] > 0))
         # A maximum seen from both sides of a node (the two interpolants' slopes
         # there differ by round-off) is one maximum.
         close = 1e-9 * (segment.t1 - segment.t0) + 1e-12 * jnp.abs(segment.t1)
-        ok = ok & (jnp.abs(t - carry["last_time"]) > close)
         m = self.max_peaks
-        slot = jnp.where(ok, (carry["count"] + jnp.cumsum(ok) - 1) % m, m)
+        count, last_time = carry["count"], carry["last_time"]
+        slots = []
+        for t, _, ok in cands:
+            ok = ok & (jnp.abs(t - carry["last_time"]) > close)
+            slots.append(jnp.where(ok, count % m, m))
+            count = count + ok.astype(jnp.int32)
+            last_time = jnp.where(ok, jnp.maximum(last_time, t), last_time)
+        peaks = carry["peaks"]
+        for slot, (t, v, _) in zip(slots, cands, strict=True):
+            peaks = peaks.write(slot, jnp.stack([t, v]))
         hi, lo = _extremes(s, segment)
         return dict(
-            times=carry["times"].write(slot, t),
-            values=carry["values"].write(slot, v),
-            count=carry["count"] + jnp.sum(ok).astype(jnp.int32),
+            peaks=peaks,
+            count=count,
             last_slope=jnp.where(s.valid[-1], s.ds[-1, 0], carry["last_slope"]),
-            last_time=jnp.max(jnp.where(ok, t, carry["last_time"])),
+            last_time=last_time,
             hi=jnp.maximum(carry["hi"], hi[0]),
             lo=jnp.minimum(carry["lo"], lo[0]),
         )
@@ -338,8 +336,9 @@ class _PeakBuffer(AbstractRunningObservable):
         count = carry["count"]
         order = (count - m + jnp.arange(m)) % m
         real = jnp.arange(m) >= m - jnp.minimum(count, m)
-        times = jnp.where(real, carry["times"].data[order], jnp.nan)
-        values = jnp.where(real, carry["values"].data[order], jnp.nan)
+        rows = carry["peaks"].data[order]
+        times = jnp.where(real, rows[:, 0], jnp.nan)
+        values = jnp.where(real, rows[:, 1], jnp.nan)
         return times, values
 
 

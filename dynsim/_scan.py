@@ -206,7 +206,7 @@ def plan_scan(
         settings["precision"] = precision
         settings["executor"] = "ensemble" if use_ensemble else "vmap"
         if use_ensemble:
-            lanes = ensemble_lanes(chunk_size)
+            lanes = ensemble_lanes(chunk_size, n_devices)
             settings["lanes"] = lanes
         else:
             settings["executor_reason"] = reason

@@ -42,8 +42,13 @@ _MIN_AUTO_CHUNK = 2048
 _MIN_ENSEMBLE_CHUNK = 16384
 # The narrowest compiled kernel (see `ScanPlan.lanes`).
 _MIN_LANES = 2
-# The ensemble executor's widest kernel on a CPU (lanes beyond this stop paying).
-_MAX_LANES = 4096
+# The ensemble executor on a CPU: about this many runs per lane (the tail where the
+# last lanes finish is then short), and per device at least _MIN_DEVICE_LANES
+# lanes (the loop's fixed cost per step is shared by fewer below) and at most
+# _MAX_DEVICE_LANES (wider stops paying).
+_RUNS_PER_LANE = 8
+_MIN_DEVICE_LANES = 128
+_MAX_DEVICE_LANES = 2048
 
 
 def point_axes(
@@ -369,14 +374,21 @@ def _ensemble_chunk(
 _ensemble_chunk_jit = eqx.filter_jit(_ensemble_chunk)
 
 
-def ensemble_lanes(chunk_size: int) -> int:
-    """Lanes of the ensemble executor for chunks of `chunk_size` runs: an eighth
-    of the chunk (each lane solves about eight runs, so the tail where the last
-    lanes finish is short), at least `_MIN_LANES` and at most `_MAX_LANES` on a
-    CPU; a GPU keeps a quarter of the chunk in flight."""
+def ensemble_lanes(chunk_size: int, n_devices: int = 1) -> int:
+    """Lanes of the ensemble executor for chunks of `chunk_size` runs over
+    `n_devices` devices (each device its share of both). On a CPU a device's lanes
+    are an eighth of its runs (each lane solves about eight runs, so the tail where
+    the last lanes finish is short), but at least 128 (or all its runs) and at most
+    2048; a GPU keeps a quarter of the chunk in flight."""
+    per_device = max(1, chunk_size // n_devices)
     if jax.default_backend() == "cpu":
-        return max(_MIN_LANES, min(_MAX_LANES, chunk_size // 8))
-    return max(_MIN_LANES, chunk_size // 4)
+        lanes = max(
+            min(per_device, _MIN_DEVICE_LANES),
+            min(_MAX_DEVICE_LANES, per_device // _RUNS_PER_LANE),
+        )
+    else:
+        lanes = per_device // 4
+    return n_devices * max(_MIN_LANES, lanes)
 
 
 def auto_chunk(
@@ -391,7 +403,7 @@ def auto_chunk(
     `_MAX_CHUNK`, and small enough that a large scan runs in about
     `_TARGET_CHUNKS` chunks (a progress bar that moves, a short tail of lanes
     waiting for a chunk's slowest run). The ensemble executor, whose lanes refill,
-    takes chunks of at least `_MIN_ENSEMBLE_CHUNK` (its lanes an eighth of that)."""
+    takes chunks of at least `_MIN_ENSEMBLE_CHUNK` (see `ensemble_lanes`)."""
     per_run = 8 * max(1, n_times) * max(1, state_size) * 4 + 1024
     size = max(1, min(n_runs, _MAX_CHUNK, _CHUNK_BYTES // per_run))
     least = _MIN_ENSEMBLE_CHUNK if ensemble else _MIN_AUTO_CHUNK

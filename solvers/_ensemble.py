@@ -499,9 +499,9 @@ def integrate_ensemble(
         # Up to k free lanes take the next pending runs, in order.
         free = jnp.invert(held | lane.running)
         (slots,) = jnp.nonzero(free, size=k, fill_value=lanes)
-        runs = next_run + jnp.arange(k, dtype=jnp.int32)
-        take = (slots < lanes) & (runs < n_runs)
-        runs = jnp.where(take, runs, 0)
+        position = next_run + jnp.arange(k, dtype=jnp.int32)
+        take = (slots < lanes) & (position < n_runs)
+        runs = jnp.where(take, position, 0)
         fresh_inputs = pick(runs)
         fresh = v_init(fresh_inputs, runs)
         into = jnp.where(take, slots, lanes)

@@ -189,10 +189,19 @@ def critical_points(samples: StepSamples) -> tuple[Array, Array, Array]:
     brackets with both ends in the window count), and `values` `(n − 1, k)` at the
     turns.
     """
-    t0, t1 = samples.ts[:-1, None], samples.ts[1:, None]
-    p0, p1 = samples.ys[:-1], samples.ys[1:]
-    d0, d1 = samples.ds[:-1], samples.ds[1:]
-    both = (samples.valid[:-1] & samples.valid[1:])[:, None]
+    # Bracket by bracket: a few numbers per trajectory each, loops that vectorise
+    # across trajectories once batched.
+    turns = [_turn(samples, i) for i in range(samples.ts.shape[0] - 1)]
+    times, kind, value = (jnp.stack(x) for x in zip(*turns, strict=True))
+    return times, kind, value
+
+
+def _turn(samples: StepSamples, i: int) -> tuple[Array, Array, Array]:
+    """`critical_points` of the bracket between samples i and i + 1."""
+    t0, t1 = samples.ts[i], samples.ts[i + 1]
+    p0, p1 = samples.ys[i], samples.ys[i + 1]
+    d0, d1 = samples.ds[i], samples.ds[i + 1]
+    both = samples.valid[i] & samples.valid[i + 1]
     kind = jnp.where(
         both & (d0 > 0) & (d1 <= 0), 1, jnp.where(both & (d0 < 0) & (d1 >= 0), -1, 0)
     )
