@@ -16,14 +16,15 @@ vector, so the stages, the error norm and the controller are elementwise across
 the lanes and XLA fuses a whole step into a few loops over the lanes).
 
 *Lane refill.* When a lane's solve ends, the lane waits (masked) until `lanes/8`
-lanes have ended; then the loop leaves its inner loop over steps, writes those
-lanes' outputs (saved states, reductions, status, step counts) into the results at
-their runs' indices and loads the next pending runs into them. Lanes thus never
-idle for long while work remains: the loop's lane-steps (lanes × iterations) are
-the sum of the members' own steps, a short wait per run (1/16 of a run's steps on
-average) and a tail, the last solves of the batch. Writing and refilling in
-batches keeps the inner loop a pure step: the refill's gathers and scatters run
-once per `lanes/8` finished runs, not on every step.
+lanes are idle; then the loop leaves its inner loop over steps, every ended lane
+writes its outputs (saved states, reductions, status, step counts) into the results
+at its run's index, and up to `lanes/8` idle lanes load the next pending runs.
+Lanes thus never idle for long while work remains: the loop's lane-steps (lanes ×
+iterations) are the sum of the members' own steps, a short wait per run and a
+tail, the last solves of the batch. Writing and refilling between inner loops keeps
+the inner loop a pure step (the refill runs once per `lanes/8` finished runs, not
+on every step), and refilling `lanes/8` lanes at a time staggers the lanes' runs,
+so that they do not end in waves.
 
 Because every lane goes through diffrax's own step and controller with the same
 arithmetic as `integrate`, a member takes the same steps as its generic solve (to
@@ -62,7 +63,7 @@ from ._solution import Solution
 from ._status import status_from_result
 from ._unrolled import AbstractUnrolledERK
 
-#: Lanes are written and refilled in batches of 1/_REFILL_FRACTION of the lanes.
+#: Lanes are refilled in batches of 1/_REFILL_FRACTION of the lanes.
 _REFILL_FRACTION = 8
 #: The largest state (numbers) the executor takes; a lane holds it component by
 #: component.
@@ -484,31 +485,27 @@ def integrate_ensemble(
 
     def write_and_refill(carry):
         lane, lane_inputs, out, next_run, count = carry
-        # Up to k ended lanes (index `lanes`: none) write their outputs.
+        # Every ended lane writes its outputs (the others write nowhere) ...
         ended = lane.held & jnp.invert(lane.running)
-        (slots,) = jnp.nonzero(ended, size=k, fill_value=lanes)
-        valid = slots < lanes
-        at = jnp.minimum(slots, lanes - 1)
-        sol = v_finish(
-            jtu.tree_map(lambda a: a[at], lane_inputs),
-            jtu.tree_map(lambda a: a[at], lane),
-        )
-        where = jnp.where(valid, lane.run[at], n_runs)
+        sol = v_finish(lane_inputs, lane)
+        where = jnp.where(ended, lane.run, n_runs)
         out = jtu.tree_map(lambda o, v: o.at[where].set(v, mode="drop"), out, sol)
-        held = lane.held.at[jnp.where(valid, slots, lanes)].set(False, mode="drop")
-        # Up to k free lanes take the next pending runs, in order.
-        free = jnp.invert(held | lane.running)
-        (slots,) = jnp.nonzero(free, size=k, fill_value=lanes)
-        position = next_run + jnp.arange(k, dtype=jnp.int32)
-        take = (slots < lanes) & (position < n_runs)
+        # ... and up to k lanes not running take the next pending runs, in order
+        # (k at a time: lanes refilled together end together, and staggered
+        # refills keep the batch's tail short).
+        free = jnp.invert(lane.running)
+        rank = jnp.cumsum(free, dtype=jnp.int32) - 1
+        position = next_run + rank
+        take = free & (position < n_runs) & (rank < k)
         runs = jnp.where(take, position, 0)
         fresh_inputs = pick(runs)
         fresh = v_init(fresh_inputs, runs)
-        into = jnp.where(take, slots, lanes)
-        put = lambda a, v: a.at[into].set(v, mode="drop")  # noqa: E731
-        lane = eqx.tree_at(lambda x: x.held, lane, held)
-        lane = jtu.tree_map(put, lane, fresh)
-        lane_inputs = jtu.tree_map(put, lane_inputs, fresh_inputs)
+        lane = eqx.tree_at(lambda x: x.held, lane, lane.running)
+        keep = lambda f, o: jnp.where(  # noqa: E731
+            take.reshape(take.shape + (1,) * (o.ndim - 1)), f, o
+        )
+        lane = jtu.tree_map(keep, fresh, lane)
+        lane_inputs = jtu.tree_map(keep, fresh_inputs, lane_inputs)
         next_run = next_run + jnp.sum(take, dtype=jnp.int32)
         return lane, lane_inputs, out, next_run, count
 
