@@ -50,7 +50,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
 
 from ._fusion import computed_once
-from ._integrate import diffrax_event, step_controller
+from ._integrate import all_finite, diffrax_event, step_controller
 from ._problem import Problem, SolveOptions, resolve_solver
 from ._reduce import (
     Segment,
@@ -290,15 +290,25 @@ class _Program:
             terms, s.tprev, s.tnext, s.y, args, self.fresh_state(terms, s.y), True
         )
         y_error = jtu.tree_map(lambda x: jnp.where(jnp.isnan(x), jnp.inf, x), y_error)
+        # The guarded controller (`step_controller`) stops a solve whose accepted
+        # state is not finite; here that is found on the state the loop holds, one
+        # iteration later (the same step counts): testing the new state inside the
+        # step would make XLA compute the step once more.
+        diverged = s.running & jnp.invert(all_finite(s.y))
+        moving = s.running & jnp.invert(diverged)
         keep, tprev, tnext, made_jump, cstate, controller_result = (
-            self.controller.adapt_step_size(
+            self.controller.controller.adapt_step_size(
                 s.tprev, s.tnext, s.y, y1, args, y_error, solver.error_order(terms),
                 s.controller_state,
             )
         )  # fmt: skip
         if made_jump is not False:
             raise NotImplementedError("the executor's controllers make no jumps")
-        moving = s.running
+        controller_result = dfx.RESULTS.where(
+            self.controller.stuck(s.tprev, s.tnext, keep),
+            dfx.RESULTS.nonfinite,
+            controller_result,
+        )
         accept = keep & moving
         tprev = jnp.minimum(tprev, t1)
         tnext = _clip_to_end(tprev, tnext, t1, self.t1_clip_floor, keep)
@@ -321,7 +331,7 @@ class _Program:
         if self.cond_fn is not None:
             assert event is not None
             value = self.cond_fn(tprev, y, args)
-            mask = _event_mask(event.value, value, self.direction)
+            mask = _event_mask(event.value, value, self.direction) & all_finite(y)
             result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
             new_event = _Event(value, mask, s.tprev, s.tnext, dense_info)
             event = jtu.tree_map(
@@ -338,7 +348,11 @@ class _Program:
             tprev=where(tprev, s.tprev),
             tnext=where(tnext, s.tnext),
             controller_state=where(cstate, s.controller_state),
-            result=dfx.RESULTS.where(moving, result, s.result),
+            result=dfx.RESULTS.where(
+                diverged,
+                dfx.RESULTS.nonfinite,
+                dfx.RESULTS.where(moving, result, s.result),
+            ),
             num_steps=s.num_steps + moving.astype(jnp.int32),
             num_accepted_steps=s.num_accepted_steps + accept.astype(jnp.int32),
             carries=carries,
@@ -353,6 +367,12 @@ class _Program:
         result = s.result
         going = (s.tprev < self.t1) & dfx.is_successful(result)
         result = dfx.RESULTS.where(going, dfx.RESULTS.max_steps_reached, result)
+        # A last step that made the state non-finite (see `step`).
+        result = dfx.RESULTS.where(
+            dfx.is_okay(result) & jnp.invert(all_finite(s.y)),
+            dfx.RESULTS.nonfinite,
+            result,
+        )
         tfinal, yfinal = s.tprev, s.y
         if self.cond_fn is not None:
             tfinal, yfinal, result = self.locate_event(run_inputs, s, result)

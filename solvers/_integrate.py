@@ -191,7 +191,8 @@ class _EventCondition(eqx.Module):
         return self.fn(t, y, args)
 
 
-def _all_finite(tree: PyTree[Array]) -> Array:
+def all_finite(tree: PyTree[Array]) -> Array:
+    """Whether every number of `tree` is finite."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jtu.tree_leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
@@ -226,15 +227,21 @@ class _Guarded(dfx.AbstractStepSizeController):
         keep, tprev, tnext, made_jump, state, result = self.controller.adapt_step_size(
             t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
         )
+        diverged = keep & jnp.invert(all_finite(y1_candidate))
+        result = dfx.RESULTS.where(
+            self.stuck(t0, t1, keep) | diverged, dfx.RESULTS.nonfinite, result
+        )
+        return keep, tprev, tnext, made_jump, state, result
+
+    def stuck(self, t0, t1, keep):
+        """Whether the step `[t0, t1]` was rejected at a size of round-off order (or
+        of NaN size)."""
         dt = jnp.abs(t1 - t0)
         eps = jnp.finfo(jnp.result_type(dt)).eps
         floor = (
             100 * eps * jnp.maximum(jnp.maximum(jnp.abs(t0), jnp.abs(t1)), self.scale)
         )
-        stuck = jnp.invert(keep) & jnp.invert(dt > floor)  # also catches a NaN step
-        diverged = keep & jnp.invert(_all_finite(y1_candidate))
-        result = dfx.RESULTS.where(stuck | diverged, dfx.RESULTS.nonfinite, result)
-        return keep, tprev, tnext, made_jump, state, result
+        return jnp.invert(keep) & jnp.invert(dt > floor)
 
 
 class _GuardedAdaptive(_Guarded, dfx.AbstractAdaptiveStepSizeController):
