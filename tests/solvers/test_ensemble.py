@@ -279,3 +279,19 @@ def test_several_devices_agree_with_one():
     n = one.ys.size
     assert np.array_equal(two[n:], one.stats["num_steps"])
     assert np.allclose(two[:n], one.ys.ravel(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_clip_floor_is_diffeqsolves(dtype):
+    # diffeqsolve ends a step at t1 from t1 less 100 ULP, found by 100 repeated
+    # `prevbefore`; the executor computes the same number on the bit patterns.
+    from equinox.internal import prevbefore
+
+    from dynsim.solvers._ensemble import clip_floor
+
+    for value in (0.0, 1.0, -1.0, 200.0, 1e-3, -7.25, 1e30, -1e30, 0.5, 3e5):
+        t1 = jnp.asarray(value, dtype)
+        expected = t1
+        for _ in range(100):
+            expected = prevbefore(expected)
+        assert clip_floor(t1) == expected, value
