@@ -41,7 +41,6 @@ from typing import Any
 
 import diffrax as dfx
 import equinox as eqx
-import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -200,7 +199,9 @@ class _Program:
     @property
     def dense(self) -> bool:
         """Whether a step's dense output is read (by reductions, saving, events)."""
-        return bool(self.reductions) or self.save_ts is not None or self.event is not None
+        return (
+            bool(self.reductions) or self.save_ts is not None or self.event is not None
+        )
 
     def terms(self, run_inputs, once: bool = False):
         """One run's term and start; with `once` every stage is computed once
@@ -244,9 +245,7 @@ class _Program:
                     terms, t0, tnext, y0, args, self.fresh_state(terms, y0), True
                 )[2]
             )
-            event = _Event(
-                value, mask, t0, t0, jtu.tree_map(_zeros_like, dense_struct)
-            )
+            event = _Event(value, mask, t0, t0, jtu.tree_map(_zeros_like, dense_struct))
         zero = jnp.asarray(0, jnp.int32)
         lane = _Lane(
             run=jnp.asarray(run, jnp.int32),
@@ -331,9 +330,7 @@ class _Program:
             mask = _event_mask(event.value, value, self.direction) & all_finite(y)
             result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
             new_event = _Event(value, mask, s.tprev, s.tnext, dense_info)
-            event = jtu.tree_map(
-                lambda a, b: jnp.where(moving, a, b), new_event, event
-            )
+            event = jtu.tree_map(lambda a, b: jnp.where(moving, a, b), new_event, event)
         where = lambda a, b: jtu.tree_map(  # noqa: E731
             lambda x, y: jnp.where(moving, x, y), a, b
         )
@@ -377,7 +374,9 @@ class _Program:
             ts = tfinal[None]
             ys = jtu.tree_map(lambda a: a[None], self.unpack(yfinal))
         else:
-            ts = jnp.where(jnp.arange(self.n_save) < s.save_index, self.save_ts, jnp.inf)
+            ts = jnp.where(
+                jnp.arange(self.n_save) < s.save_index, self.save_ts, jnp.inf
+            )
             ys = jax.vmap(self.unpack)(s.save_ys)
             if self.cond_fn is not None:  # states saved past the event are unsaved
                 late = ts > tfinal

@@ -11,10 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from equinox.internal import prevbefore
 
 import dynsim as ds
 from dynsim import solvers
 from dynsim.models import replace_parameters
+from dynsim.solvers._ensemble import clip_floor
 from tests.helpers import BlowUp
 
 
@@ -285,10 +287,6 @@ def test_several_devices_agree_with_one():
 def test_clip_floor_is_diffeqsolves(dtype):
     # diffeqsolve ends a step at t1 from t1 less 100 ULP, found by 100 repeated
     # `prevbefore`; the executor computes the same number on the bit patterns.
-    from equinox.internal import prevbefore
-
-    from dynsim.solvers._ensemble import clip_floor
-
     for value in (0.0, 1.0, -1.0, 200.0, 1e-3, -7.25, 1e30, -1e30, 0.5, 3e5):
         t1 = jnp.asarray(value, dtype)
         expected = t1
