@@ -191,7 +191,8 @@ def critical_points(samples: StepSamples) -> tuple[Array, Array, Array]:
     """
     # Bracket by bracket: a few numbers per trajectory each, loops that vectorise
     # across trajectories once batched.
-    turns = [_turn(samples, i) for i in range(samples.ts.shape[0] - 1)]
+    # The turns computed once (`computed_once`): their consumers are many.
+    turns = [computed_once(_turn(samples, i)) for i in range(samples.ts.shape[0] - 1)]
     times, kind, value = (jnp.stack(x) for x in zip(*turns, strict=True))
     return times, kind, value
 
