@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import diffrax as dfx
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.tree_util as jtu
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, PyTree
@@ -38,6 +36,7 @@ from ._checks import (
 )
 from ._executor import chunks
 from ._observables import AbstractObservable, BoundObservable, bind_observables
+from ._precision import CHECK_TOLERANCE, achieved_error, to_single
 from ._provenance import run_info
 from ._results import ScanResult
 from ._scan_plan import (
@@ -167,7 +166,7 @@ def plan_scan(
         raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
     dtype = np.dtype(np.float32 if precision == "single" else jnp.result_type(float))
     if precision == "single":
-        model, y0, args, options = _single((model, y0, args, options))
+        model, y0, args, options = to_single((model, y0, args, options))
         if kind != "map":
             t0, t1 = np.float32(t0), np.float32(t1)
     reason = "chosen by the caller" if executor == "vmap" else None
@@ -231,21 +230,6 @@ def plan_scan(
         ensemble_lanes=lanes if use_ensemble else 0,
         dtype=dtype,
     )
-
-
-def _single(tree: Any) -> Any:
-    """Every floating-point array of `tree` in float32 (a single-precision scan)."""
-
-    def cast(x):
-        if eqx.is_inexact_array_like(x) and not isinstance(x, (bool, int)):
-            return (
-                jnp.asarray(x, jnp.float32)
-                if isinstance(x, jax.Array)
-                else (np.asarray(x, np.float32))
-            )
-        return x
-
-    return jtu.tree_map(cast, tree)
 
 
 def _with_progress(options):
@@ -379,7 +363,7 @@ def scan(
         executor=executor,
         precision=precision,
     )
-    return run_scan(
+    result = run_scan(
         plan,
         progress=progress,
         store=store,
@@ -387,6 +371,37 @@ def scan(
         overwrite=overwrite,
         client=client,
     )
+    if precision != "single" or plan.key is not None or realisations > 1:
+        return result  # (stochastic scans are not checked: their keys are per point)
+    # The achieved error: a few runs solved again in float64 (tighter tolerances).
+    tighter = CHECK_TOLERANCE if plan.options.adaptive else 1.0
+
+    def reference(points: dict[str, np.ndarray]) -> ScanResult:
+        return scan(
+            model,
+            points,
+            t_span,
+            grid=False,
+            observables=observables,
+            samples=samples,
+            y0=y0,
+            saveat=saveat,
+            solver=solver,
+            rtol=np.asarray(rtol) * tighter,
+            atol=np.asarray(atol) * tighter,
+            dt0=dt0,
+            adaptive=adaptive,
+            max_steps=max_steps,
+            progress=False,
+            args=args,
+        )
+
+    result = achieved_error(result, reference)
+    if store is not None:
+        from dynsim import io
+
+        io.update_info(store, name, result.info)
+    return result
 
 
 def run_scan(

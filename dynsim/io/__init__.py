@@ -15,5 +15,6 @@ from ._hdf5 import (
     runs as runs,
     save as save,
     save_with as save_with,
+    update_info as update_info,
 )
 from ._stream import save_chunks as save_chunks

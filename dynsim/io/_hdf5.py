@@ -141,6 +141,25 @@ def save_with(
     return name
 
 
+def update_info(path: str | os.PathLike, name: str, info: Any) -> None:
+    """Replace the provenance recorded with run `name` (a `RunInfo`: its model,
+    parameters, solver settings, seed and config; the state names stay),
+    crash-safely (as `save` writes)."""
+    path = Path(path)
+    with _open_existing(path, "r") as f:
+        if name not in f:
+            raise KeyError(f"{path} holds no run {name!r}")
+
+    def change(f: h5py.File) -> None:
+        a = f[name].attrs
+        a["model"], a["model_params"] = info.model, info.model_params
+        a["solver"], a["seed"] = info.solver, json.dumps(info.seed)
+        if info.config is not None:
+            a["config"] = info.config
+
+    _edit(path, change)
+
+
 def _edit(path: Path, change: Callable[[h5py.File], None]) -> None:
     """Apply `change` to an existing results file, crash-safely: files up to
     `_COPY_LIMIT` are changed in a scratch copy that is fsynced and renamed over

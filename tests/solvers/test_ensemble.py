@@ -232,6 +232,25 @@ def test_single_precision():
     assert err64 > 1e-6  # the tolerance shows
     assert err32 < 2 * err64 + 1e-5
     assert np.all(single.status == ds.Status.SUCCESS)
+    # The scan reports its achieved error, measured the same way on 8 of its runs
+    # against float64 solves at 1e-3 of its tolerances: at most the error over all
+    # its runs (the reference's own error is ~1e-8 here), and of its size (the error
+    # varies smoothly with rho, and the runs are spread over the whole range).
+    settings = single.info.solver_settings
+    assert settings["achieved_error_runs"] == 8
+    assert err32 / 10 < settings["achieved_error"] <= err32 + 1e-7
+    assert "achieved_error" not in double.info.solver_settings
+
+
+def test_single_precision_error_is_stored(tmp_path):
+    # A streamed single-precision scan records its achieved error in its file too.
+    model, params, span = CASES["lorenz"]
+    path = tmp_path / "single.h5"
+    kwargs = dict(rtol=1e-5, atol=1e-5, precision="single", progress=False)
+    single = ds.scan(model, params, (0.0, 1.0), store=path, name="s", **kwargs)
+    error = single.info.solver_settings["achieved_error"]
+    assert error > 0
+    assert ds.io.load(path, "s").info.solver_settings["achieved_error"] == error
 
 
 def test_declines_with_a_reason():
