@@ -93,7 +93,7 @@ def reference(rhos: np.ndarray) -> np.ndarray:
     )
 
 
-def dynsim_arm(rho, mode, precision):
+def dynsim_arm(rho, mode, precision, executor="auto"):
     tol = TOL[precision]
     kwargs = dict(rtol=tol, atol=tol) if mode == "adaptive" else {}
     if mode == "fixed":
@@ -109,6 +109,7 @@ def dynsim_arm(rho, mode, precision):
             y0=Y0,
             progress=False,
             precision=single,
+            executor=executor,
             **kwargs,
         )
         return r.ys[:, -1], r.stats["num_steps"]

@@ -1,11 +1,12 @@
 """E1 on an accelerator (docs/benchmarks.md): the Lorenz ensemble at
 N = 2¹⁰ … 2²², float32 and float64, fixed (dt = 1e-3) and adaptive steps,
-`dynsim.scan` (the ensemble executor, unchanged from the CPU) against plain
-`jit(vmap(diffeqsolve))`, timed interleaved (median of `--repeats` pairs; compile
+`dynsim.scan` (the ensemble executor, unchanged from the CPU; with `--pallas` also
+its fused kernel, `executor="pallas"`) against plain `jit(vmap(diffeqsolve))`,
+timed interleaved (median of `--repeats` pairs; compile
 time apart). Writes `benchmarks/results/gpu_ensembles.json` and `.md`.
 
 Run on a machine with a GPU: `python -m benchmarks.gpu_ensembles [--log2 10 22]
-[--repeats 5]`. On a CPU it runs too (use a smaller `--log2` range).
+[--repeats 5] [--pallas]`. On a CPU it runs too (use a smaller `--log2` range).
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from benchmarks._common import RESULTS, interleaved, machine, table, write_json
 from benchmarks.ensemble_lorenz import diffrax_arm, dynsim_arm
 
 
-def measure(n: int, mode: str, precision: str, repeats: int) -> dict:
+def measure(n: int, mode: str, precision: str, repeats: int, pallas: bool) -> dict:
     rho = np.linspace(0.0, 21.0, n)
     arms = {
         "dynsim": dynsim_arm(rho, mode, precision),
         "diffrax": diffrax_arm(rho, mode, precision),
     }
+    if pallas:
+        arms["pallas"] = dynsim_arm(rho, mode, precision, executor="pallas")
     first, times, out = interleaved(arms, repeats)
     ends = {name: np.asarray(o[0]) for name, o in out.items()}
     med = {k: float(np.median(v)) for k, v in times.items()}
     ratio = float(np.median(np.asarray(times["diffrax"]) / np.asarray(times["dynsim"])))
-    return {
+    row = {
         "N": n,
         "mode": mode,
         "precision": precision,
@@ -40,6 +43,16 @@ def measure(n: int, mode: str, precision: str, repeats: int) -> dict:
         "speedup": ratio,
         "max_difference": float(np.nanmax(np.abs(ends["dynsim"] - ends["diffrax"]))),
     }
+    if pallas:
+        row["pallas_s"] = med["pallas"]
+        row["pallas_speedup"] = float(
+            np.median(np.asarray(times["diffrax"]) / np.asarray(times["pallas"]))
+        )
+        row["pallas_compile_s"] = max(0.0, first["pallas"] - med["pallas"])
+        row["pallas_max_difference"] = float(
+            np.nanmax(np.abs(ends["pallas"] - ends["diffrax"]))
+        )
+    return row
 
 
 COLUMNS = [
@@ -54,6 +67,13 @@ COLUMNS = [
     ("max_difference", "max |Δ| of end states", ".1e"),
 ]
 
+PALLAS_COLUMNS = [
+    ("pallas_s", "fused kernel (s)", ".4f"),
+    ("pallas_speedup", "kernel faster by", ".1f"),
+    ("pallas_compile_s", "kernel compile (s)", ".2f"),
+    ("pallas_max_difference", "kernel max |Δ|", ".1e"),
+]
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -61,14 +81,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--modes", nargs="+", default=["adaptive", "fixed"])
     parser.add_argument("--precisions", nargs="+", default=["f32", "f64"])
+    parser.add_argument(
+        "--pallas", action="store_true", help="also the fused kernel (on a GPU)"
+    )
     a = parser.parse_args(argv)
+    columns = COLUMNS + (PALLAS_COLUMNS if a.pallas else [])
     rows = []
     for k in range(a.log2[0], a.log2[1] + 1):
         for mode in a.modes:
             for precision in a.precisions:
-                rows.append(measure(2**k, mode, precision, max(5, a.repeats)))
-                print(table(rows[-1:], COLUMNS), flush=True)
-    text = table(rows, COLUMNS)
+                repeats = max(5, a.repeats)
+                rows.append(measure(2**k, mode, precision, repeats, a.pallas))
+                print(table(rows[-1:], columns), flush=True)
+    text = table(rows, columns)
     info = machine()
     header = f"E1 on {info['devices']} ({info['cpu']}), JAX {jax.__version__}\n\n"
     print(header + text)

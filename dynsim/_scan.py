@@ -158,9 +158,9 @@ def plan_scan(
     state_size = ravel_pytree(template)[0].size
     n_values = sum(value_size(o, state_size) for _, o in bound)
     check_scan_size(n_runs, len(axes), n_values, 0 if bound else n_times * state_size)
-    if executor not in ("auto", "ensemble", "vmap"):
+    if executor not in ("auto", "ensemble", "pallas", "vmap"):
         raise ValueError(
-            f"executor must be 'auto', 'ensemble' or 'vmap', got {executor!r}"
+            f"executor must be 'auto', 'ensemble', 'pallas' or 'vmap', got {executor!r}"
         )
     if precision not in ("double", "single"):
         raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
@@ -172,7 +172,7 @@ def plan_scan(
     reason = "chosen by the caller" if executor == "vmap" else None
     if reason is None:
         reason = solvers.ensemble_support(problem, options, state_size)
-    if executor == "ensemble" and reason is not None:
+    if executor in ("ensemble", "pallas") and reason is not None:
         raise ValueError(f"the ensemble executor cannot run this scan: {reason}")
     if executor == "auto" and reason is None and n_runs < _MIN_ENSEMBLE_RUNS:
         # A few runs leave nothing to refill; the generic kernel compiles faster.
@@ -181,6 +181,9 @@ def plan_scan(
             "fewer leave no lanes to refill, and the generic path compiles faster)"
         )
     use_ensemble = reason is None
+    chosen = (
+        "vmap" if not use_ensemble else executor if executor == "pallas" else "ensemble"
+    )
     n_devices = jax.local_device_count()
     if chunk_size is None:
         chunk_size = auto_chunk(
@@ -203,10 +206,11 @@ def plan_scan(
         settings["solver"] = options.solver
         settings["adaptive"] = options.adaptive
         settings["precision"] = precision
-        settings["executor"] = "ensemble" if use_ensemble else "vmap"
-        if use_ensemble:
-            lanes = ensemble_lanes(chunk_size, n_devices)
-            settings["lanes"] = lanes
+        settings["executor"] = chosen
+        if chosen == "ensemble":
+            settings["lanes"] = ensemble_lanes(chunk_size, n_devices)
+        elif chosen == "pallas":
+            settings["block"] = solvers.BLOCK
         else:
             settings["executor_reason"] = reason
     info = run_info(model, state_names, key=key, config=config, **settings)
@@ -226,8 +230,8 @@ def plan_scan(
         sampled=sampled,
         chunk_size=chunk_size,
         info=info,
-        executor="ensemble" if use_ensemble else "vmap",
-        ensemble_lanes=lanes if use_ensemble else 0,
+        executor=chosen,
+        ensemble_lanes=ensemble_lanes(chunk_size, n_devices) if use_ensemble else 0,
         dtype=dtype,
     )
 
@@ -323,8 +327,10 @@ def scan(
       states with explicit Runge–Kutta solvers); `"vmap"`: the generic path, a
       vectorised solve per run; `"auto"` (default): the ensemble executor where it
       applies, else the generic path, with the reason in
-      `result.info.solver_settings["executor_reason"]`. Both give the same steps
-      and results (to round-off).
+      `result.info.solver_settings["executor_reason"]`; `"pallas"`: the executor's
+      programs as one fused kernel (`dynsim.solvers.integrate_blocks`: blocks of
+      `solvers.BLOCK` runs in lockstep, a GPU design; interpreted on a CPU, so only
+      when asked). All give the same steps and results (to round-off).
     - `precision`: `"double"` (default) or `"single"`: the solves in float32 (the
       model's parameters, the state, times and tolerances), for speed where the
       tolerances allow it (rtol ≳ 1e-5); results are float32.

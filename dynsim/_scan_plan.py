@@ -187,7 +187,7 @@ class ScanPlan:
         ensemble executor only): `(outputs, iterations)`, the executor's loop
         iterations on each device."""
         values, points, real = inputs
-        if diagnostics and self.executor != "ensemble":
+        if diagnostics and self.executor != "ensemble":  # (not "pallas")
             raise ValueError("diagnostics are the ensemble executor's")
         run = (values, points, real, self.model, self.y0, self.t0, self.t1, self.args)
         common = dict(
@@ -196,9 +196,13 @@ class ScanPlan:
             sampled=self.sampled,
             dtype=self.dtype,
         )
-        if self.executor == "ensemble":
+        if self.executor in ("ensemble", "pallas"):
             return _ensemble_chunk_jit(
-                *run, lanes=self.ensemble_lanes, diagnostics=diagnostics, **common
+                *run,
+                lanes=self.ensemble_lanes,
+                blocks=self.executor == "pallas",
+                diagnostics=diagnostics,
+                **common,
             )
         return _chunk_jit(*run, self.key, several=self.realisations > 1, **common)
 
@@ -333,23 +337,32 @@ def _ensemble_chunk(
     sampled,
     lanes,
     dtype,
+    blocks=False,
     diagnostics=False,
 ):
     """A chunk's runs on the ensemble executor; with several local devices each
-    solves its share of the runs with its share of the lanes (its own queue)."""
+    solves its share of the runs with its share of the lanes (its own queue). With
+    `blocks`: the executor's fused kernel (`solvers.integrate_blocks`)."""
     del points, real  # keys are for SDEs, which the executor does not solve
+    setup = functools.partial(_setup, model, y0, dtype)
 
     def solve(values):
-        sols, iterations = solvers.integrate_ensemble(
-            functools.partial(_setup, model, y0, dtype),
-            values,
-            t0,
-            t1,
-            args,
-            options=options,
-            lanes=max(1, lanes // n),
-            diagnostics=True,
-        )
+        if blocks:
+            sols = solvers.integrate_blocks(
+                setup, values, t0, t1, args, options=options
+            )
+            iterations = jnp.zeros((), jnp.int32)  # (lockstep within a block)
+        else:
+            sols, iterations = solvers.integrate_ensemble(
+                setup,
+                values,
+                t0,
+                t1,
+                args,
+                options=options,
+                lanes=max(1, lanes // n),
+                diagnostics=True,
+            )
         out = jax.vmap(lambda sol: _outputs(sol, options, names, sampled))(sols)
         return (out, iterations[None]) if diagnostics else out
 

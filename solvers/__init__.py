@@ -13,6 +13,7 @@ from ._imex import (
 )
 from ._integrate import integrate as integrate
 from ._maps import iterate_map as iterate_map
+from ._pallas import BLOCK as BLOCK, integrate_blocks as integrate_blocks
 from ._pde import (
     AbstractGrid as AbstractGrid,
     DiskGrid as DiskGrid,

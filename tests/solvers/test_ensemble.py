@@ -142,6 +142,54 @@ def test_events_agree():
     assert np.allclose(np.asarray(ens.ys), np.asarray(gen.ys), atol=1e-7)
 
 
+def test_fused_kernel_agrees():
+    # The fused kernel (`integrate_blocks`, Pallas in interpret mode on a CPU) runs
+    # the executor's programs: the same steps and states as the generic path, with
+    # running observables, failures, a block padded with copies, and an event.
+    model, params, span = CASES["lorenz"]
+    obs = {
+        "peaks": ds.observables.Peaks("z", t_from=1.0, max_peaks=16),
+        "final": ds.observables.FinalState(),
+    }
+    kwargs = dict(rtol=1e-8, atol=1e-8, observables=obs, progress=False)
+    a = ds.scan(model, params, span, executor="pallas", **kwargs)
+    b = ds.scan(model, params, span, executor="vmap", **kwargs)
+    assert a.info.solver_settings["executor"] == "pallas"
+    _same_steps(a, b)
+    for key in obs:
+        va, vb = np.asarray(a.values[key]), np.asarray(b.values[key])
+        assert np.array_equal(np.isnan(va), np.isnan(vb)), key
+        ok = ~np.isnan(vb)
+        assert np.allclose(va[ok], vb[ok], rtol=1e-7, atol=1e-7), key
+    a_values = np.linspace(0.1, 1.5, 24)  # NONFINITE past a = 1/2 (see below)
+    kwargs = dict(rtol=1e-8, atol=1e-8, progress=False)
+    a = ds.scan(BlowUp(), {"a": a_values}, (0.0, 2.0), executor="pallas", **kwargs)
+    b = ds.scan(BlowUp(), {"a": a_values}, (0.0, 2.0), executor="vmap", **kwargs)
+    assert np.array_equal(a.status, b.status)
+    assert set(a.status.tolist()) == {ds.Status.SUCCESS, ds.Status.NONFINITE}
+    ok = a.status == ds.Status.SUCCESS
+    assert np.allclose(a.ys[ok], b.ys[ok], rtol=1e-10)
+
+    vdp = ds.models.VanDerPol()
+
+    def setup(mu):
+        return replace_parameters(vdp, {"mu": mu}).problem(), jnp.array([2.0, 0.0])
+
+    options = solvers.solve_options(
+        "ode", rtol=1e-8, atol=1e-8, event=lambda t, y, args: y[0]
+    )
+    mus = jnp.linspace(4.5, 5.5, 20)
+    fused = eqx.filter_jit(
+        lambda i, o: solvers.integrate_blocks(setup, i, 0.0, 6.0, options=o, block=8)
+    )(mus, options)
+    _, gen = _pair(setup, mus, 6.0, options, lanes=8)
+    assert np.all(np.asarray(fused.status) == ds.Status.EVENT)
+    assert np.allclose(np.asarray(fused.ts), np.asarray(gen.ts), rtol=1e-9)
+    assert np.allclose(np.asarray(fused.ys), np.asarray(gen.ys), atol=1e-7)
+    with pytest.raises(ValueError, match="power of two"):
+        solvers.integrate_blocks(setup, mus, 0.0, 6.0, options=options, block=6)
+
+
 def test_failures_are_statuses_per_run():
     # x' = a x² from x = 1 blows up at t = 1/a: runs with a > 1/2 fail within the
     # span [0, 2] (NONFINITE), the others end at x = 1/(1 − 2a); a small step
