@@ -13,7 +13,12 @@ A problem is an object with
   what to keep per point (dict of arrays);
 - `crossings(a, b)` → the names of the tests that changed sign between two monitored
   points, and whether the step is too coarse to tell (then it is halved);
-- `accept(X)`: called for each accepted point (e.g. to move a phase reference).
+- `accept(X)`: called for each accepted point (e.g. to move a phase reference);
+- optionally `valid(X)` → whether a converged X is a solution of the kind
+  followed (e.g. not a cycle collapsed onto its equilibrium): if not, the corrector
+  failed;
+- optionally `adapt(point)` → the accepted point re-expressed after the problem
+  changed its discretisation (e.g. a new collocation mesh), or None to keep it.
 """
 
 from __future__ import annotations
@@ -88,7 +93,8 @@ def _newton(problem, X_pred, t, s):
         X = X + dX
         if np.max(np.abs(dX)) <= s.tol * (1.0 + np.max(np.abs(X))):
             res = problem.residual(X)
-            ok = bool(np.all(np.isfinite(res)))
+            valid = getattr(problem, "valid", None)
+            ok = bool(np.all(np.isfinite(res))) and (valid is None or valid(X))
             return X, ok, it
     return X, False, s.max_newton
 
@@ -215,6 +221,9 @@ def follow(
         for name in names:
             _add(problem, located, a, ds, name, s, len(points), stop)
         problem.accept(b.X)
+        adapt = getattr(problem, "adapt", None)
+        if adapt is not None:
+            b = adapt(b) or b
         points.append(b)
         if progress is not None:
             progress(b)

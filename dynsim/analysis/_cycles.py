@@ -1,16 +1,19 @@
-"""Continuation of periodic orbits (limit cycles) by single shooting.
+"""Continuation of periodic orbits (limit cycles): by orthogonal collocation (the
+default, `_collocation.py`) or by single shooting.
 
-**Why shooting.** A cycle is a fixed point of the time-T flow: φ_T(x₀; p) = x₀ with
+**Collocation** solves for the whole orbit on a mesh (AUTO, MatCont): it stays
+accurate for strongly unstable orbits, e.g. near a homoclinic orbit, where the flow's
+derivative grows by many orders of magnitude over a period, and its Floquet
+multipliers come from the condensed collocation system without forming the monodromy
+matrix (Fairgrieve–Jepson). A corrected orbit that has collapsed onto its
+equilibrium (a constant solves the equations for any period) is rejected.
+
+**Shooting.** A cycle is a fixed point of the time-T flow: φ_T(x₀; p) = x₀ with
 a phase condition ⟨v, x₀ − x_ref⟩ = 0 (v: the flow direction at the previous orbit's
 x_ref). The flow is dynsim's own adaptive integrator (time rescaled to [0, 1], so T
 is an unknown like x₀), and its exact derivatives come from forward-mode JAX through
-the solve. This reuses the error-controlled solvers instead of a fixed mesh, gives
-the monodromy matrix ∂φ_T/∂x₀ directly — its eigenvalues are the Floquet
-multipliers, accurate to the solver's tolerance, with the trivial multiplier 1 as a
-check — and costs n + 2 forward-mode solves per Newton step, which suits the small
-and moderate systems whose cycles are continued. Orthogonal collocation (AUTO,
-MatCont) is the better choice for strongly unstable or very stiff cycles, where
-shooting loses accuracy through the growth of the flow's derivative.
+the solve: the monodromy matrix ∂φ_T/∂x₀ directly, its eigenvalues the Floquet
+multipliers to the solver's tolerance, for n + 2 forward-mode solves per Newton step.
 
 Detected along the branch: folds of cycles (dp/ds = 0) and period doublings (a real
 multiplier through −1).
@@ -34,12 +37,57 @@ from .._checks import options_for
 from .._custom_types import Flow, Span, State
 from .._provenance import run_info
 from ._branch import Bifurcation, CycleBranch
+from ._collocation import DEGREE, INTERVALS, Collocation, Mesh, uniform_mesh
 from ._continuation import arclength_settings, follow_with_progress
 from ._linalg import field, jacobian, parameter_value
 from ._normal_form import hopf_vectors
 
+#: A corrected orbit smaller than this fraction of the previous one has collapsed
+#: onto the equilibrium (a constant solves the collocation equations for any T).
+COLLAPSE = 1e-2
+#: Accepted points between two adaptations of a collocation mesh (AUTO's IAD).
+ADAPT_EVERY = 3
 
-class Cycles:
+
+class _CycleTests:
+    """What both cycle problems monitor along a branch: multipliers (by decreasing
+    modulus), the trivial multiplier's error, stability, the orbit's extremes, and
+    the test functions of folds of cycles and period doublings. A problem gives
+    `multipliers(X)`, `orbit(X)` and `x0_period(X)`."""
+
+    def monitor(self, X, t):
+        mu = self.multipliers(X)
+        trivial = int(np.argmin(np.abs(mu - 1.0)))
+        others = np.delete(mu, trivial)
+        real = others[
+            np.abs(others.imag) <= 1e-8 * max(1.0, np.max(np.abs(others), initial=0))
+        ]
+        pd = real[np.argmin(np.abs(real + 1.0))].real + 1.0 if real.size else np.nan
+        orbit = self.orbit(X)
+        x0, period = self.x0_period(X)
+        record = {
+            "multipliers": mu,
+            "trivial_error": float(abs(mu[trivial] - 1.0)),
+            "stable": bool(np.all(np.abs(others) < 1.0)),
+            "n_below": int(np.sum(real.real < -1.0)),
+            "y_max": orbit.max(0),
+            "y_min": orbit.min(0),
+            "x0": x0,
+            "period": period,
+        }
+        return {"fold": float(t[-1]), "pd": float(pd)}, record
+
+    def crossings(self, a, b):
+        names = []
+        if a.tests["fold"] * b.tests["fold"] < 0:
+            names.append("fold")
+        d_pd = b.record["n_below"] - a.record["n_below"]
+        if d_pd != 0 and a.tests["pd"] * b.tests["pd"] < 0:
+            names.append("pd")
+        return names, abs(d_pd) > 1 or len(names) > 1
+
+
+class Cycles(_CycleTests):
     """The shooting problem for `follow`: X = (x₀, T, p)."""
 
     def __init__(self, model, param, *, solver, rtol, atol, samples, max_steps):
@@ -91,33 +139,8 @@ class Cycles:
         mu = np.linalg.eigvals(monodromy)
         return mu[np.argsort(-np.abs(mu))]
 
-    def monitor(self, X, t):
-        mu = self.multipliers(X)
-        trivial = int(np.argmin(np.abs(mu - 1.0)))
-        others = np.delete(mu, trivial)
-        real = others[
-            np.abs(others.imag) <= 1e-8 * max(1.0, np.max(np.abs(others), initial=0))
-        ]
-        pd = real[np.argmin(np.abs(real + 1.0))].real + 1.0 if real.size else np.nan
-        orbit = self.orbit(X)
-        record = {
-            "multipliers": mu,
-            "trivial_error": float(abs(mu[trivial] - 1.0)),
-            "stable": bool(np.all(np.abs(others) < 1.0)),
-            "n_below": int(np.sum(real.real < -1.0)),
-            "y_max": orbit.max(0),
-            "y_min": orbit.min(0),
-        }
-        return {"fold": float(t[-1]), "pd": float(pd)}, record
-
-    def crossings(self, a, b):
-        names = []
-        if a.tests["fold"] * b.tests["fold"] < 0:
-            names.append("fold")
-        d_pd = b.record["n_below"] - a.record["n_below"]
-        if d_pd != 0 and a.tests["pd"] * b.tests["pd"] < 0:
-            names.append("pd")
-        return names, abs(d_pd) > 1 or len(names) > 1
+    def x0_period(self, X):
+        return X[:-2].copy(), float(X[-2])
 
     def accept(self, X):
         n = X.size - 2
@@ -125,6 +148,32 @@ class Cycles:
         p_model = replace_parameters(self.model, {self.param: X[-1]})
         v = field(p_model, self.x_ref)
         self.v_ref = v / np.linalg.norm(v)
+
+
+class CollocationCycles(Collocation, _CycleTests):
+    """The collocation problem (`Collocation`) for `follow`, its mesh adapted every
+    `ADAPT_EVERY` accepted points."""
+
+    def x0_period(self, X):
+        U, T, _ = self.split(X)
+        return U[0].copy(), T
+
+    def accept(self, X):
+        super().accept(X)
+        self._accepted = getattr(self, "_accepted", 0) + 1
+
+    def valid(self, X):
+        """Not collapsed onto an equilibrium: the orbit's size (the largest
+        peak-to-peak of a component) at least `COLLAPSE` times the reference's
+        (the previous orbit, or the start)."""
+        size = np.ptp(self.split(X)[0], axis=0).max()
+        return bool(size > COLLAPSE * np.ptp(self.u_ref, axis=0).max())
+
+    def adapt(self, point):
+        if self._accepted % ADAPT_EVERY:
+            return None
+        X, t = self.remeshed(point.X, point.tangent)
+        return dataclasses.replace(point, X=X, tangent=t)
 
 
 class _Rescaled(AbstractModel):
@@ -233,6 +282,10 @@ def cycle_continuation(
     x0: ArrayLike | None = None,
     period: float | None = None,
     amplitude: float = 1e-3,
+    method: str = "collocation",
+    intervals: int = INTERVALS,
+    degree: int = DEGREE,
+    period_weight: float = 1.0,
     ds: float | None = None,
     ds_min: float = 1e-8,
     ds_max: float | None = None,
@@ -247,64 +300,74 @@ def cycle_continuation(
     throw: bool = False,
 ) -> CycleBranch:
     """Follow a branch of limit cycles of `model` in `param` while it stays within
-    `span`, by single shooting (see the module docstring for why), starting either
+    `span`, starting either
 
     - from a Hopf point (`hopf`, e.g. `branch.special("hopf")[0]`): the first orbit
-      is the linear one of size `amplitude` along Re q of the critical eigenvector,
-      with period 2π/ω; or
+      is the linear one of size `amplitude` along the critical eigenvector, with
+      period 2π/ω; or
     - from a cycle guess `x0`, `period` at the model's value of `param` (e.g. from
       `periodic_orbit_guess`), corrected first, then followed towards `span[1]`.
 
+    `method`: `"collocation"` (default; orthogonal collocation on `intervals` mesh
+    intervals of `degree` Gauss points, the mesh adapted along the branch, Floquet
+    multipliers by the Fairgrieve–Jepson method: `dynsim.analysis._collocation`) or
+    `"shooting"` (single shooting with dynsim's adaptive integrator: `solver`,
+    `rtol`, `atol`, `max_steps`; `samples` points per orbit for the extremes).
+    `period_weight`: the period's weight in the arclength (collocation), against
+    the L² norm of the orbit's change. `tol`: Newton's tolerance.
+
     Along the branch: period, extremes of every component, Floquet multipliers,
-    stability, and located folds of cycles and period doublings. `rtol`, `atol`,
-    `solver`: the shooting integration; `tol`: Newton's tolerance; `samples`:
-    points per orbit for the extremes.
+    stability, and located folds of cycles and period doublings.
 
     **Returns:** a `CycleBranch` (its `trivial_error` column checks the accuracy).
 
-    **Raises:** `ValueError` for a missing or invalid start, `RuntimeError` if the
-    first orbit does not converge.
+    **Raises:** `ValueError` for a missing or invalid start or method.
     """
     check_parameter_names(model, {param: 0.0})
-    problem = Cycles(
-        model,
-        param,
-        solver=solver,
-        rtol=rtol,
-        atol=atol,
-        samples=samples,
-        max_steps=max_steps,
-    )
-    s = arclength_settings(span, ds, ds_min, ds_max, max_points, tol)
+    if method not in ("collocation", "shooting"):
+        raise ValueError(f"method must be 'collocation' or 'shooting', got {method!r}")
     if hopf is not None:
         if hopf.kind != "hopf" or not hopf.frequency > 0:
             raise ValueError(f"{hopf!r} is not a Hopf point with a positive frequency")
-        p_model = replace_parameters(model, {param: hopf.value})
-        q, _ = hopf_vectors(jacobian(p_model, hopf.y), hopf.frequency)
-        qr = np.real(q) / np.linalg.norm(np.real(q))
-        n = hopf.y.size
-        X_h = np.concatenate([hopf.y, [2 * np.pi / hopf.frequency, hopf.value]])
-        t0 = np.concatenate([qr, [0.0, 0.0]])
-        X0 = X_h + amplitude * t0
-        if ds is None:
-            s.ds = 10 * amplitude
     elif x0 is not None and period is not None:
         if not period > 0:
             raise ValueError(f"period must be > 0, got {period}")
-        x0 = np.asarray(x0, float)
-        n = x0.size
-        X0 = np.concatenate(
-            [x0, [period, float(np.asarray(parameter_value(model, param)))]]
-        )
-        t0 = np.zeros(n + 2)
-        t0[-1] = np.sign(span[1] - span[0])
     else:
         raise ValueError("give a Hopf point (hopf=...) or a cycle guess (x0=, period=)")
+    s = arclength_settings(span, ds, ds_min, ds_max, max_points, tol)
+    if method == "shooting":
+        problem = Cycles(
+            model,
+            param,
+            solver=solver,
+            rtol=rtol,
+            atol=atol,
+            samples=samples,
+            max_steps=max_steps,
+        )
+        X0, t0 = _shooting_start(model, param, hopf, x0, period, amplitude, span)
+        label = f"shooting/{solver}"
+    else:
+        if intervals < 2 or degree < 1:
+            raise ValueError(
+                f"collocation needs intervals >= 2 and degree >= 1, got {intervals} "
+                f"and {degree}"
+            )
+        n = hopf.y.size if hopf is not None else np.asarray(x0).size
+        problem = CollocationCycles(
+            model, param, uniform_mesh(intervals, degree), n, period_weight
+        )
+        X0, t0 = _collocation_start(
+            problem, model, param, hopf, x0, period, amplitude, span, solver
+        )
+        label = f"collocation/m={degree},N={intervals}"
+    if hopf is not None and ds is None:
+        s.ds = 10 * amplitude
     problem.accept(X0)
     run = follow_with_progress(problem, X0, t0, span, s, progress, f"cycles in {param}")
-    info = run_info(model, tuple(model.state_names), solver=f"shooting/{solver}")
+    info = run_info(model, tuple(model.state_names), solver=label)
+    n = hopf.y.size if hopf is not None else np.asarray(x0).size
     if not run.points:
-        n = X0.size - 2
         empty = np.zeros((0, n))
         result = CycleBranch(
             param=param,
@@ -326,8 +389,8 @@ def cycle_continuation(
     pts = run.points
     specials = []
     for loc in run.located:
-        X = loc.point.X
-        mu = loc.point.record["multipliers"]
+        record = loc.point.record
+        mu = record["multipliers"]
         if loc.name == "fold":
             kind, lam = "cycle_fold", mu[np.argsort(np.abs(mu - 1.0))[1]]
         else:
@@ -335,18 +398,18 @@ def cycle_continuation(
         specials.append(
             Bifurcation(
                 kind,
-                float(X[-1]),
-                X[:n],
+                float(loc.point.X[-1]),
+                record["x0"],
                 loc.index,
                 eigenvalue=complex(lam),
-                frequency=2 * np.pi / X[n],
+                frequency=2 * np.pi / record["period"],
             )
         )
     result = CycleBranch(
         param=param,
         p=np.array([q.X[-1] for q in pts]),
-        period=np.array([q.X[n] for q in pts]),
-        x0=np.array([q.X[:n] for q in pts]),
+        period=np.array([q.record["period"] for q in pts]),
+        x0=np.array([q.record["x0"] for q in pts]),
         y_max=np.array([q.record["y_max"] for q in pts]),
         y_min=np.array([q.record["y_min"] for q in pts]),
         multipliers=np.array([q.record["multipliers"] for q in pts]),
@@ -359,6 +422,64 @@ def cycle_continuation(
         model=model,
     )
     return checked(result, throw)
+
+
+def _hopf_orbit(model, param, hopf):
+    """The Hopf point's critical eigenvector's real and imaginary parts (q with
+    J q = iω q, Re q of unit norm) and its period."""
+    p_model = replace_parameters(model, {param: hopf.value})
+    q, _ = hopf_vectors(jacobian(p_model, hopf.y), hopf.frequency)
+    q = q / np.linalg.norm(np.real(q))
+    return np.real(q), np.imag(q), 2 * np.pi / hopf.frequency
+
+
+def _shooting_start(model, param, hopf, x0, period, amplitude, span):
+    if hopf is not None:
+        qr, _, T = _hopf_orbit(model, param, hopf)
+        X_h = np.concatenate([hopf.y, [T, hopf.value]])
+        t0 = np.concatenate([qr, [0.0, 0.0]])
+        return X_h + amplitude * t0, t0
+    x0 = np.asarray(x0, float)
+    X0 = np.concatenate(
+        [x0, [period, float(np.asarray(parameter_value(model, param)))]]
+    )
+    t0 = np.zeros(X0.size)
+    t0[-1] = np.sign(span[1] - span[0])
+    return X0, t0
+
+
+def _collocation_start(
+    problem, model, param, hopf, x0, period, amplitude, span, solver
+):
+    if hopf is not None:
+        qr, qi, T = _hopf_orbit(model, param, hopf)
+        tau = problem.mesh.times[:, None]
+        shape = qr * np.cos(2 * np.pi * tau) - qi * np.sin(2 * np.pi * tau)
+        at_hopf = problem.join(np.broadcast_to(hopf.y, shape.shape), T, hopf.value)
+        t0 = problem.join(shape, 0.0, 0.0)
+        t0 /= np.linalg.norm(t0)
+        return at_hopf + amplitude * t0, t0
+    from .._simulate import simulate
+
+    x0 = np.asarray(x0, float)
+    p0 = float(np.asarray(parameter_value(model, param)))
+
+    def sampled(mesh: Mesh) -> np.ndarray:
+        ts = mesh.times * period
+        traj = simulate(
+            model, (0.0, period), y0=x0, solver=solver, rtol=1e-10, atol=1e-12,
+            saveat=ts, max_steps=1_000_000,
+        )  # fmt: skip
+        U = np.array(traj.ys, float).reshape(ts.size, -1)
+        U[-1] = U[0]
+        return U
+
+    U = sampled(problem.mesh)
+    problem.set_mesh(problem.mesh.adapted(U))
+    X0 = problem.join(sampled(problem.mesh), period, p0)
+    t0 = np.zeros(X0.size)
+    t0[-1] = np.sign(span[1] - span[0])
+    return X0, t0
 
 
 def checked(result: CycleBranch, throw: bool) -> CycleBranch:

@@ -1,5 +1,6 @@
-"""Limit cycles by shooting: against the normal forms' closed forms and a
-published period doubling."""
+"""Limit cycles by collocation (the default) and shooting: against the normal forms'
+closed forms, each other, a published period doubling, and the period's growth
+towards the Lorenz homoclinic orbit."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +30,8 @@ class Bautin(ds.AbstractModel):
         return jnp.zeros(2)
 
 
-def test_hopf_normal_form_cycles():
+@pytest.mark.parametrize("method", ["collocation", "shooting"])
+def test_hopf_normal_form_cycles(method):
     # r' = μr + ar³, θ' = ω + br²: for a < 0 the cycle of μ > 0 has radius √(−μ/a),
     # period 2π/(ω + b r²) and nontrivial Floquet multiplier exp(−2μT) (the
     # derivative of the radial equation at r* is μ + 3a r*² = −2μ).
@@ -37,7 +39,7 @@ def test_hopf_normal_form_cycles():
     model = ds.models.HopfNormalForm(a=a, omega=omega, b=b)
     branch = continuation(model, "mu", (-0.5, 0.5), y0=[0.0, 0.0])
     (hopf,) = branch.points
-    cycles = cycle_continuation(model, "mu", (-0.5, 0.5), hopf=hopf)
+    cycles = cycle_continuation(model, "mu", (-0.5, 0.5), hopf=hopf, method=method)
     assert cycles.ok and cycles.p[-1] == pytest.approx(0.5)
     mu = cycles.p
     radius = np.sqrt(-mu / a)
@@ -92,3 +94,87 @@ def test_bad_starts():
         cycle_continuation(model, "mu", (0.0, 1.0), x0=[1.0, 0.0], period=-1.0)
     with pytest.raises(ValueError, match="no sustained oscillation"):
         periodic_orbit_guess(ds.models.HopfNormalForm(mu=-0.5), 50.0, 20.0)
+
+
+@pytest.mark.parametrize(
+    "model, name, guess",
+    [
+        (ds.models.VanDerPol(mu=5.0), "mu", (100.0, 40.0)),
+        (ds.models.Brusselator(a=1.0, b=3.0), "b", (100.0, 40.0)),
+        (ds.models.Rossler(a=0.2, b=0.2, c=2.5), "c", (200.0, 50.0)),
+    ],
+    ids=["vanderpol_mu5", "brusselator", "rossler"],
+)
+def test_collocation_agrees_with_shooting(model, name, guess):
+    # Two independent discretisations of the same cycle (the first point of each
+    # branch is the start corrected at the model's own parameter value):
+    # collocation on an adapted mesh, multipliers by Fairgrieve–Jepson, against
+    # shooting with the adaptive integrator at rtol 1e-10 (monodromy by forward
+    # mode). Van der Pol at μ = 5 is a relaxation oscillation (fast jumps).
+    x0, period = periodic_orbit_guess(model, *guess)
+    runs = {
+        method: cycle_continuation(
+            model,
+            name,
+            (0.0, 10.0),
+            x0=x0,
+            period=period,
+            method=method,
+            intervals=80,
+            max_points=2,
+            progress=False,
+        )
+        for method in ("collocation", "shooting")
+    }
+    col, sho = runs["collocation"], runs["shooting"]
+    assert col.period[0] == pytest.approx(sho.period[0], abs=1e-6)
+    assert np.allclose(col.multipliers[0], sho.multipliers[0], atol=1e-6)
+    assert col.trivial_error[0] < 1e-8
+    # The phase differs (each its own phase condition); the orbit's extremes do not
+    # (shooting reads them off 400 equally spaced samples, a little short of the
+    # sharp peaks of a relaxation oscillation).
+    assert np.allclose(col.y_max[0], sho.y_max[0], rtol=3e-3)
+
+
+def test_lorenz_cycles_to_the_homoclinic_orbit():
+    # The cycles born at the subcritical Hopf point ρ = 24.7368 of Lorenz (σ = 10,
+    # β = 8/3) shrink in ρ towards the homoclinic explosion at ρ_h ≈ 13.9266
+    # (Sparrow, The Lorenz Equations, 1982), their period growing without bound.
+    # Near a homoclinic orbit to a saddle the period grows like −ln(ρ − ρ_h)/λ with
+    # λ the saddle's leading eigenvalue, the one nearest the imaginary axis
+    # (Gaspard 1990; Kuznetsov, Elements of Applied Bifurcation Theory, §6.2): at
+    # the origin of Lorenz −β = −8/3 (the others −18.1 and +7.13). Followed down to
+    # ρ − ρ_h < 1e-6 with the trivial multiplier within 1e-6 of 1 at every point.
+    model = ds.models.Lorenz()
+    c = np.sqrt(8 / 3 * 0.5)
+    branch = continuation(model, "rho", (1.5, 30.0), y0=[c, c, 0.5], progress=False)
+    (hopf,) = branch.special("hopf")
+    assert hopf.value == pytest.approx(470 / 19)  # σ(σ + β + 3)/(σ − β − 1)
+    rho_h = 13.92655741  # Sparrow: 13.926; further digits: where this branch stops
+    cycles = cycle_continuation(
+        model,
+        "rho",
+        (rho_h + 9e-7, 30.0),
+        hopf=hopf,
+        intervals=200,
+        max_points=400,
+        progress=False,
+    )
+    assert cycles.ok and cycles.p[-1] - rho_h < 1e-6
+    assert cycles.trivial_error.max() < 1e-6
+    assert np.all(np.diff(cycles.p) < 0)  # the branch turns nowhere
+    near = cycles.p - rho_h < 1e-3
+    slope = np.polyfit(np.log(cycles.p[near] - rho_h), cycles.period[near], 1)[0]
+    assert slope == pytest.approx(-3 / 8, rel=0.01)
+
+
+def test_bad_method():
+    model = ds.models.HopfNormalForm()
+    with pytest.raises(ValueError, match="method must be 'collocation' or 'shooting'"):
+        cycle_continuation(
+            model, "mu", (0.0, 1.0), x0=[1.0, 0.0], period=6.0, method="x"
+        )
+    with pytest.raises(ValueError, match="intervals >= 2"):
+        cycle_continuation(
+            model, "mu", (0.0, 1.0), x0=[1.0, 0.0], period=6.0, intervals=1
+        )

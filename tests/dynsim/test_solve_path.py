@@ -88,8 +88,16 @@ def test_cycles(calls):
     model = SpyHopf(a=-1.0, omega=1.0)
     branch = continuation(model, "mu", (-0.2, 0.2), y0=[0.0, 0.0], progress=False)
     assert not calls  # equilibria need no solve
+    # Shooting integrates the flow through the one solve path; collocation solves
+    # no ODE from a Hopf point (its equations are algebraic).
     cycles = cycle_continuation(
-        model, "mu", (-0.2, 0.2), hopf=branch.points[0], max_points=4, progress=False
+        model,
+        "mu",
+        (-0.2, 0.2),
+        hopf=branch.points[0],
+        max_points=4,
+        progress=False,
+        method="shooting",
     )
     assert cycles.p.size and calls and {p.kind for p in calls} == {"ode"}
 
