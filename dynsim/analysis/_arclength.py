@@ -109,17 +109,17 @@ def tangent(problem, X: np.ndarray, t_prev: np.ndarray) -> np.ndarray:
     return z / np.linalg.norm(z)
 
 
-def _point(problem, X, t_prev, stop=None) -> Point:
+def _point(problem, X, t_prev, extra=None) -> Point:
     t = tangent(problem, X, t_prev)
     tests, record = problem.monitor(X, t)
     point = Point(X, t, tests, record)
-    if stop is not None:
-        point.tests["_stop"] = stop(point)
+    if extra is not None:
+        point.tests.update(extra(point))
     return point
 
 
 def locate(
-    problem, a: Point, ds: float, name: str, s: Settings, stop=None
+    problem, a: Point, ds: float, name: str, s: Settings, extra=None
 ) -> Point | None:
     """The zero of test `name` between `a` and the point a step `ds` further, by
     the Illinois method on the arclength."""
@@ -131,7 +131,7 @@ def locate(
             hh = h + nudge * abs(ds)
             X, ok, _ = correct(problem, a.X + hh * a.tangent, a.tangent, s)
             if ok:
-                point = _point(problem, X, a.tangent, stop)
+                point = _point(problem, X, a.tangent, extra)
                 if np.all(np.isfinite(point.tangent)):
                     return point
         return None
@@ -184,14 +184,24 @@ def follow(
     s: Settings,
     stop: Callable[[Point], float] | None = None,
     progress: Callable[[Point], None] | None = None,
+    at: tuple[float, ...] = (),
 ) -> Run:
     """Continue from the solution `X0` in the direction of `t0` (the first corrector
     puts `X0` on the solution set). `stop(point)` is a test function whose sign
-    change ends the run at its located zero (e.g. p − p_end)."""
+    change ends the run at its located zero (e.g. p − p_end). Points where the
+    parameter (the last coordinate) takes a value of `at` are located as
+    `Located(user_name(i), ...)`."""
+
+    def extra(point):
+        tests = {user_name(i): point.X[-1] - v for i, v in enumerate(at)}
+        if stop is not None:
+            tests["_stop"] = stop(point)
+        return tests
+
     X, ok, _ = correct(problem, X0, t0, s)
     if not ok:
         return Run([], [], _S.NO_CONVERGENCE, _S.NO_CONVERGENCE.message)
-    first = _point(problem, X, t0, stop)
+    first = _point(problem, X, t0, extra)
     problem.accept(first.X)
     points, located = [first], []
     ds = s.ds
@@ -199,10 +209,15 @@ def follow(
     while len(points) < s.max_points:
         a = points[-1]
         X, ok, its = correct(problem, a.X + ds * a.tangent, a.tangent, s)
-        b = _point(problem, X, a.tangent, stop) if ok else None
+        b = _point(problem, X, a.tangent, extra) if ok else None
         coarse = False
         if b is not None:
             names, coarse = problem.crossings(a, b)
+            names = names + [
+                user_name(i)
+                for i in range(len(at))
+                if np.sign(a.tests[user_name(i)]) != np.sign(b.tests[user_name(i)])
+            ]
             # Turned too sharply: the predictor may have jumped branches.
             coarse = coarse or float(a.tangent @ b.tangent) < 0.9
         if b is None or (coarse and ds > s.ds_min * 2):
@@ -212,14 +227,14 @@ def follow(
                 break
             continue
         if stop is not None and np.sign(b.tests["_stop"]) != np.sign(a.tests["_stop"]):
-            end = locate(problem, a, ds, "_stop", s, stop) or b
+            end = locate(problem, a, ds, "_stop", s, extra) or b
             points.append(end)
             status = Status.SPAN_REACHED
             for name in names:
-                _add(problem, located, a, ds, name, s, len(points) - 1, stop)
+                _add(problem, located, a, ds, name, s, len(points) - 1, extra)
             break
         for name in names:
-            _add(problem, located, a, ds, name, s, len(points), stop)
+            _add(problem, located, a, ds, name, s, len(points), extra)
         problem.accept(b.X)
         adapt = getattr(problem, "adapt", None)
         if adapt is not None:
@@ -237,7 +252,12 @@ def follow(
     return Run(points, located, status, Status(status).message)
 
 
-def _add(problem, located, a, ds, name, s, index, stop):
-    p = locate(problem, a, ds, name, s, stop)
+def user_name(i: int) -> str:
+    """The test of the i-th parameter value at which a branch is reported."""
+    return f"_at{i}"
+
+
+def _add(problem, located, a, ds, name, s, index, extra):
+    p = locate(problem, a, ds, name, s, extra)
     if p is not None:
         located.append(Located(name, p, index))

@@ -19,6 +19,8 @@ KINDS = (
     "transcritical",
     "cycle_fold",
     "period_doubling",
+    "neimark_sacker",
+    "user",
 )
 CRITICALITIES = ("", "supercritical", "subcritical", "degenerate")
 
@@ -30,7 +32,9 @@ class Bifurcation:
     - `kind`: one of `KINDS`; `value`: the parameter value; `y`: the state (for
       cycles, the orbit's initial point); `index`: it lies between points `index − 1`
       and `index` of its branch.
-    - `frequency`: ω of a Hopf point (NaN otherwise); `period`: 2π/ω or the cycle's.
+    - `frequency`: ω of a Hopf point or 2π/T of a point on a cycle branch (NaN
+      otherwise); `period`: 2π/ω.
+    - `kind` "user": the branch at a parameter value the caller asked for (`at`).
     - `coefficient`: the first Lyapunov coefficient l₁ (Hopf), the curvature
       d²p/ds² of the new branch (pitchfork), else NaN.
     - `criticality`: "supercritical", "subcritical", "degenerate" or "".
@@ -67,7 +71,14 @@ class Bifurcation:
             "transcritical": "TC",
             "cycle_fold": "LPC",
             "period_doubling": "PD",
+            "neimark_sacker": "NS",
+            "user": "UZ",
         }[self.kind]
+
+    @property
+    def period(self) -> float:
+        """2π/ω: a Hopf point's period at birth, or the cycle's (NaN otherwise)."""
+        return 2 * np.pi / self.frequency
 
     def __repr__(self) -> str:
         extra = f", {self.criticality}" if self.criticality else ""

@@ -227,7 +227,15 @@ def arclength_settings(span, ds, ds_min, ds_max, max_points, tol):
     )
 
 
-def follow_with_progress(problem, X0, t0, span, s, progress, desc):
+def user_values(at: Any) -> tuple[float, ...]:
+    """`at` as a tuple of finite floats (a clear error otherwise)."""
+    values = tuple(float(v) for v in np.atleast_1d(np.asarray(at, float)))
+    if not all(np.isfinite(values)):
+        raise ValueError(f"at must hold finite parameter values, got {at!r}")
+    return values
+
+
+def follow_with_progress(problem, X0, t0, span, s, progress, desc, at=()):
     """Follow the branch; with `progress`, a bar over the parameter span (the share
     of the span covered so far), the current value and the point count."""
     lo, hi = min(span), max(span)
@@ -255,7 +263,7 @@ def follow_with_progress(problem, X0, t0, span, s, progress, desc):
             bar.n = int(1000 * min(max(done, bar.n / 1000), 1.0))
             bar.set_postfix_str(f"p = {p:.6g}, {count[0]} points", refresh=True)
 
-        return arc.follow(problem, X0, t0, s, stop=stop, progress=tick)
+        return arc.follow(problem, X0, t0, s, stop=stop, progress=tick, at=at)
 
 
 _BAR = "{desc}: {percentage:3.0f}% of the span |{bar}| {elapsed}{postfix}"
@@ -291,6 +299,10 @@ def _branch(problem, run, s, lyap_tol, param, span):
     lo, hi = min(span), max(span)
     for loc in run.located:
         if not lo - 1e-12 <= loc.point.X[-1] <= hi + 1e-12:
+            continue
+        if loc.name.startswith("_at"):
+            X = loc.point.X
+            specials.append(Bifurcation("user", float(X[-1]), X[:-1], loc.index))
             continue
         specials.append(_classify(problem, loc, pts, s, lyap_tol))
     width = max(len(q.record["eigenvalues"]) for q in pts)
@@ -332,6 +344,7 @@ def continuation(
     lyapunov_tol: float = 1e-8,
     t: float = 0.0,
     args: Any = None,
+    at: Any = (),
     progress: bool | None = None,
     throw: bool = False,
 ) -> Branch:
@@ -357,7 +370,9 @@ def continuation(
     **Arguments:** `y0`: a guess of the first equilibrium (default the model's
     `steady_state()` or `initial_state()`); `ds`, `ds_min`, `ds_max`: arclength
     steps (default 1 % and 5 % of the span); `max_points`; `tol`: Newton tolerance;
-    `t`, `args`: for non-autonomous fields; `progress`: a progress bar over the
+    `t`, `args`: for non-autonomous fields; `at`: parameter values at which the
+    branch is reported (located exactly; special points of kind "user", AUTO's
+    UZ); `progress`: a progress bar over the
     span (default on; False silences it); `throw`: raise `RuntimeError` instead of
     returning a branch that is not `ok`.
 
@@ -384,7 +399,7 @@ def continuation(
     t0[-1] = np.sign(span[1] - span[0])
     t0 = arc.tangent(problem, X0, t0)
     run = follow_with_progress(
-        problem, X0, t0, span, s, progress, f"continuation in {param}"
+        problem, X0, t0, span, s, progress, f"continuation in {param}", user_values(at)
     )
     return checked(_branch(problem, run, s, lyapunov_tol, param, span), throw)
 
@@ -416,6 +431,7 @@ def switch_branch(
     shift = kwargs.pop("shift", 0.0)
     lyap_tol = kwargs.pop("lyapunov_tol", 1e-8)
     progress = kwargs.pop("progress", None)
+    at = user_values(kwargs.pop("at", ()))
     problem = Equilibria(model, branch.param, n_eigenvalues=n_eigenvalues, shift=shift)
     s = arclength_settings(
         span,
@@ -431,5 +447,5 @@ def switch_branch(
         empty = _empty_branch(model, branch.param, Status.NO_CONVERGENCE, message)
         return checked(empty, throw)
     t0 = arc.tangent(problem, X1, t1)
-    run = follow_with_progress(problem, X1, t0, span, s, progress, "switch branch")
+    run = follow_with_progress(problem, X1, t0, span, s, progress, "switch branch", at)
     return checked(_branch(problem, run, s, lyap_tol, branch.param, span), throw)

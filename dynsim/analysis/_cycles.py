@@ -38,13 +38,17 @@ from .._custom_types import Flow, Span, State
 from .._provenance import run_info
 from ._branch import Bifurcation, CycleBranch
 from ._collocation import DEGREE, INTERVALS, Collocation, Mesh, uniform_mesh
-from ._continuation import arclength_settings, follow_with_progress
+from ._continuation import arclength_settings, follow_with_progress, user_values
 from ._linalg import field, jacobian, parameter_value
 from ._normal_form import hopf_vectors
 
 #: A corrected orbit smaller than this fraction of the previous one has collapsed
 #: onto the equilibrium (a constant solves the collocation equations for any T).
 COLLAPSE = 1e-2
+#: The trivial multiplier's largest error before a step counts as a jump.
+TRIVIAL_TOLERANCE = 1e-3
+#: The largest factor of change of the period in one step.
+PERIOD_JUMP = 1.5
 #: Accepted points between two adaptations of a collocation mesh (AUTO's IAD).
 ADAPT_EVERY = 3
 
@@ -52,17 +56,25 @@ ADAPT_EVERY = 3
 class _CycleTests:
     """What both cycle problems monitor along a branch: multipliers (by decreasing
     modulus), the trivial multiplier's error, stability, the orbit's extremes, and
-    the test functions of folds of cycles and period doublings. A problem gives
-    `multipliers(X)`, `orbit(X)` and `x0_period(X)`."""
+    the test functions of folds of cycles, period doublings (a real multiplier
+    through −1) and Neimark–Sacker points (a complex pair through the unit circle).
+    A problem gives `multipliers(X)`, `orbit(X)` and `x0_period(X)`.
+
+    A step is too coarse (and halved) where more than one of these happens in it,
+    and where its corrector landed on a different solution: the trivial multiplier
+    off by more than `TRIVIAL_TOLERANCE` (from a point where it was not), or the
+    period changing by more than a factor `PERIOD_JUMP`."""
 
     def monitor(self, X, t):
         mu = self.multipliers(X)
         trivial = int(np.argmin(np.abs(mu - 1.0)))
         others = np.delete(mu, trivial)
-        real = others[
-            np.abs(others.imag) <= 1e-8 * max(1.0, np.max(np.abs(others), initial=0))
-        ]
+        is_real = np.abs(others.imag) <= 1e-8 * max(
+            1.0, np.max(np.abs(others), initial=0)
+        )
+        real, pairs = others[is_real], others[~is_real]
         pd = real[np.argmin(np.abs(real + 1.0))].real + 1.0 if real.size else np.nan
+        torus = _torus_multiplier(pairs)
         orbit = self.orbit(X)
         x0, period = self.x0_period(X)
         record = {
@@ -70,12 +82,14 @@ class _CycleTests:
             "trivial_error": float(abs(mu[trivial] - 1.0)),
             "stable": bool(np.all(np.abs(others) < 1.0)),
             "n_below": int(np.sum(real.real < -1.0)),
+            "n_outside": int(np.sum(np.abs(pairs) > 1.0)),
             "y_max": orbit.max(0),
             "y_min": orbit.min(0),
             "x0": x0,
             "period": period,
         }
-        return {"fold": float(t[-1]), "pd": float(pd)}, record
+        tests = {"fold": float(t[-1]), "pd": float(pd), "ns": abs(torus) - 1.0}
+        return tests, record
 
     def crossings(self, a, b):
         names = []
@@ -84,7 +98,40 @@ class _CycleTests:
         d_pd = b.record["n_below"] - a.record["n_below"]
         if d_pd != 0 and a.tests["pd"] * b.tests["pd"] < 0:
             names.append("pd")
-        return names, abs(d_pd) > 1 or len(names) > 1
+        d_ns = b.record["n_outside"] - a.record["n_outside"]
+        if d_ns != 0 and a.tests["ns"] * b.tests["ns"] < 0:
+            names.append("ns")
+        jumped = (
+            b.record["trivial_error"] > TRIVIAL_TOLERANCE >= a.record["trivial_error"]
+        ) or not (
+            1 / PERIOD_JUMP <= b.record["period"] / a.record["period"] <= PERIOD_JUMP
+        )
+        return names, jumped or abs(d_pd) > 1 or abs(d_ns) > 2 or len(names) > 1
+
+
+def _torus_multiplier(pairs: np.ndarray) -> complex:
+    """Of complex multipliers, the one (Im > 0) nearest the unit circle."""
+    upper = pairs[pairs.imag > 0]
+    if not upper.size:
+        return complex("nan")
+    return complex(upper[np.argmin(np.abs(np.abs(upper) - 1.0))])
+
+
+def _merged(points: list[Bifurcation]) -> list[Bifurcation]:
+    """Special points without duplicates (one point located twice, from both sides
+    of a step)."""
+    out: list[Bifurcation] = []
+    for q in points:
+        same = [
+            o
+            for o in out
+            if o.kind == q.kind
+            and abs(o.value - q.value) <= 1e-8 * (1 + abs(q.value))
+            and abs(o.period - q.period) <= 1e-6 * q.period
+        ]
+        if not same:
+            out.append(q)
+    return out
 
 
 class Cycles(_CycleTests):
@@ -286,6 +333,7 @@ def cycle_continuation(
     intervals: int = INTERVALS,
     degree: int = DEGREE,
     period_weight: float = 1.0,
+    at: ArrayLike = (),
     ds: float | None = None,
     ds_min: float = 1e-8,
     ds_max: float | None = None,
@@ -314,7 +362,8 @@ def cycle_continuation(
     `"shooting"` (single shooting with dynsim's adaptive integrator: `solver`,
     `rtol`, `atol`, `max_steps`; `samples` points per orbit for the extremes).
     `period_weight`: the period's weight in the arclength (collocation), against
-    the L² norm of the orbit's change. `tol`: Newton's tolerance.
+    the L² norm of the orbit's change. `tol`: Newton's tolerance. `at`: parameter
+    values at which the branch is reported (special points of kind "user").
 
     Along the branch: period, extremes of every component, Floquet multipliers,
     stability, and located folds of cycles and period doublings.
@@ -364,7 +413,9 @@ def cycle_continuation(
     if hopf is not None and ds is None:
         s.ds = 10 * amplitude
     problem.accept(X0)
-    run = follow_with_progress(problem, X0, t0, span, s, progress, f"cycles in {param}")
+    run = follow_with_progress(
+        problem, X0, t0, span, s, progress, f"cycles in {param}", user_values(at)
+    )
     info = run_info(model, tuple(model.state_names), solver=label)
     n = hopf.y.size if hopf is not None else np.asarray(x0).size
     if not run.points:
@@ -393,8 +444,12 @@ def cycle_continuation(
         mu = record["multipliers"]
         if loc.name == "fold":
             kind, lam = "cycle_fold", mu[np.argsort(np.abs(mu - 1.0))[1]]
-        else:
+        elif loc.name == "pd":
             kind, lam = "period_doubling", mu[np.argmin(np.abs(mu + 1.0))]
+        elif loc.name == "ns":
+            kind, lam = "neimark_sacker", _torus_multiplier(mu)
+        else:
+            kind, lam = "user", complex("nan")
         specials.append(
             Bifurcation(
                 kind,
@@ -415,7 +470,7 @@ def cycle_continuation(
         multipliers=np.array([q.record["multipliers"] for q in pts]),
         trivial_error=np.array([q.record["trivial_error"] for q in pts]),
         stable=np.array([q.record["stable"] for q in pts]),
-        points=tuple(specials),
+        points=tuple(_merged(specials)),
         status=run.status,
         message=run.message,
         info=info,

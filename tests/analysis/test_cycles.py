@@ -178,3 +178,57 @@ def test_bad_method():
         cycle_continuation(
             model, "mu", (0.0, 1.0), x0=[1.0, 0.0], period=6.0, intervals=1
         )
+
+
+class TwoOscillators(ds.AbstractModel):
+    """Two uncoupled oscillators, zₖ' = (aₖ + iωₖ) zₖ − |zₖ|² zₖ with a₁ = 1, a₂ = μ:
+    the cycle |z₁| = 1, z₂ = 0 (period 2π/ω₁) has the multipliers e^{−2T} (radial)
+    and e^{(μ ± iω₂)T} (from z₂): a Neimark–Sacker point at μ = 0 exactly, where the
+    pair crosses the unit circle at the angle ω₂T (closed form)."""
+
+    mu: float = param(-0.5)
+    omega1: float = param(1.0)
+    omega2: float = param(2.3)
+    state_names = ("x1", "y1", "x2", "y2")
+
+    def vector_field(self, t, y, args):
+        x1, y1, x2, y2 = y
+        g1 = 1.0 - (x1**2 + y1**2)
+        g2 = self.mu - (x2**2 + y2**2)
+        return jnp.stack(
+            [
+                g1 * x1 - self.omega1 * y1,
+                g1 * y1 + self.omega1 * x1,
+                g2 * x2 - self.omega2 * y2,
+                g2 * y2 + self.omega2 * x2,
+            ]
+        )
+
+    def initial_state(self):
+        return jnp.array([1.0, 0.0, 0.0, 0.0])
+
+
+def test_neimark_sacker_and_user_points():
+    model = TwoOscillators()
+    cycles = cycle_continuation(
+        model,
+        "mu",
+        (-0.5, 0.5),
+        x0=[1.0, 0.0, 0.0, 0.0],
+        period=2 * np.pi,
+        at=[-0.25, 0.25],
+        progress=False,
+    )
+    assert cycles.ok
+    (ns,) = cycles.special("neimark_sacker")
+    assert ns.value == pytest.approx(0.0, abs=1e-9)
+    assert ns.period == pytest.approx(2 * np.pi, rel=1e-9)
+    angle = (2.3 * 2 * np.pi) % (2 * np.pi)
+    assert ns.eigenvalue == pytest.approx(np.exp(1j * angle), abs=1e-7)
+    assert (
+        cycles.stable[cycles.p < -1e-6].all()
+        and not cycles.stable[cycles.p > 1e-6].any()
+    )
+    users = cycles.special("user")
+    assert [u.value for u in users] == pytest.approx([-0.25, 0.25], abs=1e-12)
+    assert ns.label == "NS" and users[0].label == "UZ"
