@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from dynsim.models import replace_parameters
 
@@ -187,6 +188,24 @@ def _blocks(model, param, Uj, T, p, h, L, D):
     return jax.vmap(one)(Uj, h)
 
 
+def _block_indices(N: int, m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (interval j, Gauss point r, component a) and columns (node j·m + i,
+    component b) of the collocation blocks' entries (N, m, n, m + 1, n) in the
+    Jacobian, and the rows alone (N, m, n)."""
+    rows = (
+        np.arange(N)[:, None, None] * (m * n)
+        + np.arange(m)[None, :, None] * n
+        + np.arange(n)[None, None, :]
+    )
+    cols = (np.arange(N)[:, None] * m + np.arange(m + 1)[None, :])[
+        :, :, None
+    ] * n + np.arange(n)[None, None, :]
+    shape = (N, m, n, m + 1, n)
+    R = np.broadcast_to(rows[:, :, :, None, None], shape)
+    C = np.broadcast_to(cols[:, None, None, :, :], shape)
+    return R, C, rows
+
+
 class Collocation:
     """The collocation problem for `arclength.follow`: X = (scaled node values, T, p).
 
@@ -265,17 +284,7 @@ class Collocation:
         k = N * m + 1
         cols_U = k * n
         rows, cols, vals = [], [], []
-        # Collocation rows: interval j, Gauss point r, component a -> row.
-        r_idx = (
-            np.arange(N)[:, None, None] * (m * n)
-            + np.arange(m)[None, :, None] * n
-            + np.arange(n)[None, None, :]
-        )  # (N, m, n)
-        c_idx = (np.arange(N)[:, None] * m + np.arange(m + 1)[None, :])[
-            :, :, None
-        ] * n + np.arange(n)[None, None, :]  # (N, m + 1, n)
-        R = np.broadcast_to(r_idx[:, :, :, None, None], dU.shape)
-        C = np.broadcast_to(c_idx[:, None, None, :, :], dU.shape)
+        R, C, r_idx = _block_indices(N, m, n)
         scale_cols = np.repeat(1.0 / self.sqrt_w, n)
         rows.append(R.ravel())
         cols.append(C.ravel())
@@ -321,6 +330,38 @@ class Collocation:
             P0, P1 = W[n:, :n], W[n:, n:]
         mu = sla.eigvals(P0, -P1)
         return mu[np.argsort(-np.abs(mu))]
+
+    def flipped_mode(self, X) -> np.ndarray:
+        """At a period doubling: node values V of the solution of the linearised
+        collocation equations with v(1) = −v(0) (the multiplier −1's Floquet mode,
+        periodic over two periods), of unit L² norm. From the collocation
+        Jacobian's state blocks, bordered so that its one-dimensional null space
+        becomes the solution of a regular system (sparse LU)."""
+        mesh, n = self.mesh, self.n
+        dU = self._state_blocks(X)[0]
+        m, N = mesh.basis.m, mesh.N
+        k = N * m + 1
+        R, C, _ = _block_indices(N, m, n)
+        R, C = R.ravel(), C.ravel()
+        a = np.arange(n)
+        size = k * n  # N·m·n collocation rows, n antiperiodicity rows
+        rng = np.random.default_rng(0)
+        # Bordered by a random column b and row c: [[J, b], [cᵀ, 0]] [v; s] = [0; 1]
+        # is regular where J has a one-dimensional null space, and gives it.
+        rows = np.concatenate(
+            [R, N * m * n + a, N * m * n + a, np.arange(size), np.full(size, size)]
+        )
+        cols = np.concatenate(
+            [C, (k - 1) * n + a, a, np.full(size, size), np.arange(size)]
+        )
+        vals = np.concatenate(
+            [dU.ravel(), np.ones(2 * n), rng.standard_normal(2 * size)]
+        )
+        M = sp.csc_matrix((vals, (rows, cols)), shape=(size + 1, size + 1))
+        rhs = np.zeros(size + 1)
+        rhs[-1] = 1.0
+        v = spla.spsolve(M, rhs)[:size].reshape(k, n)
+        return v / np.sqrt(np.sum(self.mesh.quadrature()[:, None] * v**2))
 
     def orbit(self, X, per_interval: int = 8) -> np.ndarray:
         U, _, _ = self.split(X)

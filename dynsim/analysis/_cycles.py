@@ -45,6 +45,9 @@ from ._normal_form import hopf_vectors
 #: A corrected orbit smaller than this fraction of the previous one has collapsed
 #: onto the equilibrium (a constant solves the collocation equations for any T).
 COLLAPSE = 1e-2
+#: Two crossings of `periodic_orbit_guess` at the same state: within this fraction
+#: of the orbit's size.
+RETURN_TOLERANCE = 1e-3
 #: The trivial multiplier's largest error before a step counts as a jump.
 TRIVIAL_TOLERANCE = 1e-3
 #: The largest factor of change of the period in one step.
@@ -282,9 +285,10 @@ def periodic_orbit_guess(
     atol: float = 1e-10,
 ) -> tuple[np.ndarray, float]:
     """(x₀, T): a point on the attracting cycle of `model` and its period, from a
-    simulation: after `transient`, the period is the mean interval between upward
-    crossings of the mean by `state` (default: the component that varies most) over
-    `window`, and x₀ the state at the last crossing.
+    simulation: after `transient`, the upward crossings of the mean by `state`
+    (default: the component that varies most) over `window`; the period is the mean
+    time between a crossing and the next at the same state (for a period-k orbit,
+    k crossings later), and x₀ the state at the last crossing.
 
     **Raises:** `ValueError` if fewer than three crossings are seen (no oscillation).
     """
@@ -315,9 +319,22 @@ def periodic_orbit_guess(
         )
     frac = -x[up] / (x[up + 1] - x[up])
     t_cross = ts[up] + frac * (ts[up + 1] - ts[up])
-    k = up[-1]
-    x0 = ys[k] + frac[-1] * (ys[k + 1] - ys[k])
-    return x0, float(np.mean(np.diff(t_cross)))
+    at_cross = ys[up] + frac[:, None] * (ys[up + 1] - ys[up])
+    k = _crossings_per_period(at_cross, np.ptp(ys, axis=0).max())
+    x0 = at_cross[-1]
+    return x0, float(np.mean(t_cross[k:] - t_cross[:-k]))
+
+
+def _crossings_per_period(at_cross: np.ndarray, size: float) -> int:
+    """The number k of crossings in one period: the smallest k after which every
+    crossing comes back to the state of the k-th previous one (a period-k orbit
+    crosses k times before it closes), within `RETURN_TOLERANCE` of the orbit's
+    size; 1 if none does (e.g. a chaotic window: the mean interval)."""
+    for k in range(1, (len(at_cross) - 1) // 2 + 1):
+        gap = np.linalg.norm(at_cross[k:] - at_cross[:-k], axis=1).max()
+        if gap <= RETURN_TOLERANCE * size:
+            return k
+    return 1
 
 
 def cycle_continuation(
@@ -328,6 +345,7 @@ def cycle_continuation(
     hopf: Bifurcation | None = None,
     x0: ArrayLike | None = None,
     period: float | None = None,
+    doubling: Bifurcation | None = None,
     amplitude: float = 1e-3,
     method: str = "collocation",
     intervals: int = INTERVALS,
@@ -354,7 +372,12 @@ def cycle_continuation(
       is the linear one of size `amplitude` along the critical eigenvector, with
       period 2π/ω; or
     - from a cycle guess `x0`, `period` at the model's value of `param` (e.g. from
-      `periodic_orbit_guess`), corrected first, then followed towards `span[1]`.
+      `periodic_orbit_guess`), corrected first, then followed towards `span[1]`; or
+    - from a period doubling of a cycle branch (`doubling`, e.g.
+      `cycles.special("period_doubling")[0]`; collocation): onto the branch of
+      doubled orbits, the orbit traversed twice plus `amplitude` times the
+      multiplier −1's Floquet mode (antiperiodic over one period), towards
+      `span[1]`.
 
     `method`: `"collocation"` (default; orthogonal collocation on `intervals` mesh
     intervals of `degree` Gauss points, the mesh adapted along the branch, Floquet
@@ -378,6 +401,13 @@ def cycle_continuation(
     if hopf is not None:
         if hopf.kind != "hopf" or not hopf.frequency > 0:
             raise ValueError(f"{hopf!r} is not a Hopf point with a positive frequency")
+    elif doubling is not None:
+        if doubling.kind != "period_doubling":
+            raise ValueError(f"{doubling!r} is not a period doubling")
+        if method != "collocation":
+            raise ValueError(
+                "switching at a period doubling needs method='collocation'"
+            )
     elif x0 is not None and period is not None:
         if not period > 0:
             raise ValueError(f"period must be > 0, got {period}")
@@ -402,13 +432,19 @@ def cycle_continuation(
                 f"collocation needs intervals >= 2 and degree >= 1, got {intervals} "
                 f"and {degree}"
             )
-        n = hopf.y.size if hopf is not None else np.asarray(x0).size
+        start = doubling if doubling is not None else hopf
+        n = start.y.size if start is not None else np.asarray(x0).size
         problem = CollocationCycles(
             model, param, uniform_mesh(intervals, degree), n, period_weight
         )
-        X0, t0 = _collocation_start(
-            problem, model, param, hopf, x0, period, amplitude, span, solver
-        )
+        if doubling is not None:
+            X0, t0 = _doubled_start(
+                problem, model, param, doubling, amplitude, span, solver, tol
+            )
+        else:
+            X0, t0 = _collocation_start(
+                problem, model, param, hopf, x0, period, amplitude, span, solver
+            )
         label = f"collocation/m={degree},N={intervals}"
     if hopf is not None and ds is None:
         s.ds = 10 * amplitude
@@ -417,7 +453,7 @@ def cycle_continuation(
         problem, X0, t0, span, s, progress, f"cycles in {param}", user_values(at)
     )
     info = run_info(model, tuple(model.state_names), solver=label)
-    n = hopf.y.size if hopf is not None else np.asarray(x0).size
+    n = np.asarray(X0).size - 2 if method == "shooting" else problem.n
     if not run.points:
         empty = np.zeros((0, n))
         result = CycleBranch(
@@ -535,6 +571,36 @@ def _collocation_start(
     t0 = np.zeros(X0.size)
     t0[-1] = np.sign(span[1] - span[0])
     return X0, t0
+
+
+def _doubled_start(problem, model, param, doubling, amplitude, span, solver, tol):
+    """The doubled orbit next to a period doubling, and the direction onto its
+    branch: the orbit at the doubling (simulated from its point over its period,
+    corrected by collocation at the doubling's parameter value) traversed twice on
+    a mesh of twice the intervals, plus `amplitude` times its flipped mode."""
+    from . import _arclength as arc
+
+    model_at = replace_parameters(model, {param: doubling.value})
+    X, _ = _collocation_start(
+        problem, model_at, param, None, doubling.y, doubling.period, 0.0, span, solver
+    )
+    fixed_p = np.zeros(X.size)
+    fixed_p[-1] = 1.0
+    problem.accept(X)
+    X, ok, _ = arc.correct(problem, X, fixed_p, arc.Settings(tol=tol))
+    if not ok:
+        raise ValueError(f"no cycle found at {doubling!r}")
+    U, T, p = problem.split(X)
+    V = problem.flipped_mode(X)
+    mesh = problem.mesh
+    twice = Mesh(np.concatenate([mesh.tau / 2, 0.5 + mesh.tau[1:] / 2]), mesh.basis)
+    problem.set_mesh(twice)
+    U2 = np.concatenate([U, U[1:]])
+    X2 = problem.join(U2, 2 * T, p)
+    t2 = problem.join(np.concatenate([V, -V[1:]]), 0.0, 0.0)
+    t2 /= np.linalg.norm(t2)
+    problem.accept(X2 + amplitude * t2)
+    return X2 + amplitude * t2, t2
 
 
 def checked(result: CycleBranch, throw: bool) -> CycleBranch:

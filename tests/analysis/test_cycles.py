@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 import dynsim as ds
-from dynsim.analysis import continuation, cycle_continuation, periodic_orbit_guess
+from dynsim.analysis import (
+    Bifurcation,
+    continuation,
+    cycle_continuation,
+    periodic_orbit_guess,
+)
 from dynsim.models import param
 
 
@@ -232,3 +237,32 @@ def test_neimark_sacker_and_user_points():
     users = cycles.special("user")
     assert [u.value for u in users] == pytest.approx([-0.25, 0.25], abs=1e-12)
     assert ns.label == "NS" and users[0].label == "UZ"
+
+
+def test_switching_at_period_doubling():
+    # Rössler (a, b) = (0.2, 0.2): the period-1 cycle doubles at c ≈ 2.832 and the
+    # doubled one again at c ≈ 3.838 (the first steps of the cascade to chaos:
+    # Barrio et al., Int. J. Bifurc. Chaos 2009, Fig. 1; Kuznetsov's MatCont
+    # tutorial). Switching onto the doubled branch at the first doubling, it
+    # starts at twice the period and finds the second.
+    model = ds.models.Rossler(a=0.2, b=0.2, c=2.5)
+    x0, period = periodic_orbit_guess(model, 200.0, 50.0)
+    kw = dict(ds_max=0.05, progress=False)
+    single = cycle_continuation(model, "c", (2.5, 3.0), x0=x0, period=period, **kw)
+    (pd,) = single.special("period_doubling")
+    doubled = cycle_continuation(
+        model, "c", (2.0, 4.0), doubling=pd, amplitude=1e-2, **kw
+    )
+    assert doubled.ok and doubled.p[0] == pytest.approx(pd.value, abs=1e-3)
+    assert doubled.period[0] == pytest.approx(2 * pd.period, rel=1e-3)
+    assert doubled.trivial_error.max() < 1e-6
+    (pd2,) = doubled.special("period_doubling")
+    assert pd2.value == pytest.approx(3.838, abs=2e-3)
+    # A simulation at c = 3 settles on the doubled orbit: its guess is the true
+    # period (two crossings of the mean per period), as the branch has it.
+    guess = periodic_orbit_guess(ds.models.Rossler(a=0.2, b=0.2, c=3.0), 200.0, 50.0)
+    on_branch = doubled.period[np.argmin(np.abs(doubled.p - 3.0))]
+    assert guess[1] == pytest.approx(on_branch, rel=1e-3)
+    fold = Bifurcation("cycle_fold", 2.9, x0, 0)
+    with pytest.raises(ValueError, match="not a period doubling"):
+        cycle_continuation(model, "c", (2.0, 4.0), doubling=fold)
