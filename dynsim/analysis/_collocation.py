@@ -37,7 +37,6 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -240,16 +239,9 @@ class Collocation:
 
     def _args(self, U, T, p):
         b = self.mesh.basis
-        return (
-            self.model,
-            self.param,
-            jnp.asarray(self.mesh.intervals(U)),
-            jnp.asarray(T),
-            jnp.asarray(p),
-            jnp.asarray(self.mesh.h),
-            jnp.asarray(b.L),
-            jnp.asarray(b.D),
-        )
+        # NumPy arrays go to the jitted functions as they are (no device_put each).
+        return (self.model, self.param, self.mesh.intervals(U), np.float64(T),
+                np.float64(p), self.mesh.h, b.L, b.D)  # fmt: skip
 
     def _ref_derivative_weights(self) -> np.ndarray:
         """∂(phase condition)/∂U: Σ_k h_j w_k ℓ_i(z_k) u_ref'(z_jk) per node."""
@@ -314,14 +306,10 @@ class Collocation:
         dU = self._state_blocks(X)[0]
         N, m, n = dU.shape[0], dU.shape[1], dU.shape[2]
         E = dU.reshape(N, m * n, (m + 1) * n)
-        A, B = [], []
-        for j in range(N):
-            Ej = E[j]
-            if m > 1:
-                Q, _ = np.linalg.qr(Ej[:, n : m * n], mode="complete")
-                Ej = Q.T @ Ej
-            A.append(Ej[-n:, :n])
-            B.append(Ej[-n:, m * n :])
+        if m > 1:  # all intervals' condensations at once (stacked QR)
+            Q, _ = np.linalg.qr(E[:, :, n : m * n], mode="complete")
+            E = np.swapaxes(Q, 1, 2) @ E
+        A, B = E[:, -n:, :n], E[:, -n:, m * n :]
         P0, P1 = A[0], B[0]
         zero = np.zeros((n, n))
         for j in range(1, N):

@@ -161,6 +161,11 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "switch": _BOOL,
         "cycles": _BOOL,
         "cycle_span": _SPAN,
+        "cycle_method": (
+            lambda v: v in ("collocation", "shooting"),
+            "'collocation' or 'shooting'",
+        ),
+        "cycle_intervals": _POS_INT,
         "curve_param": _STR,
         "curve_span": _SPAN,
         "state": _STR,

@@ -17,6 +17,7 @@ def run_continuation(cfg, model, progress, say, **_) -> Outcome:
         cycle_continuation,
         switch_branch,
     )
+    from ..analysis._collocation import INTERVALS
 
     c = cfg.continuation
     param, span = c["param"], tuple(c["span"])
@@ -60,6 +61,8 @@ def run_continuation(cfg, model, progress, say, **_) -> Outcome:
                 param,
                 tuple(c.get("cycle_span", span)),
                 hopf=h,
+                method=c.get("cycle_method", "collocation"),
+                intervals=c.get("cycle_intervals", INTERVALS),
                 progress=progress,
             )
             keep(f"cycles from {h!r}", f"cycles{i + 1}", cyc)

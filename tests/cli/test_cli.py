@@ -175,6 +175,8 @@ def test_continuation_config(tmp_path, capsys):
     assert runs["lorenz_bifurcation_cycles1"] == "cycle_branch"
     origin = ds.io.load(out, "lorenz_bifurcation_branch")
     assert [b.kind for b in origin.points] == ["pitchfork"]
+    cycles = ds.io.load(out, "lorenz_bifurcation_cycles1")
+    assert "collocation" in cycles.info.solver  # the default cycle method
     assert (tmp_path / "lorenz_bifurcation_bifurcation.png").read_bytes()[
         :4
     ] == b"\x89PNG"
@@ -182,6 +184,9 @@ def test_continuation_config(tmp_path, capsys):
     cfg.write_text(text.read_text() + 'curve_param = "sigma"\n')
     assert main(["run", str(cfg)]) == 2
     assert "curve_param and curve_span go together" in capsys.readouterr().err
+    cfg.write_text(text.read_text() + 'cycle_method = "shootin"\n')
+    assert main(["run", str(cfg)]) == 2
+    assert "'collocation' or 'shooting'" in capsys.readouterr().err
     cfg.write_text(text.read_text().replace('param = "rho"', 'param = "rhoo"'))
     assert main(["run", str(cfg), "--output", str(out)]) == 2
     assert "no parameter 'rhoo'" in capsys.readouterr().err
