@@ -36,6 +36,9 @@ from dynsim.solvers import Status
 
 from ._linalg import LinearSolver
 
+#: The largest distance of a corrected point from its prediction, in steps.
+CORRECTION_MAX = 0.3
+
 # How a run ends: codes of the one dynsim status family.
 _S = Status
 
@@ -208,11 +211,16 @@ def follow(
     status = Status.MAX_POINTS
     while len(points) < s.max_points:
         a = points[-1]
-        X, ok, its = correct(problem, a.X + ds * a.tangent, a.tangent, s)
+        X_pred = a.X + ds * a.tangent
+        X, ok, its = correct(problem, X_pred, a.tangent, s)
         b = _point(problem, X, a.tangent, extra) if ok else None
         coarse = False
         if b is not None:
-            names, coarse = problem.crossings(a, b)
+            # Corrected far from the prediction: it may have left the branch (e.g.
+            # across an S-shaped part of it, both folds unseen).
+            coarse = np.linalg.norm(X - X_pred) > CORRECTION_MAX * abs(ds)
+            names, jumped = problem.crossings(a, b)
+            coarse = coarse or jumped
             names = names + [
                 user_name(i)
                 for i in range(len(at))

@@ -266,3 +266,40 @@ def test_switching_at_period_doubling():
     fold = Bifurcation("cycle_fold", 2.9, x0, 0)
     with pytest.raises(ValueError, match="not a period doubling"):
         cycle_continuation(model, "c", (2.0, 4.0), doubling=fold)
+
+
+class SCycles(ds.AbstractModel):
+    """r' = r(μ − h(r²)), θ' = ω with h(s) = s³ − 3s² + 2.5s: cycles of radius r where
+    μ = h(r²), an S-shaped branch with folds where h'(s) = 0, s = 1 ± √(1/6), at
+    μ = h(s) (closed form)."""
+
+    mu: float = param(-0.5)
+    omega: float = param(1.0)
+    state_names = ("x", "y")
+
+    def vector_field(self, t, y, args):
+        x, v = y
+        s = x**2 + v**2
+        g = self.mu - (s**3 - 3 * s**2 + 2.5 * s)
+        return jnp.stack([g * x - self.omega * v, g * v + self.omega * x])
+
+    def initial_state(self):
+        return jnp.zeros(2)
+
+
+@pytest.mark.parametrize("ds_max", [None, 1.0])
+def test_large_steps_do_not_jump_the_folds_of_an_s(ds_max):
+    # With a step bound as large as the S itself a corrector that lands far from
+    # its prediction has jumped across it: the step is halved, and both folds are
+    # found (they were missed before with ds_max = 1).
+    model = SCycles()
+    (hopf,) = continuation(model, "mu", (-0.5, 2.0), progress=False).points
+    cycles = cycle_continuation(
+        model, "mu", (-0.5, 2.0), hopf=hopf, ds_max=ds_max, progress=False
+    )
+    s = 1 + np.array([-1, 1]) * np.sqrt(1 / 6)
+    folds = cycles.special("cycle_fold")
+    assert [f.value for f in folds] == pytest.approx(
+        s**3 - 3 * s**2 + 2.5 * s, abs=1e-8
+    )
+    assert [np.linalg.norm(f.y) ** 2 for f in folds] == pytest.approx(s, abs=1e-6)
