@@ -37,6 +37,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -187,10 +188,24 @@ def _blocks(model, param, Uj, T, p, h, L, D):
     return jax.vmap(one)(Uj, h)
 
 
+@eqx.filter_jit
+def _gauss_terms(model, param, Uj, p, L):
+    """At every Gauss point: the state u, f(u, p) and ∂f/∂p (for models whose
+    Jacobian in the state comes as a sparse matrix)."""
+
+    def f(pp):
+        at = replace_parameters(model, {param: pp})
+        u = jnp.einsum("ki,jin->jkn", L, Uj)
+        return jax.vmap(jax.vmap(lambda y: at.vector_field(0.0, y, None)))(u)
+
+    values, dp = jax.jvp(f, (p,), (jnp.ones_like(p),))
+    return jnp.einsum("ki,jin->jkn", L, Uj), values, dp
+
+
 def _block_indices(N: int, m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows (interval j, Gauss point r, component a) and columns (node j·m + i,
     component b) of the collocation blocks' entries (N, m, n, m + 1, n) in the
-    Jacobian, and the rows alone (N, m, n)."""
+    matrix of derivatives in the node values."""
     rows = (
         np.arange(N)[:, None, None] * (m * n)
         + np.arange(m)[None, :, None] * n
@@ -202,7 +217,19 @@ def _block_indices(N: int, m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     shape = (N, m, n, m + 1, n)
     R = np.broadcast_to(rows[:, :, :, None, None], shape)
     C = np.broadcast_to(cols[:, None, None, :, :], shape)
-    return R, C, rows
+    return R, C
+
+
+def _ends(n: int, k: int, first: float, last: float) -> sp.csr_matrix:
+    """The (n, k·n) matrix of `first`·u(0) + `last`·u(1) (node values u, k nodes)."""
+    a = np.arange(n)
+    return sp.csr_matrix(
+        (
+            np.concatenate([np.full(n, first), np.full(n, last)]),
+            (np.concatenate([a, a]), np.concatenate([a, (k - 1) * n + a])),
+        ),
+        shape=(n, k * n),
+    )
 
 
 class Collocation:
@@ -216,6 +243,8 @@ class Collocation:
 
     def __init__(self, model, param, mesh: Mesh, n: int, period_weight: float = 1.0):
         self.model, self.param, self.n = model, param, n
+        state = np.asarray(model.initial_state(), float).reshape(-1)
+        self.sparse = model.sparse_jacobian(state) is not None
         self.period_weight = float(period_weight)
         self.set_mesh(mesh)
         self.u_ref: np.ndarray | None = None  # node values of the phase reference
@@ -261,55 +290,88 @@ class Collocation:
         phase = np.sum(self._ref_derivative_weights() * U)
         return np.concatenate([coll, periodic, [phase]])
 
-    def _state_blocks(self, X):
+    def derivatives(self, X):
+        """∂(collocation equations)/∂(node values) as a sparse (N·m·n, (N·m + 1)·n)
+        matrix, and the equations' derivatives in T and p, (N·m·n,) each; in the
+        node values themselves (not X's scaled ones). From JAX's dense blocks per
+        interval, or, for a model with a `sparse_jacobian` (a discretised PDE), from
+        its sparse Jacobian at every Gauss point."""
         key = X.tobytes() + self.mesh.tau.tobytes()
         if self._cache is None or self._cache[0] != key:
             U, T, p = self.split(X)
-            dU, dT, dp = _blocks(*self._args(U, T, p))
-            self._cache = (key, (np.asarray(dU), np.asarray(dT), np.asarray(dp)))
+            if self.sparse:
+                value = self._sparse_derivatives(U, T, p)
+            else:
+                value = self._dense_derivatives(U, T, p)
+            self._cache = (key, value)
         return self._cache[1]
 
-    def jacobian(self, X):
+    def _dense_derivatives(self, U, T, p):
         mesh, n = self.mesh, self.n
         m, N = mesh.basis.m, mesh.N
-        dU, dT, dp = self._state_blocks(X)  # (N, m, n, m+1, n), (N, m, n), (N, m, n)
-        k = N * m + 1
-        cols_U = k * n
-        rows, cols, vals = [], [], []
-        R, C, r_idx = _block_indices(N, m, n)
-        scale_cols = np.repeat(1.0 / self.sqrt_w, n)
-        rows.append(R.ravel())
-        cols.append(C.ravel())
-        vals.append((dU * scale_cols[C]).ravel())
-        rows += [r_idx.ravel(), r_idx.ravel()]
-        cols += [np.full(r_idx.size, cols_U), np.full(r_idx.size, cols_U + 1)]
-        vals += [dT.ravel() / self.period_weight, dp.ravel()]
-        # Periodicity.
-        base = N * m * n
-        a = np.arange(n)
-        rows += [base + a, base + a]
-        cols += [(k - 1) * n + a, a]
-        vals += [np.full(n, 1.0 / self.sqrt_w[-1]), np.full(n, -1.0 / self.sqrt_w[0])]
-        # Phase condition.
-        g = (self._ref_derivative_weights() / self.sqrt_w[:, None]).ravel()
-        rows.append(np.full(cols_U, base + n))
-        cols.append(np.arange(cols_U))
-        vals.append(g)
-        shape = (base + n + 1, cols_U + 2)
-        return sp.csc_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=shape,
+        dU, dT, dp = (np.asarray(a) for a in _blocks(*self._args(U, T, p)))
+        R, C = _block_indices(N, m, n)
+        S = sp.csr_matrix(
+            (dU.ravel(), (R.ravel(), C.ravel())), shape=(N * m * n, (N * m + 1) * n)
+        )
+        return S, dT.ravel(), dp.ravel()
+
+    def _sparse_derivatives(self, U, T, p):
+        mesh, n = self.mesh, self.n
+        b, N = mesh.basis, mesh.N
+        m = b.m
+        Uj = mesh.intervals(U)
+        terms = _gauss_terms(self.model, self.param, Uj, np.float64(p), b.L)
+        u, f, fp = (np.asarray(a) for a in terms)
+        at = replace_parameters(self.model, {self.param: p})
+        eye = sp.identity(n, format="csr")
+        blocks = [[None] * (N * m + 1) for _ in range(N * m)]
+        for j in range(N):
+            for k in range(m):
+                J = sp.csr_matrix(at.sparse_jacobian(u[j, k]))
+                for i in range(m + 1):
+                    blocks[j * m + k][j * m + i] = (b.D[k, i] / mesh.h[j]) * eye - (
+                        T * b.L[k, i]
+                    ) * J
+        S = sp.bmat(blocks, format="csr")
+        return S, -f.ravel(), -T * fp.ravel()
+
+    def jacobian(self, X):
+        S, dT, dp = self.derivatives(X)
+        n, k = self.n, self.sqrt_w.size
+        scale = sp.diags(np.repeat(1.0 / self.sqrt_w, n))
+        periodic = _ends(n, k, -1 / self.sqrt_w[0], 1 / self.sqrt_w[-1])
+        phase = (self._ref_derivative_weights() / self.sqrt_w[:, None]).ravel()
+        return sp.bmat(
+            [
+                [S @ scale, dT[:, None] / self.period_weight, dp[:, None]],
+                [periodic, None, None],
+                [sp.csr_matrix(phase[None, :]), None, None],
+            ],
+            format="csc",
         )
 
     def multipliers(self, X) -> np.ndarray:
         """Floquet multipliers by decreasing modulus (Fairgrieve–Jepson, module doc)."""
-        dU = self._state_blocks(X)[0]
-        N, m, n = dU.shape[0], dU.shape[1], dU.shape[2]
-        E = dU.reshape(N, m * n, (m + 1) * n)
-        if m > 1:  # all intervals' condensations at once (stacked QR)
-            Q, _ = np.linalg.qr(E[:, :, n : m * n], mode="complete")
-            E = np.swapaxes(Q, 1, 2) @ E
-        A, B = E[:, -n:, :n], E[:, -n:, m * n :]
+        S = self.derivatives(X)[0]
+        n, m, N = self.n, self.mesh.basis.m, self.mesh.N
+        rows, cols = m * n, (m + 1) * n
+
+        def condensed(js):
+            E = np.stack(
+                [S[j * rows : (j + 1) * rows, j * m * n : j * m * n + cols].toarray()
+                 for j in js]
+            )  # fmt: skip
+            if m > 1:  # the interior nodes eliminated (stacked QR)
+                Q, _ = np.linalg.qr(E[:, :, n : m * n], mode="complete")
+                E = np.swapaxes(Q, 1, 2) @ E
+            return E[:, -n:, :n], E[:, -n:, m * n :]
+
+        # Intervals in groups of bounded memory (large states: one at a time).
+        group = max(1, min(N, 2**22 // (rows * cols)))
+        parts = [condensed(range(j, min(N, j + group))) for j in range(0, N, group)]
+        A = np.concatenate([a for a, _ in parts])
+        B = np.concatenate([b for _, b in parts])
         P0, P1 = A[0], B[0]
         zero = np.zeros((n, n))
         for j in range(1, N):
@@ -322,30 +384,23 @@ class Collocation:
     def flipped_mode(self, X) -> np.ndarray:
         """At a period doubling: node values V of the solution of the linearised
         collocation equations with v(1) = −v(0) (the multiplier −1's Floquet mode,
-        periodic over two periods), of unit L² norm. From the collocation
-        Jacobian's state blocks, bordered so that its one-dimensional null space
-        becomes the solution of a regular system (sparse LU)."""
-        mesh, n = self.mesh, self.n
-        dU = self._state_blocks(X)[0]
-        m, N = mesh.basis.m, mesh.N
-        k = N * m + 1
-        R, C, _ = _block_indices(N, m, n)
-        R, C = R.ravel(), C.ravel()
-        a = np.arange(n)
-        size = k * n  # N·m·n collocation rows, n antiperiodicity rows
+        periodic over two periods), of unit L² norm. The linearised equations,
+        bordered by a random column b and row c — [[J, b], [cᵀ, 0]] [v; s] = [0; 1]
+        is regular where J has a one-dimensional null space, and gives it — are
+        solved by a sparse LU."""
+        S = self.derivatives(X)[0]
+        n, k = self.n, self.sqrt_w.size
+        size = k * n
+        antiperiodic = _ends(n, k, 1.0, 1.0)
         rng = np.random.default_rng(0)
-        # Bordered by a random column b and row c: [[J, b], [cᵀ, 0]] [v; s] = [0; 1]
-        # is regular where J has a one-dimensional null space, and gives it.
-        rows = np.concatenate(
-            [R, N * m * n + a, N * m * n + a, np.arange(size), np.full(size, size)]
+        M = sp.bmat(
+            [
+                [S, rng.standard_normal((S.shape[0], 1))],
+                [antiperiodic, rng.standard_normal((n, 1))],
+                [sp.csr_matrix(rng.standard_normal((1, size))), None],
+            ],
+            format="csc",
         )
-        cols = np.concatenate(
-            [C, (k - 1) * n + a, a, np.full(size, size), np.arange(size)]
-        )
-        vals = np.concatenate(
-            [dU.ravel(), np.ones(2 * n), rng.standard_normal(2 * size)]
-        )
-        M = sp.csc_matrix((vals, (rows, cols)), shape=(size + 1, size + 1))
         rhs = np.zeros(size + 1)
         rhs[-1] = 1.0
         v = spla.spsolve(M, rhs)[:size].reshape(k, n)
