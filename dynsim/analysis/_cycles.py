@@ -94,6 +94,17 @@ class _CycleTests:
         tests = {"fold": float(t[-1]), "pd": float(pd), "ns": abs(torus) - 1.0}
         return tests, record
 
+    def remember_size(self, X):
+        """The size of the orbit X (the largest peak-to-peak of a component), the
+        reference of `valid`."""
+        self._size = float(np.ptp(self.orbit(X), axis=0).max())
+
+    def valid(self, X):
+        """Not collapsed onto an equilibrium (which solves the cycle equations for
+        any period): at least `COLLAPSE` times the size of the previous orbit (or
+        of the start)."""
+        return bool(np.ptp(self.orbit(X), axis=0).max() > COLLAPSE * self._size)
+
     def crossings(self, a, b):
         names = []
         if a.tests["fold"] * b.tests["fold"] < 0:
@@ -198,6 +209,7 @@ class Cycles(_CycleTests):
         p_model = replace_parameters(self.model, {self.param: X[-1]})
         v = field(p_model, self.x_ref)
         self.v_ref = v / np.linalg.norm(v)
+        self.remember_size(X)
 
 
 class CollocationCycles(Collocation, _CycleTests):
@@ -210,14 +222,8 @@ class CollocationCycles(Collocation, _CycleTests):
 
     def accept(self, X):
         super().accept(X)
+        self.remember_size(X)
         self._accepted = getattr(self, "_accepted", 0) + 1
-
-    def valid(self, X):
-        """Not collapsed onto an equilibrium: the orbit's size (the largest
-        peak-to-peak of a component) at least `COLLAPSE` times the reference's
-        (the previous orbit, or the start)."""
-        size = np.ptp(self.split(X)[0], axis=0).max()
-        return bool(size > COLLAPSE * np.ptp(self.u_ref, axis=0).max())
 
     def adapt(self, point):
         if self._accepted % ADAPT_EVERY:

@@ -77,10 +77,15 @@ def test_continuation_that_cannot_start():
         continuation(NoRoot(), "c", (1.0, 2.0), progress=False, throw=True)
 
 
-def test_cycles_that_cannot_converge():
-    # μ < 0: the Hopf normal form has no cycle at all, whatever the guess.
+@pytest.mark.parametrize("method", ["collocation", "shooting"])
+def test_cycles_that_cannot_converge(method):
+    # μ < 0: the Hopf normal form has no cycle at all, whatever the guess; the
+    # equilibrium solves the cycle equations for any period, and a corrector that
+    # lands there has not found a cycle (it reported one before).
     model = ds.models.HopfNormalForm(mu=-0.5)
-    kw = dict(x0=[1.0, 0.0], period=2 * np.pi, max_points=5, progress=False)
+    kw = dict(
+        x0=[1.0, 0.0], period=2 * np.pi, max_points=5, progress=False, method=method
+    )
     cycles = cycle_continuation(model, "mu", (-0.5, -0.4), **kw)
     _fails(cycles, Status.NO_CONVERGENCE)
     with pytest.raises(RuntimeError):
