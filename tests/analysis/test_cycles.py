@@ -344,3 +344,28 @@ def test_sparse_pde_cycles_agree_with_dense():
     assert np.allclose(
         runs[0].multipliers[:, :4], runs[1].multipliers[:, :4], atol=1e-6
     )
+
+
+def test_jumps_are_coarse_steps_and_duplicates_merge():
+    # A step whose trivial multiplier went bad (from a point where it was fine), or
+    # whose period jumped by more than 1.5×, is too coarse: the engine halves it
+    # instead of recording a point of another solution. One point located twice
+    # is kept once.
+    from dynsim.analysis._arclength import Point
+    from dynsim.analysis._cycles import Cycles, _merged
+
+    def point(trivial, period, fold=1.0):
+        record = {"trivial_error": trivial, "period": period, "n_below": 0}
+        record["n_outside"] = 0
+        return Point(np.zeros(3), np.zeros(3), {"fold": fold, "pd": 1.0, "ns": -1.0},
+                     record)  # fmt: skip
+
+    crossings = Cycles.crossings
+    assert crossings(None, point(1e-10, 6.0), point(1e-9, 6.1)) == ([], False)
+    assert crossings(None, point(1e-10, 6.0), point(1e-2, 6.1))[1]
+    assert crossings(None, point(1e-10, 6.0), point(1e-9, 12.0))[1]
+    assert crossings(None, point(1e-2, 6.0), point(1e-2, 6.1)) == ([], False)
+    fold = Bifurcation("cycle_fold", 0.25, np.ones(2), 3, frequency=1.0)
+    again = Bifurcation("cycle_fold", 0.25 + 1e-12, np.ones(2), 4, frequency=1.0)
+    other = Bifurcation("cycle_fold", 0.5, np.ones(2), 9, frequency=1.0)
+    assert _merged([fold, again, other]) == [fold, other]
