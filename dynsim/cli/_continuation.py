@@ -17,7 +17,6 @@ def run_continuation(cfg, model, progress, say, **_) -> Outcome:
         cycle_continuation,
         switch_branch,
     )
-    from ..analysis._collocation import INTERVALS
 
     c = cfg.continuation
     param, span = c["param"], tuple(c["span"])
@@ -62,8 +61,8 @@ def run_continuation(cfg, model, progress, say, **_) -> Outcome:
                 tuple(c.get("cycle_span", span)),
                 hopf=h,
                 method=c.get("cycle_method", "collocation"),
-                intervals=c.get("cycle_intervals", INTERVALS),
                 progress=progress,
+                **{k: c[f"cycle_{k}"] for k in ("intervals",) if f"cycle_{k}" in c},
             )
             keep(f"cycles from {h!r}", f"cycles{i + 1}", cyc)
     if "curve_param" in c:
