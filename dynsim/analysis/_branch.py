@@ -104,6 +104,64 @@ class Bifurcation:
         return cls(**d)
 
 
+#: Codimension-two points located on curves of Hopf points and folds.
+CODIM2_KINDS = ("bogdanov_takens", "cusp", "bautin", "zero_hopf", "double_hopf")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Codim2Point:
+    """A located codimension-two point of a curve of Hopf points or folds.
+
+    - `kind`: one of `CODIM2_KINDS`; `values`: the two parameters' values (in the
+      curve's `params` order); `y`: the equilibrium; `index`: it lies between
+      points `index − 1` and `index` of the curve.
+    - `coefficients`: its normal-form coefficients (Kuznetsov, *Elements of Applied
+      Bifurcation Theory*, 3rd ed.): Bogdanov–Takens `a` > 0, `b` (ẇ₀ = w₁,
+      ẇ₁ = a w₀² + b w₀ w₁); cusp `c` (ẋ = c x³); Bautin `l1` (≈ 0 there);
+      `omega` where a Hopf frequency applies. `note`: a remark.
+    """
+
+    kind: str
+    values: np.ndarray
+    y: np.ndarray
+    index: int
+    coefficients: dict[str, float] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self):
+        if self.kind not in CODIM2_KINDS:
+            raise ValueError(f"unknown codimension-two kind {self.kind!r}")
+
+    @property
+    def label(self) -> str:
+        """BT, CP, GH, ZH or HH."""
+        return {
+            "bogdanov_takens": "BT",
+            "cusp": "CP",
+            "bautin": "GH",
+            "zero_hopf": "ZH",
+            "double_hopf": "HH",
+        }[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["values"] = np.asarray(self.values).tolist()
+        d["y"] = np.asarray(self.y).tolist()
+        d["coefficients"] = {k: float(v) for k, v in self.coefficients.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Codim2Point:
+        d = dict(d)
+        d["values"], d["y"] = np.asarray(d["values"]), np.asarray(d["y"])
+        return cls(**d)
+
+    def __repr__(self) -> str:
+        coefs = ", ".join(f"{k}={v:.4g}" for k, v in self.coefficients.items())
+        at = ", ".join(f"{v:.8g}" for v in np.asarray(self.values))
+        return f"Codim2Point({self.kind} at ({at}){', ' + coefs if coefs else ''})"
+
+
 def _points_codec():
     return (
         lambda points: [b.to_dict() for b in points],
@@ -244,7 +302,8 @@ class Curve(AbstractResult):
     - `bifurcation`: "hopf" or "fold"; `params`: the two names; `values`
       (points, 2); `ys` (points, state): the equilibrium along the curve;
       `frequency`: ω of the Hopf curve (NaN for folds); `status`, `message`, `info`:
-      as for `Branch`.
+      as for `Branch`; `points`: the codimension-two points located on it
+      (`Codim2Point`).
     """
 
     bifurcation: str
@@ -255,8 +314,19 @@ class Curve(AbstractResult):
     status: int
     message: str
     info: RunInfo
+    points: tuple[Codim2Point, ...] = ()
 
     kind: ClassVar[str] = "curve"
+    codecs: ClassVar = {
+        "points": (
+            lambda points: [q.to_dict() for q in points],
+            lambda data: tuple(Codim2Point.from_dict(d) for d in data),
+        )
+    }
+
+    def special(self, kind: str) -> list[Codim2Point]:
+        return [q for q in self.points if q.kind == kind]
+
     dims: ClassVar = {
         "values": ("point", "parameter"),
         "ys": ("point", "state"),
@@ -266,6 +336,7 @@ class Curve(AbstractResult):
     def __post_init__(self):
         object.__setattr__(self, "status", int(self.status))
         object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "points", tuple(self.points))
         freeze_fields(self)
 
     def figures(self, **options):

@@ -26,9 +26,9 @@ from dynsim.solvers import Status
 from .._custom_types import Spans, System
 from .._provenance import run_info
 from . import _arclength as arc
-from ._branch import Bifurcation, Branch, Curve
+from ._branch import Bifurcation, Branch, Codim2Point, Curve
 from ._linalg import jacobian, parameter_value
-from ._normal_form import hopf_vectors
+from ._normal_form import first_lyapunov, hopf_vectors, multilinear
 
 
 def _f(model, names, y, p, t, args):
@@ -78,6 +78,13 @@ class _Curve:
             args,
         )
         self.residual_fn = _fold_residual if kind == "fold" else _hopf_residual
+        # What a real eigenvalue through 0 and a complex pair through the imaginary
+        # axis are on this curve.
+        self.kinds = (
+            ("bogdanov_takens", "zero_hopf")
+            if kind == "fold"
+            else ("zero_hopf", "double_hopf")
+        )
         self.size = size
         self.c: np.ndarray | None = None
 
@@ -106,11 +113,64 @@ class _Curve:
             )(jnp.asarray(Z))
         )
 
+    def at(self, Z):
+        """The model at Z's parameters, the equilibrium, ∂f/∂y and its eigenvalues."""
+        model = replace_parameters(
+            self.model, dict(zip(self.names, Z[-2:], strict=True))
+        )
+        y = Z[: self.size]
+        jac = np.asarray(jacobian(model, y, self.t, self.args))
+        return model, y, jac, np.linalg.eigvals(jac)
+
     def monitor(self, Z, t):
-        return {}, {}
+        """Test functions of the codimension-two points (module doc), and the
+        counts of eigenvalues in the right half-plane that tell a crossing."""
+        model, y, jac, ev = self.at(Z)
+        if self.kind == "fold":
+            rest = ev[np.argsort(np.abs(ev))[1:]]  # without the zero eigenvalue
+        else:
+            omega = Z[3 * self.size]
+            near = np.argsort(
+                np.minimum(np.abs(ev - 1j * omega), np.abs(ev + 1j * omega))
+            )
+            rest = ev[near[2:]]  # without ±iω
+        is_real = np.abs(rest.imag) <= 1e-9 * max(1.0, np.max(np.abs(rest), initial=0))
+        real, pairs = rest[is_real].real, rest[~is_real]
+        # A real eigenvalue through 0, a complex pair through the imaginary axis.
+        real_kind, pair_kind = self.kinds
+        tests = {
+            real_kind: real[np.argmin(np.abs(real))] if real.size else np.nan,
+            pair_kind: pairs.real[np.argmin(np.abs(pairs.real))]
+            if pairs.size
+            else np.nan,
+        }
+        record = {
+            real_kind: int(np.sum(real > 0)),
+            pair_kind: int(np.sum(pairs.real > 0)),
+        }
+        if self.kind == "fold":
+            v = Z[self.size : 2 * self.size]
+            w = np.linalg.svd(jac)[0][:, -1]  # Aᵀw = 0
+            bvv = multilinear(model, y, v, v, t=self.t, args=self.args)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tests["cusp"] = 0.5 * (w @ bvv) / (w @ v)
+        else:
+            tests["bautin"] = first_lyapunov(model, y, jac, omega, self.t, self.args)
+        return tests, record
 
     def crossings(self, a, b):
-        return [], False
+        names = [
+            kind
+            for kind in self.kinds
+            if b.record[kind] != a.record[kind] and a.tests[kind] * b.tests[kind] < 0
+        ]
+        if self.kind == "fold":
+            # ⟨w, v⟩ → 0 at a Bogdanov–Takens point: the cusp test passes ∞ there.
+            if a.tests["cusp"] * b.tests["cusp"] < 0 and "bogdanov_takens" not in names:
+                names.append("cusp")
+        elif a.tests["bautin"] * b.tests["bautin"] < 0:
+            names.append("bautin")
+        return names, len(names) > 1
 
     def accept(self, Z):
         v = self._vec(Z)
@@ -219,6 +279,7 @@ def bifurcation_curve(
         )
         return checked(curve, throw)
     Z = np.array([q.X for q in pts])
+    located = _codim2_points(problem, halves)
     # Both directions: the first that did not end well decides, else how it ended.
     ends = [Status(run.status) for run in halves]
     failed = [e for e in ends if not e.ok]
@@ -232,8 +293,77 @@ def bifurcation_curve(
         status=int(status),
         message=status.message,
         info=info,
+        points=tuple(located),
     )
     return checked(curve, throw)
+
+
+def _codim2_points(problem: _Curve, halves) -> list[Codim2Point]:
+    """The located points of both directions' runs, with their coefficients, indexed
+    along the joined curve (the second direction reversed before the first)."""
+    before = len(halves[1].points) - 1 if len(halves) > 1 else 0
+    out = []
+    for h, run in enumerate(halves):
+        for loc in run.located:
+            index = loc.index + before if h == 0 else before - loc.index + 1
+            out.append(_codim2_point(problem, loc.name, loc.point.X, index))
+    return sorted(out, key=lambda q: q.index)
+
+
+def _codim2_point(problem: _Curve, kind: str, Z, index: int) -> Codim2Point:
+    model, y, jac, _ = problem.at(Z)
+    t, args = problem.t, problem.args
+    coefficients, note = {}, ""
+    if kind == "bogdanov_takens":
+        coefficients = bogdanov_takens_coefficients(model, y, jac, t, args)
+    elif kind == "cusp":
+        coefficients = {"c": cusp_coefficient(model, y, jac, t, args)}
+    elif kind == "bautin":
+        omega = float(Z[3 * problem.size])
+        coefficients = {"l1": first_lyapunov(model, y, jac, omega, t, args),
+                        "omega": omega}  # fmt: skip
+        note = "the second Lyapunov coefficient is not computed"
+    elif problem.kind == "hopf":
+        coefficients = {"omega": float(Z[3 * problem.size])}
+    return Codim2Point(kind, Z[-2:].copy(), y.copy(), index, coefficients, note)
+
+
+def bogdanov_takens_coefficients(model, y, jac, t=0.0, args=None) -> dict[str, float]:
+    """a and b of the Bogdanov–Takens normal form ẇ₀ = w₁, ẇ₁ = a w₀² + b w₀ w₁
+    (Kuznetsov 2004, §8.4): A q₀ = 0, A q₁ = q₀, Aᵀp₁ = 0, Aᵀp₀ = p₁ with
+    ⟨q₀,p₀⟩ = ⟨q₁,p₁⟩ = 1, ⟨q₁,p₀⟩ = ⟨q₀,p₁⟩ = 0; a = ½⟨p₁, B(q₀,q₀)⟩,
+    b = ⟨p₀, B(q₀,q₀)⟩ + ⟨p₁, B(q₀,q₁)⟩; as w ↦ −w flips both signs, given with
+    a > 0."""
+    A = np.asarray(jac, float)
+    u, _, vt = np.linalg.svd(A)
+    q0, p1 = vt[-1], u[:, -1]
+    q1 = np.linalg.lstsq(A, q0, rcond=None)[0]
+    p0 = np.linalg.lstsq(A.T, p1, rcond=None)[0]
+    scale = q0 @ p0
+    p0, p1 = p0 / scale, p1 / scale
+    q1 = q1 - (q1 @ p0) * q0
+    b00 = multilinear(model, y, q0, q0, t=t, args=args).real
+    b01 = multilinear(model, y, q0, q1, t=t, args=args).real
+    a, b = float(0.5 * p1 @ b00), float(p0 @ b00 + p1 @ b01)
+    # w ↦ −w changes the signs of both: the convention a > 0 (sign(ab) decides).
+    return {"a": abs(a), "b": b if a >= 0 else -b}
+
+
+def cusp_coefficient(model, y, jac, t=0.0, args=None) -> float:
+    """c of the cusp normal form ẋ = c x³ (Kuznetsov 2004, §8.2):
+    c = ⅙⟨p, C(q,q,q) + 3B(q,h₂)⟩ with A q = 0, Aᵀp = 0, ⟨p,q⟩ = 1 and
+    h₂ = −A^INV B(q,q) (the solution orthogonal to p of the bordered system)."""
+    A = np.asarray(jac, float)
+    u, _, vt = np.linalg.svd(A)
+    q, p = vt[-1], u[:, -1]
+    p = p / (p @ q)
+    bqq = multilinear(model, y, q, q, t=t, args=args).real
+    n = A.shape[0]
+    bordered = np.block([[A, p[:, None]], [q[None, :], np.zeros((1, 1))]])
+    h2 = -np.linalg.solve(bordered, np.append(bqq, 0.0))[:n]
+    cqqq = multilinear(model, y, q, q, q, t=t, args=args).real
+    bqh = multilinear(model, y, q, h2, t=t, args=args).real
+    return float((p @ cqqq + 3 * p @ bqh) / 6)
 
 
 def checked(curve: Curve, throw: bool) -> Curve:
