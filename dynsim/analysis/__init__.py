@@ -6,6 +6,7 @@ from . import selkov as selkov
 from ._branch import (
     Bifurcation as Bifurcation,
     Branch as Branch,
+    Codim2Point as Codim2Point,
     Curve as Curve,
     CycleBranch as CycleBranch,
 )

@@ -211,6 +211,14 @@ def bifurcation_curve(
     both directions until a parameter leaves its span in `spans` (a dict with both
     names) or the curve closes.
 
+    Located along the curve (test functions on the eigenvalues of ∂f/∂y, Illinois
+    method on the arclength), with their normal-form coefficients (`Codim2Point`):
+    on fold curves Bogdanov–Takens points (a second real eigenvalue through 0;
+    `a`, `b`), cusps (the fold's quadratic coefficient through 0; `c`) and
+    zero-Hopf points (a complex pair through the imaginary axis); on Hopf curves
+    Bautin points (l₁ = 0), zero-Hopf (a real eigenvalue through 0) and double-Hopf
+    points (a second pair through the imaginary axis).
+
     **Returns:** a `Curve`: the parameter pairs, states and, for Hopf curves, ω;
     its `status` says how both directions ended (`NO_CONVERGENCE` with no points
     when the curve cannot start; `throw=True`: `RuntimeError` instead of a curve
