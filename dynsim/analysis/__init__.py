@@ -16,6 +16,7 @@ from ._cycles import (
     cycle_continuation as cycle_continuation,
     periodic_orbit_guess as periodic_orbit_guess,
 )
+from ._diagram import Diagram as Diagram, bifurcation_diagram as bifurcation_diagram
 from ._ews import (
     EWSResult as EWSResult,
     ews as ews,
