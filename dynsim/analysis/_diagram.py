@@ -74,6 +74,7 @@ def bifurcation_diagram(
     n_seeds: int = 16,
     cycles: bool = True,
     store: str | os.PathLike | None = None,
+    name: str = "",
     continuation_options: dict[str, Any] | None = None,
     cycle_options: dict[str, Any] | None = None,
     progress: bool | None = False,
@@ -86,8 +87,9 @@ def bifurcation_diagram(
     default the model's initial state and `n_seeds` random states around it);
     `cycles`: follow the cycles of Hopf points and period doublings;
     `store`: an HDF5 file the branches are written to as they finish (and read
-    back from on a re-run); `continuation_options`, `cycle_options`: passed to
-    `continuation`/`switch_branch` and `cycle_continuation`.
+    back from on a re-run), each as run `name` + its branch name;
+    `continuation_options`, `cycle_options`: passed to `continuation`/
+    `switch_branch` and `cycle_continuation`.
 
     **Returns:** a `Diagram`.
 
@@ -103,16 +105,17 @@ def bifurcation_diagram(
     dropped: list[str] = []
     stored = set() if store is None else _stored(Path(store))
 
-    def follow(name, compute):
-        if name in stored:
+    def follow(branch, compute):
+        run = name + branch
+        if run in stored:
             from dynsim import io
 
-            return io.load(store, name)
+            return io.load(store, run)
         result = compute()
         if store is not None and result.p.size:
             from dynsim import io
 
-            io.save(result, store, name)
+            io.save(result, store, run)
         return result
 
     level = [
@@ -121,45 +124,43 @@ def bifurcation_diagram(
     ]
     for depth_now in range(depth + 1):
         found = []
-        for name, parent, point, start in level:
+        for branch, parent, point, start in level:
             if parent is None:
                 result = follow(
-                    name,
+                    branch,
                     lambda y=start: continuation(model, param, span, y0=y, **eq_opts),
                 )
             elif point.kind in _SWITCHES:
                 result = follow(
-                    name,
+                    branch,
                     lambda b=done[parent], q=point, d=start: switch_branch(
                         b, q, span, model=model, direction=d, **eq_opts
                     ),
                 )
             elif point.kind == "hopf":
                 result = follow(
-                    name,
+                    branch,
                     lambda q=point: cycle_continuation(
                         model, param, span, hopf=q, **cyc_opts
                     ),
                 )
             else:  # a period doubling
                 result = follow(
-                    name,
+                    branch,
                     lambda q=point: cycle_continuation(
                         model, param, span, doubling=q, **cyc_opts
                     ),
                 )
             if not result.p.size or _retraces(result, done.values(), span):
-                dropped.append(name)
+                dropped.append(branch)
                 continue
-            done[name] = result
+            done[branch] = result
             if parent is not None:
-                parents[name] = (parent, point)
-            found.append(name)
+                parents[branch] = (parent, point)
+            found.append(branch)
         if depth_now == depth:
             break
-        level = [
-            child for name in found for child in _children(name, done[name], cycles)
-        ]
+        level = [c for b in found for c in _children(b, done[b], cycles)]
     return Diagram(param, done, parents, tuple(dropped))
 
 
