@@ -95,7 +95,14 @@ _PAIR: Check = (
     "a pair of numbers [t0, t1]",
 )
 
-TASKS = ("simulate", "scan", "phase_diagram", "continuation", "ramp")
+TASKS = (
+    "simulate",
+    "scan",
+    "phase_diagram",
+    "continuation",
+    "bifurcation_diagram",
+    "ramp",
+)
 _NUMBERS: Check = (
     lambda v: isinstance(v, list) and bool(v) and all(map(_is_number, v)),
     "a non-empty list of numbers",
@@ -170,6 +177,16 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "curve_span": _SPAN,
         "state": _STR,
     },
+    "bifurcation_diagram": {
+        "param": _STR,
+        "span": _SPAN,
+        "depth": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        "cycles": _BOOL,
+        "ds_max": _NUM,
+        "max_points": _POS_INT,
+        "cycle_max_points": _POS_INT,
+        "state": _STR,
+    },
     "ramp": {
         "param": _STR,
         "span": _SPAN,
@@ -240,6 +257,7 @@ class RunConfig:
     ramp: Mapping[str, Any]
     text: str
     scheduler: str | None = None
+    bifurcation_diagram: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def build_model(self) -> Any:
         return _build_model(self.model_name, self.model_params, "[model]")
@@ -322,6 +340,7 @@ TASK_SECTIONS = {
     "scan": "scan",
     "phase_diagram": "phase_diagram",
     "continuation": "continuation",
+    "bifurcation_diagram": "bifurcation_diagram",
     "ramp": "ramp",
 }
 
@@ -354,10 +373,13 @@ def parse_config(
     scan = raw.get("scan", {})
     phase = raw.get("phase_diagram", {})
     cont = raw.get("continuation", {})
+    diagram = raw.get("bifurcation_diagram", {})
     ramp = raw.get("ramp", {})
     default_task = (
         "ramp"
         if ramp
+        else "bifurcation_diagram"
+        if diagram
         else "continuation"
         if cont
         else "phase_diagram"
@@ -388,6 +410,12 @@ def parse_config(
                 "[continuation] curve_param and curve_span go together (the second "
                 "parameter of the Hopf and fold curves, and its range)"
             )
+    elif task == "bifurcation_diagram":
+        for key in ("param", "span"):
+            if key not in diagram:
+                raise ConfigError(
+                    f"missing required key {key!r} in [bifurcation_diagram]"
+                )
     elif task == "ramp" and not all(k in ramp for k in ("param", "span")):
         raise ConfigError("task 'ramp' needs [ramp] param and span = [start, stop]")
     elif "t_span" not in raw.get("time", {}):
@@ -431,6 +459,7 @@ def parse_config(
         phase_ring_radius=phase.get("ring_radius", 0.5),
         continuation=dict(cont),
         ramp=dict(ramp),
+        bifurcation_diagram=dict(diagram),
         text=text,
         scheduler=raw.get("execution", {}).get("scheduler"),
     )

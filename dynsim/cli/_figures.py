@@ -36,9 +36,8 @@ def draw(
     undrawn: list[str] = []
     for config, members in groups.items():
         cfg = _parse(config)
-        if cfg is not None and cfg.task in ("phase_diagram", "continuation"):
-            drawer = _phase_diagrams if cfg.task == "phase_diagram" else _continuation
-            paths += drawer(path, members, outdir, cfg)
+        if cfg is not None and cfg.task in _DRAWERS:
+            paths += _DRAWERS[cfg.task]()(path, members, outdir, cfg)
             continue
         for name in members:
             try:
@@ -47,6 +46,20 @@ def draw(
                 say(f"no figure for run {name!r}: {e}")
                 undrawn.append(name)
     return paths, undrawn
+
+
+def _diagram_drawer():
+    from ._diagram import draw_diagram
+
+    return draw_diagram
+
+
+#: Tasks whose runs make one figure together: task -> (a function giving) the drawer.
+_DRAWERS: dict[str, Callable[[], Callable[..., list]]] = {
+    "phase_diagram": lambda: _phase_diagrams,
+    "continuation": lambda: _continuation,
+    "bifurcation_diagram": _diagram_drawer,
+}
 
 
 def _parse(config: str | None) -> Any:

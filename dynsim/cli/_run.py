@@ -50,6 +50,10 @@ def planned_runs(cfg: RunConfig) -> tuple[list[str], str | None]:
         return [f"{cfg.name}_{m}" for m in cfg.phase_methods], None
     if cfg.task == "continuation":
         return [f"{cfg.name}_branch"], f"{cfg.name}_"
+    if cfg.task == "bifurcation_diagram":
+        # Its branches already in the file are the finished part of an earlier run
+        # of it, reloaded (with --overwrite: recomputed).
+        return [], None
     return [cfg.name], None
 
 
@@ -118,6 +122,10 @@ def _check_parameters(cfg: RunConfig, model: Any) -> None:
             ),
         ),
         "ramp": ("[ramp] param", [cfg.ramp.get("param")]),
+        "bifurcation_diagram": (
+            "[bifurcation_diagram]",
+            [cfg.bifurcation_diagram.get("param")],
+        ),
     }.get(cfg.task)
     if where is None:
         return
@@ -398,6 +406,12 @@ def _continuation(cfg: RunConfig, model: Any, progress: bool, say, **_) -> Outco
     return run_continuation(cfg, model, progress, say)
 
 
+def _bifurcation_diagram(cfg: RunConfig, model: Any, progress: bool, say, **kw):
+    from ._diagram import run_diagram
+
+    return run_diagram(cfg, model, progress, say, **kw)
+
+
 def _ramp(cfg: RunConfig, model: Any, progress: bool, say, **_) -> Outcome:
     from ._ramp import run_ramp
 
@@ -409,5 +423,6 @@ _TASKS: dict[str, Callable[..., Outcome]] = {
     "scan": _scan,
     "phase_diagram": _phase_diagrams,
     "continuation": _continuation,
+    "bifurcation_diagram": _bifurcation_diagram,
     "ramp": _ramp,
 }

@@ -441,3 +441,41 @@ def test_a_damaged_output_file_is_reported_and_left_alone(tmp_path, capsys):
         assert main(["run", str(cfg), "--output", str(out), *extra]) == 2
         assert str(out) in capsys.readouterr().err
         assert out.read_bytes() == data[: len(data) // 2]
+
+
+DIAGRAM = """
+[run]
+name = "pf"
+
+[model]
+name = "PitchforkNormalForm"
+
+[bifurcation_diagram]
+param = "r"
+span = [-1.0, 1.0]
+depth = 1
+state = "a"
+"""
+
+
+def test_bifurcation_diagram_task(tmp_path, capsys):
+    # ȧ = r a − a³ over r ∈ [−1, 1]: the branch a = 0 and, switched onto at the
+    # pitchfork r = 0, a = ±√r — three runs streamed into the file with the config,
+    # one figure; run again, the finished branches are reloaded.
+    cfg = tmp_path / "pf.toml"
+    cfg.write_text(DIAGRAM)
+    out = tmp_path / "pf.h5"
+    assert main(["run", str(cfg), "--output", str(out)]) == 0
+    runs = ds.io.runs(out)
+    assert sorted(runs) == ["pf_eq1", "pf_eq1.PF1+", "pf_eq1.PF1-"]
+    up = ds.io.load(out, "pf_eq1.PF1+")
+    assert np.allclose(up.ys[:, 0] ** 2, up.p, atol=1e-8)  # a² = r
+    assert "bifurcation_diagram" in ds.io.attributes(out, "pf_eq1")["config"]
+    assert (tmp_path / "pf_bifurcation.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["run", str(cfg), "--output", str(out)]) == 0
+    assert sorted(ds.io.runs(out)) == sorted(runs)
+    cfg.write_text(DIAGRAM.replace('param = "r"\n', ""))
+    assert main(["run", str(cfg)]) == 2
+    assert "missing required key 'param' in [bifurcation_diagram]" in (
+        capsys.readouterr().err
+    )
