@@ -73,3 +73,33 @@ def test_retraced_branches_are_dropped_and_a_rerun_resumes(tmp_path, monkeypatch
         assert np.array_equal(again.branches[name].p, d.branches[name].p)
     with pytest.raises(ValueError, match="depth must be >= 0"):
         bifurcation_diagram(Transcritical(), "mu", (-1.0, 1.0), depth=-1)
+
+
+class Bautin(ds.AbstractModel):
+    """ż = (μ + i)z + β z|z|² − z|z|⁴ (Cartesian): for β > 0 a subcritical Hopf
+    point at μ = 0 whose cycles (|z|² = r², μ + βr² − r⁴ = 0) turn in a fold of
+    cycles at μ = −β²/4, r² = β/2 (closed form)."""
+
+    mu: float = param(-0.5)
+    beta: float = param(1.0)
+    state_names = ("x", "y")
+
+    def vector_field(self, t, y, args):
+        x, v = y
+        r2 = x**2 + v**2
+        g = self.mu + self.beta * r2 - r2**2
+        return jnp.stack([g * x - v, g * v + x])
+
+    def initial_state(self):
+        return jnp.zeros(2)
+
+
+def test_diagram_with_cycles_and_their_fold():
+    d = bifurcation_diagram(Bautin(), "mu", (-0.5, 0.5))
+    assert list(d.branches) == ["eq1", "eq1.H1"]
+    (hopf,) = [q for _, q in d.special("hopf")]
+    assert hopf.value == pytest.approx(0.0, abs=1e-9)
+    assert hopf.criticality == "subcritical"
+    (fold,) = [q for _, q in d.special("cycle_fold")]
+    assert fold.value == pytest.approx(-0.25, abs=1e-7)
+    assert np.linalg.norm(fold.y) ** 2 == pytest.approx(0.5, abs=1e-6)
