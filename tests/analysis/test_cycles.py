@@ -352,7 +352,7 @@ def test_jumps_are_coarse_steps_and_duplicates_merge():
     # instead of recording a point of another solution. One point located twice
     # is kept once.
     from dynsim.analysis._arclength import Point
-    from dynsim.analysis._cycles import Cycles, _merged
+    from dynsim.analysis._cycle_problems import Cycles, merged
 
     def point(trivial, period, fold=1.0):
         record = {"trivial_error": trivial, "period": period, "n_below": 0}
@@ -368,4 +368,4 @@ def test_jumps_are_coarse_steps_and_duplicates_merge():
     fold = Bifurcation("cycle_fold", 0.25, np.ones(2), 3, frequency=1.0)
     again = Bifurcation("cycle_fold", 0.25 + 1e-12, np.ones(2), 4, frequency=1.0)
     other = Bifurcation("cycle_fold", 0.5, np.ones(2), 9, frequency=1.0)
-    assert _merged([fold, again, other]) == [fold, other]
+    assert merged([fold, again, other]) == [fold, other]
