@@ -4,16 +4,16 @@
 and a vmapped while loop runs every lane until the slowest member of the batch has
 finished: in an orbit diagram, where step counts differ several-fold between
 periodic and chaotic members, most lanes idle. The executor turns the solve inside
-out. One trajectory's *step* — diffrax's solver step (tableau, error estimate,
-dense output), its step-size controller and error norm, diffrax's bookkeeping of a
-step (`_clip_to_end`, NaN errors rejected, first failure kept), the running
-reductions, saving at given times and event detection — is written once
-(`_Program`) and vmapped over a fixed number of *lanes* inside a loop over steps
-that is not itself vmapped. Each lane carries its own time, step size, controller
-state, status and step counts; a state of up to `MAX_STATE` numbers is held
-component by component (struct of arrays: every component of all lanes is one
-vector, so the stages, the error norm and the controller are elementwise across
-the lanes and XLA fuses a whole step into a few loops over the lanes).
+out. One trajectory's *step* — diffrax's solver step (tableau, error estimate, dense
+output), its step-size controller and error norm, diffrax's bookkeeping of a step
+(`_step_rules.py`: the last step clipped to t1, NaN errors rejected, first failure
+kept), the running reductions, saving at given times and event detection — is
+written once (`_Program`) and vmapped over a fixed number of *lanes* inside a loop
+over steps that is not itself vmapped. Each lane carries its own time, step size,
+controller state, status and step counts; a state of up to `MAX_STATE` numbers is
+held component by component (struct of arrays: every component of all lanes is one
+vector, so the stages, the error norm and the controller are elementwise across the
+lanes and XLA fuses a whole step into a few loops over the lanes).
 
 *Lane refill.* When a lane's solve ends, the lane waits (masked) until `lanes/8`
 lanes are idle; then the loop leaves its inner loop over steps, every ended lane
@@ -48,7 +48,6 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
 
-from ._fusion import computed_once
 from ._integrate import all_finite, diffrax_event, step_controller
 from ._problem import Problem, SolveOptions, resolve_solver
 from ._reduce import (
@@ -60,6 +59,7 @@ from ._reduce import (
 )
 from ._solution import Solution
 from ._status import status_from_result
+from ._step_rules import Wrapped, clip_floor, clip_to_end, event_mask, save_in_step
 from ._unrolled import AbstractUnrolledERK
 
 #: Lanes are refilled in batches of 1/_REFILL_FRACTION of the lanes.
@@ -213,7 +213,7 @@ class _Program:
         def field(t, y, args):
             return pack(vector_field(t, unpack(y), args))
 
-        return _Wrapped(dfx.ODETerm(field), once), pack(self.promote(y0))
+        return Wrapped(dfx.ODETerm(field), once), pack(self.promote(y0))
 
     def ended(self, lane: _Lane) -> Array:
         """diffeqsolve's loop condition, negated, and its step budget."""
@@ -307,7 +307,7 @@ class _Program:
         )
         accept = keep & moving
         tprev = jnp.minimum(tprev, t1)
-        tnext = _clip_to_end(tprev, tnext, t1, self.t1_clip_floor, keep)
+        tnext = clip_to_end(tprev, tnext, t1, self.t1_clip_floor, keep)
         solver_result = dfx.RESULTS.where(keep, solver_result, dfx.RESULTS.successful)
         result = dfx.RESULTS.where(dfx.is_okay(s.result), solver_result, s.result)
         result = dfx.RESULTS.where(dfx.is_okay(result), controller_result, result)
@@ -320,14 +320,14 @@ class _Program:
             carries = select_carries(accept, new, carries)
         save_index, save_ys = s.save_index, s.save_ys
         if self.save_ts is not None:
-            save_index, save_ys = _save_in_step(
+            save_index, save_ys = save_in_step(
                 interpolation, self.save_ts, accept, s.tnext, save_index, save_ys
             )
         event = s.event
         if self.cond_fn is not None:
             assert event is not None
             value = self.cond_fn(tprev, y, args)
-            mask = _event_mask(event.value, value, self.direction) & all_finite(y)
+            mask = event_mask(event.value, value, self.direction) & all_finite(y)
             result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
             new_event = _Event(value, mask, s.tprev, s.tnext, dense_info)
             event = jtu.tree_map(lambda a, b: jnp.where(moving, a, b), new_event, event)
@@ -536,88 +536,9 @@ def integrate_ensemble(
     return (out, count) if diagnostics else out
 
 
-class _Wrapped(dfx.AbstractTerm):
-    """A term wrapped as diffeqsolve wraps every term it is given (for the
-    direction of time, here forwards): the same arithmetic, and the same first step
-    (diffrax's PID controller selects one only for a bare `ODETerm` and starts
-    every wrapped term with a step of 0.01). With `once`, every stage (`prod`) is
-    computed once (`computed_once`)."""
-
-    term: dfx.AbstractTerm
-    once: bool = eqx.field(default=False, static=True)
-
-    def vf(self, t, y, args):
-        return self.term.vf(t, y, args)
-
-    def contr(self, t0, t1, **kwargs):
-        return self.term.contr(t0, t1, **kwargs)
-
-    def prod(self, vf, control):
-        out = self.term.prod(vf, control)
-        return computed_once(out) if self.once else out
-
-
 def _zeros_like(s):
     return jnp.zeros(s.shape, s.dtype)
 
 
 def _flat(y: PyTree[Array]) -> Array:
     return ravel_pytree(y)[0]
-
-
-def clip_floor(t1: Array) -> Array:
-    """`t1` less 100 units in the last place: the time from which diffeqsolve
-    ends a step at `t1` (the same number as its 100 repeated
-    `equinox.internal.prevbefore`, for any `t1` that is not subnormal, in one step
-    of integer arithmetic on the bit patterns — 100 repeated steps make one
-    fusion of some 1 700 operations for XLA to compile)."""
-    t1 = jnp.asarray(t1)
-    tiny = jnp.finfo(t1.dtype).tiny
-    itype = {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[t1.dtype.itemsize]
-    lowest = jnp.iinfo(itype).min
-
-    def ordered(x):  # the bit pattern as an integer in the order of the floats
-        bits = jax.lax.bitcast_convert_type(x, itype)
-        return jnp.where(bits < 0, lowest - bits, bits)
-
-    def unordered(i):
-        bits = jnp.where(i < 0, lowest - i, i)
-        return jax.lax.bitcast_convert_type(bits.astype(itype), t1.dtype)
-
-    # prevbefore(0) is −tiny (not the largest negative subnormal).
-    start = jnp.where(t1 == 0, ordered(-tiny) + 1, ordered(t1))
-    return unordered(start - 100)
-
-
-def _clip_to_end(tprev, tnext, t1, t1_clip_floor, keep_step):
-    # As diffeqsolve: a next step ending within ~100 ULP of t1 ends at t1.
-    clip = tnext > t1_clip_floor
-    tclip = jnp.where(keep_step, t1, tprev + 0.5 * (t1 - tprev))
-    return jnp.where(clip, tclip, tnext)
-
-
-def _save_in_step(interpolator, ts, keep_step, tnext, index, ys):
-    """The states at the save times this accepted step passed, from its dense
-    output (as diffeqsolve's `SaveAt(ts=...)`)."""
-
-    def cond(c):
-        i, _ = c
-        last = ts.shape[0] - 1
-        return keep_step & (i <= last) & (ts[jnp.minimum(i, last)] <= tnext)
-
-    def body(c):
-        i, ys = c
-        y = interpolator.evaluate(ts[i])
-        return i + 1, jtu.tree_map(lambda b, v: b.at[i].set(v), ys, y)
-
-    return jax.lax.while_loop(cond, body, (index, ys))
-
-
-def _event_mask(old, new, direction):
-    if jnp.issubdtype(jnp.result_type(new), jnp.bool_):
-        return jnp.asarray(new)
-    if direction is None:
-        return jnp.sign(old) != jnp.sign(new)
-    if direction:
-        return (jnp.sign(old) <= 0) & (jnp.sign(new) > 0)
-    return (jnp.sign(old) > 0) & (jnp.sign(new) <= 0)

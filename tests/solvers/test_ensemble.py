@@ -16,7 +16,7 @@ from equinox.internal import prevbefore
 import dynsim as ds
 from dynsim import solvers
 from dynsim.models import replace_parameters
-from dynsim.solvers._ensemble import clip_floor
+from dynsim.solvers._step_rules import clip_floor
 from tests.helpers import BlowUp
 
 
