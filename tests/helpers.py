@@ -85,3 +85,25 @@ def covers(fig, x, y) -> bool:
     return all(
         np.any(np.all(np.isclose(drawn, p, rtol=0, atol=1e-12), axis=1)) for p in want
     )
+
+
+class Bautin(ds.AbstractModel):
+    """ż = (μ + iω)z + β z|z|² − z|z|⁴ in Cartesian form (r' = μr + βr³ − r⁵,
+    θ' = ω): Hopf points on μ = 0 with l₁ = 2β/ω (for ż = (μ + iω)z + (a + ib)|z|²z,
+    l₁ = 2a/ω; Kuznetsov 2004, §3.5), a Bautin point at μ = β = 0; for β > 0 the
+    Hopf point is subcritical and its cycles (μ + βr² − r⁴ = 0) turn in a fold of
+    cycles at μ = −β²/4, r² = β/2 (closed form)."""
+
+    mu: Float[Array, ""] = param(-0.5)
+    beta: Float[Array, ""] = param(1.0)
+    omega: Float[Array, ""] = param(1.0)
+    state_names: ClassVar[tuple[str, ...]] = ("x", "y")
+
+    def vector_field(self, t, y, args):
+        x, v = y
+        r2 = x**2 + v**2
+        g = self.mu + self.beta * r2 - r2**2
+        return jnp.stack([g * x - self.omega * v, g * v + self.omega * x])
+
+    def initial_state(self):
+        return jnp.zeros(2)

@@ -146,28 +146,17 @@ class Cycles(_CycleTests):
     def residual(self, X):
         return np.asarray(self._residual(X))
 
+    def _args(self, X):
+        return (self.model, self.param, jnp.asarray(X), jnp.asarray(self.x_ref),
+                jnp.asarray(self.v_ref), self.opts)  # fmt: skip
+
     def _residual(self, X):
-        return _shoot(
-            self.model,
-            self.param,
-            jnp.asarray(X),
-            jnp.asarray(self.x_ref),
-            jnp.asarray(self.v_ref),
-            self.opts,
-        )
+        return _shoot(*self._args(X))
 
     def jacobian(self, X):
         key = X.tobytes() + self.x_ref.tobytes()
         if self._cache is None or self._cache[0] != key:
-            jac = _shoot_jacobian(
-                self.model,
-                self.param,
-                jnp.asarray(X),
-                jnp.asarray(self.x_ref),
-                jnp.asarray(self.v_ref),
-                self.opts,
-            )
-            self._cache = (key, np.asarray(jac))
+            self._cache = (key, np.asarray(_shoot_jacobian(*self._args(X))))
         return self._cache[1]
 
     def multipliers(self, X):

@@ -7,6 +7,7 @@ import pytest
 import dynsim as ds
 from dynsim.analysis import bifurcation_curve, continuation
 from dynsim.models import param
+from tests.helpers import Bautin
 
 
 class Cusp(ds.AbstractModel):
@@ -85,25 +86,6 @@ class BogdanovTakens(ds.AbstractModel):
         return jnp.array([1.0, 0.0])
 
 
-class Bautin(ds.AbstractModel):
-    """ż = (β₁ + i)z + β₂ z|z|² − z|z|⁴ in Cartesian form: Hopf points on β₁ = 0
-    with l₁ = 2β₂ (for ż = (μ + iω)z + (a + ib)|z|²z, l₁ = 2a/ω): a Bautin point at
-    β = 0 (Kuznetsov 2004, §8.3)."""
-
-    b1: float = param(-0.5)
-    b2: float = param(-0.5)
-    state_names = ("x", "y")
-
-    def vector_field(self, t, y, args):
-        x, v = y
-        r2 = x**2 + v**2
-        g = self.b1 + self.b2 * r2 - r2**2
-        return jnp.stack([g * x - v, g * v + x])
-
-    def initial_state(self):
-        return jnp.zeros(2)
-
-
 class HopfPlus(ds.AbstractModel):
     """A Hopf normal form (μ = β₁, ω = 1) beside a real mode ż = β₂z − z² and a
     second oscillator (μ = β₂ − 1, ω = 2.3), uncoupled: on the Hopf curve β₁ = 0 a
@@ -165,10 +147,11 @@ def test_cusp_point_and_coefficient():
 
 
 def test_bautin_zero_hopf_and_double_hopf_on_hopf_curves():
-    branch = continuation(Bautin(), "b1", (-0.5, 0.5), progress=False)
+    # The Bautin normal form (l₁ = 2β/ω, tests/helpers.py): GH at μ = β = 0.
+    branch = continuation(Bautin(beta=-0.5), "mu", (-0.5, 0.5), progress=False)
     (hopf,) = branch.special("hopf")
     curve = bifurcation_curve(
-        branch, hopf, "b2", {"b1": (-1.0, 1.0), "b2": (-0.5, 0.5)}
+        branch, hopf, "beta", {"mu": (-1.0, 1.0), "beta": (-0.5, 0.5)}
     )
     (gh,) = curve.points
     assert gh.kind == "bautin" and np.allclose(gh.values, [0.0, 0.0], atol=1e-8)

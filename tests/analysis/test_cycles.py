@@ -14,25 +14,7 @@ from dynsim.analysis import (
     periodic_orbit_guess,
 )
 from dynsim.models import param
-
-
-class Bautin(ds.AbstractModel):
-    """r' = μr + r³ − r⁵, θ' = ω in Cartesian form: a subcritical Hopf point at μ = 0
-    whose unstable cycles turn around in a fold of cycles where μ + 3r² − 5r⁴ = 0 on
-    μ + r² − r⁴ = 0, i.e. r² = 1/2, μ = −1/4."""
-
-    mu: float = param(-0.5)
-    omega: float = param(1.0)
-    state_names = ("x", "y")
-
-    def vector_field(self, t, y, args):
-        x, v = y
-        r2 = x**2 + v**2
-        g = self.mu + r2 - r2**2
-        return jnp.stack([g * x - self.omega * v, g * v + self.omega * x])
-
-    def initial_state(self):
-        return jnp.zeros(2)
+from tests.helpers import Bautin
 
 
 @pytest.mark.parametrize("method", ["collocation", "shooting"])

@@ -7,6 +7,7 @@ import pytest
 import dynsim as ds
 from dynsim.analysis import _diagram, bifurcation_diagram
 from dynsim.models import param
+from tests.helpers import Bautin
 
 
 class Transcritical(ds.AbstractModel):
@@ -73,25 +74,6 @@ def test_retraced_branches_are_dropped_and_a_rerun_resumes(tmp_path, monkeypatch
         assert np.array_equal(again.branches[name].p, d.branches[name].p)
     with pytest.raises(ValueError, match="depth must be >= 0"):
         bifurcation_diagram(Transcritical(), "mu", (-1.0, 1.0), depth=-1)
-
-
-class Bautin(ds.AbstractModel):
-    """ż = (μ + i)z + β z|z|² − z|z|⁴ (Cartesian): for β > 0 a subcritical Hopf
-    point at μ = 0 whose cycles (|z|² = r², μ + βr² − r⁴ = 0) turn in a fold of
-    cycles at μ = −β²/4, r² = β/2 (closed form)."""
-
-    mu: float = param(-0.5)
-    beta: float = param(1.0)
-    state_names = ("x", "y")
-
-    def vector_field(self, t, y, args):
-        x, v = y
-        r2 = x**2 + v**2
-        g = self.mu + self.beta * r2 - r2**2
-        return jnp.stack([g * x - v, g * v + x])
-
-    def initial_state(self):
-        return jnp.zeros(2)
 
 
 def test_diagram_with_cycles_and_their_fold():

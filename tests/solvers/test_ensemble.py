@@ -37,6 +37,15 @@ def _same_steps(a, b):
         assert np.max(np.abs(sa - sb)) <= 1, key
 
 
+def _same_values(a, b, names):
+    """The observables agree: NaN where the other's is, else to 1e-7."""
+    for key in names:
+        va, vb = np.asarray(a.values[key]), np.asarray(b.values[key])
+        assert np.array_equal(np.isnan(va), np.isnan(vb)), key
+        ok = ~np.isnan(vb)
+        assert np.allclose(va[ok], vb[ok], rtol=1e-7, atol=1e-7), key
+
+
 # 200 runs (on 128 lanes: the executor keeps at least 128 lanes per device, so
 # lanes are refilled as their runs end); tolerances rtol = atol = 1e-8.
 CASES = {
@@ -78,11 +87,7 @@ def test_running_observables_agree():
     }
     a, b = _both(model, params, span, rtol=1e-8, atol=1e-8, observables=obs)
     _same_steps(a, b)
-    for key in obs:
-        va, vb = np.asarray(a.values[key]), np.asarray(b.values[key])
-        assert np.array_equal(np.isnan(va), np.isnan(vb)), key
-        ok = ~np.isnan(vb)
-        assert np.allclose(va[ok], vb[ok], rtol=1e-7, atol=1e-7), key
+    _same_values(a, b, obs)
 
 
 def test_fixed_steps_agree():
@@ -156,11 +161,7 @@ def test_fused_kernel_agrees():
     b = ds.scan(model, params, span, executor="vmap", **kwargs)
     assert a.info.solver_settings["executor"] == "pallas"
     _same_steps(a, b)
-    for key in obs:
-        va, vb = np.asarray(a.values[key]), np.asarray(b.values[key])
-        assert np.array_equal(np.isnan(va), np.isnan(vb)), key
-        ok = ~np.isnan(vb)
-        assert np.allclose(va[ok], vb[ok], rtol=1e-7, atol=1e-7), key
+    _same_values(a, b, obs)
     a_values = np.linspace(0.1, 1.5, 24)  # NONFINITE past a = 1/2 (see below)
     kwargs = dict(rtol=1e-8, atol=1e-8, progress=False)
     a = ds.scan(BlowUp(), {"a": a_values}, (0.0, 2.0), executor="pallas", **kwargs)
