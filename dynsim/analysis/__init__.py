@@ -34,7 +34,10 @@ from ._lyapunov import (
     lyapunov_spectrum as lyapunov_spectrum,
     max_lyapunov as max_lyapunov,
 )
-from ._normal_form import first_lyapunov as first_lyapunov
+from ._normal_form import (
+    first_lyapunov as first_lyapunov,
+    second_lyapunov as second_lyapunov,
+)
 from ._ramp import (
     TRANSITIONS as TRANSITIONS,
     RampExperiment as RampExperiment,

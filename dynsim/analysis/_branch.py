@@ -117,8 +117,9 @@ class Codim2Point:
       points `index − 1` and `index` of the curve.
     - `coefficients`: its normal-form coefficients (Kuznetsov, *Elements of Applied
       Bifurcation Theory*, 3rd ed.): Bogdanov–Takens `a` > 0, `b` (ẇ₀ = w₁,
-      ẇ₁ = a w₀² + b w₀ w₁); cusp `c` (ẋ = c x³); Bautin `l1` (≈ 0 there);
-      `omega` where a Hopf frequency applies. `note`: a remark.
+      ẇ₁ = a w₀² + b w₀ w₁); cusp `c` (ẋ = c x³); Bautin `l1` (≈ 0 there) and the
+      second Lyapunov coefficient `l2` (l₂ < 0: the cycles' fold curve leaves on the
+      side l₁ > 0); `omega` where a Hopf frequency applies. `note`: a remark.
     """
 
     kind: str
@@ -297,12 +298,14 @@ class CycleBranch(_Followed):
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Curve(AbstractResult):
-    """A curve of Hopf points or folds in the plane of two parameters.
+    """A curve of Hopf points, folds or folds of cycles in the plane of two
+    parameters.
 
-    - `bifurcation`: "hopf" or "fold"; `params`: the two names; `values`
-      (points, 2); `ys` (points, state): the equilibrium along the curve;
-      `frequency`: ω of the Hopf curve (NaN for folds); `status`, `message`, `info`:
-      as for `Branch`; `points`: the codimension-two points located on it
+    - `bifurcation`: "hopf", "fold" or "cycle_fold"; `params`: the two names;
+      `values` (points, 2); `ys` (points, state): the equilibrium along the curve
+      (for folds of cycles, a point of the orbit); `frequency`: ω of the Hopf curve,
+      2π/T of the folds of cycles (NaN for folds); `status`, `message`, `info`,
+      `model`: as for `Branch`; `points`: the codimension-two points located on it
       (`Codim2Point`).
     """
 
@@ -315,8 +318,10 @@ class Curve(AbstractResult):
     message: str
     info: RunInfo
     points: tuple[Codim2Point, ...] = ()
+    model: Any = None
 
     kind: ClassVar[str] = "curve"
+    transient: ClassVar[tuple[str, ...]] = ("model",)
     codecs: ClassVar = {
         "points": (
             lambda points: [q.to_dict() for q in points],

@@ -140,7 +140,7 @@ class Cycles(_CycleTests):
     def orbit(self, X):
         """The orbit through x₀ over one period, at `samples` times."""
         return np.asarray(
-            _orbit(self.model, self.param, jnp.asarray(X), self.ts, self.opts)
+            orbit(self.model, (self.param,), jnp.asarray(X), self.ts, self.opts)
         )
 
     def residual(self, X):
@@ -198,42 +198,51 @@ class CollocationCycles(Collocation, _CycleTests):
 
 
 class _Rescaled(AbstractModel):
-    """`base` at parameter `param` = `value`, in the time of one period: τ = t/T,
+    """`base` at parameters `params` = `values`, in the time of one period: τ = t/T,
     dx/dτ = T f(x). A model like any other, solved through its problem."""
 
     base: AbstractModel
-    param: str = eqx.field(static=True)
+    params: tuple[str, ...] = eqx.field(static=True)
     period: jax.Array
-    value: jax.Array
+    values: jax.Array
 
     @property
     def state_names(self) -> tuple[str, ...]:
         return self.base.state_names
 
     def vector_field(self, t, u, args):
-        at = replace_parameters(self.base, {self.param: self.value})
+        values = {name: self.values[i] for i, name in enumerate(self.params)}
+        at = replace_parameters(self.base, values)
         return self.period * at.vector_field(t, u, args)
 
     def initial_state(self):
         return self.base.initial_state()
 
 
-def _over_one_period(model, param, X, opts):
-    n = X.size - 2
-    problem = _Rescaled(model, param, X[n], X[n + 1]).problem()
+def over_one_period(model, params, X, opts):
+    """The solve over one period of X = (x₀, T, values of `params`)."""
+    n = X.size - 1 - len(params)
+    problem = _Rescaled(model, params, X[n], X[n + 1 :]).problem()
     return solvers.integrate(problem, X[:n], 0.0, 1.0, None, options=opts)
 
 
 @eqx.filter_jit
-def _orbit(model, param, X, ts, opts):
+def orbit(model, params, X, ts, opts):
+    """The orbit of X = (x₀, T, values of `params`) at the times ts ⊂ [0, 1]."""
     opts = dataclasses.replace(opts, saveat=SaveSpec(ts=ts))
-    return _over_one_period(model, param, X, opts).ys
+    return over_one_period(model, params, X, opts).ys
 
 
 @eqx.filter_jit
 def _shoot(model, param, X, x_ref, v_ref, opts):
-    n = X.size - 2
-    sol = _over_one_period(model, param, X, opts)
+    return shooting_residual(model, (param,), X, x_ref, v_ref, opts)
+
+
+def shooting_residual(model, params, X, x_ref, v_ref, opts):
+    """φ_T(x₀) − x₀ (NaN where the solve failed) and the phase condition
+    ⟨v_ref, x₀ − x_ref⟩, at X = (x₀, T, values of `params`)."""
+    n = X.size - 1 - len(params)
+    sol = over_one_period(model, params, X, opts)
     end = jnp.where(sol.status == 0, sol.ys[-1], jnp.nan)
     return jnp.append(end - X[:n], v_ref @ (X[:n] - x_ref))
 

@@ -116,7 +116,13 @@ class LinearSolver:
 
     def __call__(self, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
         if self.sparse:
-            return self._lu.solve(rhs, trans="T" if transpose else "N")
+            trans = "T" if transpose else "N"
+            if np.iscomplexobj(rhs) and not np.iscomplexobj(self._lu.L.data):
+                # A real factorisation solves the real and imaginary parts apart.
+                return self._lu.solve(rhs.real.copy(), trans=trans) + 1j * (
+                    self._lu.solve(rhs.imag.copy(), trans=trans)
+                )
+            return self._lu.solve(rhs, trans=trans)
         return sla.lu_solve(self._lu, rhs, trans=1 if transpose else 0)
 
 

@@ -9,6 +9,14 @@ with A q = iω q, Aᵀ p = −iω p, ⟨q,q⟩ = ⟨p,q⟩ = 1 (⟨u,v⟩ = ū�
 and third derivatives of f at the equilibrium as multilinear forms (nested JVPs, so
 no hand-written derivatives). l₁ < 0: supercritical (a stable cycle is born), l₁ > 0:
 subcritical. For ż = (μ + iω)z + (a + ib)|z|²z this gives l₁ = 2a/ω.
+
+At a Bautin point (l₁ = 0) the second Lyapunov coefficient l₂ decides
+(Kuznetsov 1999, *SIAM J. Numer. Anal.* 36:1104, §3.2; Kuznetsov 2004, §8.3): with x
+= 2 Re(w q) + Σ h_jk w^j w̄^k/(j! k!) the centre manifold and ẇ = iωw + ½G₂₁w|w|²
++ (1/12)G₃₂w|w|⁴ its normal form, the homological equation at each order gives
+h_jk = (iω(j−k) − A)⁻¹[F_jk − corrections] and l₂ = Re G₃₂/(12ω) (`second_lyapunov`;
+the formulas in its docstring). For ż = (μ + iω)z + a|z|²z + s|z|⁴z at μ = a = 0
+it gives l₂ = 4s/ω (the same normalisation of q as l₁).
 """
 
 from __future__ import annotations
@@ -20,41 +28,36 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 
 from ._linalg import LinearSolver, shifted
 
 
 @eqx.filter_jit
-def _d2(model, y, u, v, t, args):
-    def f(z):
-        return model.vector_field(t, z, args)
+def _derivative(model, y, vectors, t, args):
+    """The k-th derivative of f at y along k real vectors (nested JVPs)."""
 
-    return jax.jvp(lambda z: jax.jvp(f, (z,), (v,))[1], (y,), (u,))[1]
+    def along(g, v):
+        return lambda z: jax.jvp(g, (z,), (v,))[1]
 
-
-@eqx.filter_jit
-def _d3(model, y, u, v, w, t, args):
-    def f(z):
-        return model.vector_field(t, z, args)
-
-    def d2(z):
-        return jax.jvp(lambda x: jax.jvp(f, (x,), (w,))[1], (z,), (v,))[1]
-
-    return jax.jvp(d2, (y,), (u,))[1]
+    g = lambda z: model.vector_field(t, z, args)  # noqa: E731
+    for v in vectors:
+        g = along(g, v)
+    return g(y)
 
 
 def multilinear(model: Any, y: np.ndarray, *vectors: np.ndarray, t=0.0, args=None):
-    """B(u, v) (two vectors) or C(u, v, w) (three) at y, extended to complex vectors
-    by multilinearity."""
-    form = {2: _d2, 3: _d3}[len(vectors)]
+    """The symmetric multilinear form of f's k-th derivative at y (k = the number of
+    vectors: B, C, D, E for k = 2…5), extended to complex vectors by
+    multilinearity."""
     y = jnp.asarray(y)
     out = 0.0
     parts = [((v.real, 1.0), (v.imag, 1j)) for v in map(np.asarray, vectors)]
     for choice in itertools.product(*parts):
         coef = np.prod([c for _, c in choice])
-        vecs = [jnp.asarray(v) for v, _ in choice]
+        vecs = tuple(jnp.asarray(v) for v, _ in choice)
         if all(np.any(v) for v in vecs):
-            out = out + coef * np.asarray(form(model, y, *vecs, t, args))
+            out = out + coef * np.asarray(_derivative(model, y, vecs, t, args))
     return np.asarray(out) * np.ones(y.shape)
 
 
@@ -96,3 +99,68 @@ def first_lyapunov(
         + np.vdot(p, multilinear(model, y, qb, h20, t=t, args=args))
     )
     return float(term.real / (2 * omega))
+
+
+def second_lyapunov(
+    model: Any, y: np.ndarray, jac: Any, omega: float, t=0.0, args=None
+) -> float:
+    """The second Lyapunov coefficient l₂ = Re G₃₂/(12ω) of a Hopf point (meaningful
+    where l₁ = 0, at a Bautin point; module docstring). With B…E the derivatives of
+    f as multilinear forms, q, p as for l₁, h₀₂ = h̄₂₀, h₁₂ = h̄₂₁ and
+    (z − A)⁻¹ written R(z):
+
+    - h₂₀ = R(2iω) B(q,q), h₁₁ = R(0) B(q,q̄), h₃₀ = R(3iω)[C(q,q,q) + 3B(q,h₂₀)];
+    - G₂₁ = ⟨p, F₂₁⟩ with F₂₁ = C(q,q,q̄) + B(q̄,h₂₀) + 2B(q,h₁₁), and h₂₁ the
+      solution of (iω − A) h₂₁ = F₂₁ − G₂₁q with ⟨p, h₂₁⟩ = 0 (bordered);
+    - h₃₁ = R(2iω)[D(q,q,q,q̄) + 3C(q,q,h₁₁) + 3C(q,q̄,h₂₀) + 3B(h₂₀,h₁₁)
+      + B(q̄,h₃₀) + 3B(q,h₂₁) − 3G₂₁h₂₀];
+    - h₂₂ = R(0)[D(q,q,q̄,q̄) + 4C(q,q̄,h₁₁) + C(q̄,q̄,h₂₀) + C(q,q,h₀₂) + 2B(h₁₁,h₁₁)
+      + 2B(q,h₁₂) + 2B(q̄,h₂₁) + B(h₂₀,h₀₂) − 4 Re G₂₁ h₁₁];
+    - G₃₂ = ⟨p, E(q,q,q,q̄,q̄) + D(q,q,q,h₀₂) + 3D(q,q̄,q̄,h₂₀) + 6D(q,q,q̄,h₁₁)
+      + C(q̄,q̄,h₃₀) + 3C(q,q,h₁₂) + 6C(q,q̄,h₂₁) + 3C(q,h₂₀,h₀₂) + 6C(q,h₁₁,h₁₁)
+      + 6C(q̄,h₂₀,h₁₁) + 2B(q̄,h₃₁) + 3B(q,h₂₂) + B(h₀₂,h₃₀) + 3B(h₁₂,h₂₀)
+      + 6B(h₁₁,h₂₁)⟩.
+
+    The terms in G₂₁ are the normal form's own (ẇ's cubic term acting on h₂₀, h₁₁);
+    ⟨p, h₂₁⟩ = 0 removes them from G₃₂."""
+    q, p = hopf_vectors(jac, omega)
+    qb = np.conj(q)
+
+    def form(*vectors):
+        return multilinear(model, y, *vectors, t=t, args=args)
+
+    def resolvent(z, rhs):
+        return -LinearSolver(shifted(jac, z))(rhs)
+
+    h20 = resolvent(2j * omega, form(q, q))
+    h11 = resolvent(0.0, form(q, qb))
+    h30 = resolvent(3j * omega, form(q, q, q) + 3 * form(q, h20))
+    f21 = form(q, q, qb) + form(qb, h20) + 2 * form(q, h11)
+    g21 = np.vdot(p, f21)
+    h21 = _bordered_solve(shifted(jac, 1j * omega), q, p, g21 * q - f21)
+    h02, h12 = np.conj(h20), np.conj(h21)
+    f31 = (form(q, q, q, qb) + 3 * form(q, q, h11) + 3 * form(q, qb, h20)
+           + 3 * form(h20, h11) + form(qb, h30) + 3 * form(q, h21))  # fmt: skip
+    h31 = resolvent(2j * omega, f31 - 3 * g21 * h20)
+    f22 = (form(q, q, qb, qb) + 4 * form(q, qb, h11) + form(qb, qb, h20)
+           + form(q, q, h02) + 2 * form(h11, h11) + 2 * form(q, h12)
+           + 2 * form(qb, h21) + form(h20, h02))  # fmt: skip
+    h22 = resolvent(0.0, f22 - 4 * g21.real * h11)
+    f32 = (form(q, q, q, qb, qb) + form(q, q, q, h02) + 3 * form(q, qb, qb, h20)
+           + 6 * form(q, q, qb, h11) + form(qb, qb, h30) + 3 * form(q, q, h12)
+           + 6 * form(q, qb, h21) + 3 * form(q, h20, h02) + 6 * form(q, h11, h11)
+           + 6 * form(qb, h20, h11) + 2 * form(qb, h31) + 3 * form(q, h22)
+           + form(h02, h30) + 3 * form(h12, h20) + 6 * form(h11, h21))  # fmt: skip
+    return float(np.vdot(p, f32).real / (12 * omega))
+
+
+def _bordered_solve(matrix: Any, q: np.ndarray, p: np.ndarray, rhs: np.ndarray):
+    """x with matrix·x = rhs and ⟨p, x⟩ = 0, where matrix is singular with null
+    vector q and left null vector p̄ (rhs ⟂ p): the bordered system
+    [[matrix, q], [p̄ᵀ, 0]]."""
+    n = q.size
+    if sp.issparse(matrix):
+        bordered = sp.bmat([[matrix, q[:, None]], [np.conj(p)[None, :], None]])
+    else:
+        bordered = np.block([[matrix, q[:, None]], [np.conj(p)[None, :], 0.0]])
+    return LinearSolver(bordered)(np.append(rhs, 0.0))[:n]
