@@ -146,14 +146,19 @@ def bifurcation_diagram(
 
 def _curves(curves, ax) -> Figure:
     fig, ax = _new_axes(ax, size=(5.0, 4.0))
+    names = {"hopf": "Hopf", "fold": "fold", "cycle_fold": "fold of cycles"}
     for i, c in enumerate(curves):
         ax.plot(
             c.values[:, 0],
             c.values[:, 1],
             color=f"C{i}",
             lw=1.4,
-            label=f"{'Hopf' if c.bifurcation == 'hopf' else 'fold'} curve",
+            label=f"{names[c.bifurcation]} curve",
         )
+        for q in c.points:
+            ax.plot(*q.values, "o", color="k", ms=4, zorder=3)
+            ax.annotate(q.label, q.values, xytext=(4, 4),
+                        textcoords="offset points", fontsize=8)  # fmt: skip
     ax.set_xlabel(curves[0].params[0])
     ax.set_ylabel(curves[0].params[1])
     ax.set_title(_title(curves[0].info))

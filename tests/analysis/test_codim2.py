@@ -8,7 +8,7 @@ import pytest
 import dynsim as ds
 from dynsim.analysis import bifurcation_curve, continuation
 from dynsim.models import param
-from tests.helpers import Bautin
+from tests.helpers import Bautin, has_line
 
 
 class Cusp(ds.AbstractModel):
@@ -137,7 +137,7 @@ def test_bogdanov_takens_on_a_fold_curve(tmp_path):
     assert back.coefficients == bt.coefficients and back.index == bt.index
 
 
-def test_hopf_and_fold_curves_from_a_bogdanov_takens_point():
+def test_hopf_and_fold_curves_from_a_bogdanov_takens_point(tmp_path):
     model = BogdanovTakens()
     branch = continuation(model, "b1", (-1.0, 0.5), y0=[1.0, 0.0], progress=False)
     spans = {"b1": (-1.0, 1.0), "b2": (-0.5, 0.5)}
@@ -160,6 +160,12 @@ def test_hopf_and_fold_curves_from_a_bogdanov_takens_point():
     assert again.ok and np.abs(again.values[:, 0]).max() < 1e-12
     assert np.ptp(again.values[:, 1]) == pytest.approx(1.0)
     assert [q.kind for q in again.points] == ["bogdanov_takens"]
+    # The figure: both curves in the parameter plane, the point labelled.
+    fig = ds.plot.bifurcation_diagram(folds, hopf)
+    assert has_line(fig, hopf.values[:, 1], hopf.values[:, 0])
+    assert has_line(fig, folds.values[:, 1], folds.values[:, 0])
+    assert [t.get_text() for t in fig.axes[0].texts].count("BT") == 2
+    fig.savefig(tmp_path / "bt.png")
     with pytest.raises(ValueError, match="no curve 'cycle_fold' starts"):
         bifurcation_curve(folds, bt, spans=spans, bifurcation="cycle_fold")
 
