@@ -28,7 +28,7 @@ from .._custom_types import Span, System
 from ._branch import Bifurcation, Branch, CycleBranch
 from ._continuation import continuation, switch_branch
 from ._cycles import cycle_continuation
-from ._linalg import equilibrium
+from ._linalg import distinct_equilibria
 
 #: A branch within this distance (relative to the diagram's scale) of a followed
 #: one, at every one of its sampled points, retraces it.
@@ -165,22 +165,15 @@ def bifurcation_diagram(
 
 
 def _first_equilibria(model, param, span, seeds, n_seeds) -> list[np.ndarray]:
-    """The distinct equilibria found by Newton from the seeds at the span's start."""
+    """The distinct equilibria found by Newton from the seeds at the span's start
+    (one batched solve)."""
     at = replace_parameters(model, {param: span[0]})
     y0 = np.asarray(at.initial_state(), float).reshape(-1)
     if seeds is None:
         rng = np.random.default_rng(0)
         scale = max(1.0, float(np.max(np.abs(y0))))
         seeds = np.vstack([y0, y0 + scale * rng.standard_normal((n_seeds, y0.size))])
-    found: list[np.ndarray] = []
-    for seed in np.atleast_2d(np.asarray(seeds, float)):
-        eq = equilibrium(at, seed)
-        if not eq.ok:
-            continue
-        y = np.asarray(eq.y, float)
-        if all(np.max(np.abs(y - f)) > 1e-6 * (1 + np.max(np.abs(f))) for f in found):
-            found.append(y)
-    return found
+    return distinct_equilibria(at, seeds)
 
 
 def _children(name: str, branch, cycles: bool):

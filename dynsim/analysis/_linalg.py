@@ -189,26 +189,18 @@ def equilibrium(
         y0 = model.steady_state()
         y0 = model.initial_state() if y0 is None else y0
     y0 = np.asarray(y0, float)
-    if model.sparse_jacobian(y0, args) is not None:
+    if model.sparse_jacobian(y0, args) is None:
+        roots, counts = _newton(model, y0[None], t, args, rtol, atol, max_steps)
+        y, steps = np.asarray(roots[0]), int(counts[0])
+    else:
         y, steps = y0, 0
         for steps in range(1, max_steps + 1):  # noqa: B007
             dy = LinearSolver(jacobian(model, y, t, args))(-field(model, y, t, args))
             y = y + dy
             if np.max(np.abs(dy)) <= atol + rtol * np.max(np.abs(y)):
                 break
-    else:
-        sol = optx.root_find(
-            lambda u, m: m.vector_field(t, u, args),
-            optx.Newton(rtol=rtol, atol=atol),
-            jnp.asarray(y0),
-            args=model,
-            max_steps=max_steps,
-            throw=False,
-        )
-        y, steps = np.asarray(sol.value), int(sol.stats["num_steps"])
     res = float(np.max(np.abs(field(model, y, t, args))))
-    scale = max(1.0, float(np.max(np.abs(y))))
-    converged = bool(np.all(np.isfinite(y))) and res <= 1e3 * (atol + rtol * scale)
+    converged = _converged(y, res, rtol, atol)
     message = (
         "converged"
         if converged
@@ -224,3 +216,60 @@ def equilibrium(
     )
     status = Status.SUCCESS if converged else Status.NO_CONVERGENCE
     return Equilibrium(y, int(status), res, steps, vals, message)
+
+
+@eqx.filter_jit
+def _newton(model, seeds, t, args, rtol, atol, max_steps):
+    """Newton's method (optimistix, exact JAX Jacobian) from each row of `seeds` at
+    once: the roots and the step counts."""
+
+    def one(y0):
+        sol = optx.root_find(
+            lambda u, m: m.vector_field(t, u, args),
+            optx.Newton(rtol=rtol, atol=atol),
+            y0,
+            args=model,
+            max_steps=max_steps,
+            throw=False,
+        )
+        return sol.value, sol.stats["num_steps"]
+
+    return jax.vmap(one)(seeds)
+
+
+def _converged(y, residual, rtol, atol) -> bool:
+    scale = max(1.0, float(np.max(np.abs(y))))
+    return bool(np.all(np.isfinite(y))) and residual <= 1e3 * (atol + rtol * scale)
+
+
+def distinct_equilibria(
+    model: System,
+    seeds: np.ndarray,
+    *,
+    t: float = 0.0,
+    args: Any = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 50,
+) -> list[np.ndarray]:
+    """The distinct equilibria Newton's method reaches from the rows of `seeds`: one
+    batched solve (or one solve per seed for models with `sparse_jacobian`), the
+    non-converged dropped, duplicates (within 10⁻⁶ relative) merged, in seed
+    order."""
+    seeds = np.atleast_2d(np.asarray(seeds, float))
+    if model.sparse_jacobian(seeds[0], args) is None:
+        roots, _ = _newton(model, jnp.asarray(seeds), t, args, rtol, atol, max_steps)
+        roots = np.asarray(roots)
+        ok = [
+            _converged(y, float(np.max(np.abs(field(model, y, t, args)))), rtol, atol)
+            for y in roots
+        ]
+        candidates = roots[np.asarray(ok, bool)]
+    else:
+        solved = [equilibrium(model, y, t=t, args=args) for y in seeds]
+        candidates = [np.asarray(e.y, float) for e in solved if e.ok]
+    found: list[np.ndarray] = []
+    for y in candidates:
+        if all(np.max(np.abs(y - f)) > 1e-6 * (1 + np.max(np.abs(f))) for f in found):
+            found.append(y)
+    return found

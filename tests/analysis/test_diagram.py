@@ -46,7 +46,12 @@ def test_lorenz_diagram_has_every_branch_once(tmp_path):
     # Every branch is in the file as it was computed, and reloads equal.
     for name, b in d.branches.items():
         back = ds.io.load(path, name)
-        assert np.array_equal(back.p, b.p)
+        assert type(back) is type(b) and np.array_equal(back.p, b.p)
+        states = "ys" if isinstance(b, ds.analysis.Branch) else "x0"
+        assert np.array_equal(getattr(back, states), getattr(b, states))
+        assert [(q.kind, q.value) for q in back.points] == [
+            (q.kind, q.value) for q in b.points
+        ]
     fig = d.figure(state="x")
     assert len(fig.axes[0].lines) >= 5
 
@@ -72,6 +77,24 @@ def test_retraced_branches_are_dropped_and_a_rerun_resumes(tmp_path, monkeypatch
     assert list(again.branches) == list(d.branches)
     for name in d.branches:
         assert np.array_equal(again.branches[name].p, d.branches[name].p)
+    monkeypatch.undo()
+
+    # Interrupted while switching (after both first branches were finished): the
+    # re-run takes them from the file and goes on.
+    path = tmp_path / "interrupted.h5"
+    switch = _diagram.switch_branch
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_diagram, "switch_branch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        bifurcation_diagram(Transcritical(), "mu", (-1.0, 1.0), store=path)
+    monkeypatch.setattr(_diagram, "switch_branch", switch)
+    monkeypatch.setattr(_diagram, "continuation", refuse)
+    resumed = bifurcation_diagram(Transcritical(), "mu", (-1.0, 1.0), store=path)
+    assert list(resumed.branches) == list(d.branches)
+    assert resumed.dropped == d.dropped
     with pytest.raises(ValueError, match="depth must be >= 0"):
         bifurcation_diagram(Transcritical(), "mu", (-1.0, 1.0), depth=-1)
 
