@@ -73,6 +73,10 @@ class AbstractRunningObservable(AbstractObservable):
 
     #: Whether `finish` returns one value per selected component (a leading axis).
     componentwise: ClassVar[bool] = True
+    #: Whether it reads exactly one component (`state` must name it).
+    needs_state: ClassVar[bool] = False
+    #: Whether `init` sees the whole state rather than the selected components.
+    whole_state: ClassVar[bool] = False
 
     @property
     def start(self) -> float:
@@ -279,6 +283,7 @@ class _PeakBuffer(AbstractRunningObservable):
     buffer), with the running maximum and minimum."""
 
     componentwise: ClassVar[bool] = False
+    needs_state: ClassVar[bool] = True
     max_peaks: eqx.AbstractVar[int]
 
     def init(self, t0, y0, discrete):
@@ -412,7 +417,8 @@ class BoundObservable(AbstractReduction):
         return y if self.index is None else y[self.index : self.index + 1]
 
     def init(self, t0, y0, discrete):
-        return self.obs.init(t0, self._select(y0), discrete)
+        y = y0 if self.obs.whole_state else self._select(y0)
+        return self.obs.init(t0, y, discrete)
 
     def update(self, carry, segment, samples):
         new = self.obs.update(carry, segment, samples, self._select)
@@ -472,39 +478,10 @@ def bind_observables(
         if isinstance(obs, Function):
             out.append((name, (obs, index)))
             continue
-        if isinstance(obs, _PeakBuffer) and index is None:
+        if obs.needs_state and index is None:
             raise ValueError(
                 f"observable {name!r}: {type(obs).__name__} needs one state "
                 "component (state=...)"
             )
         out.append((name, BoundObservable(obs, index)))
     return tuple(out)
-
-
-_BY_NAME: dict[str, type[AbstractObservable]] = {
-    "final": FinalState,
-    "mean": Mean,
-    "max": Max,
-    "min": Min,
-    "amplitude": Amplitude,
-    "sign_changes": SignChanges,
-    "peaks": Peaks,
-    "period": Period,
-}
-
-OBSERVABLE_KINDS: tuple[str, ...] = tuple(_BY_NAME)
-
-
-def observable(kind: str, **options) -> AbstractObservable:
-    """An observable by kind name (the names configs use): one of `OBSERVABLE_KINDS`.
-
-    **Raises:** `ValueError` for an unknown kind or option.
-    """
-    if kind not in _BY_NAME:
-        raise ValueError(
-            f"unknown observable kind {kind!r}; known kinds: {', '.join(_BY_NAME)}"
-        )
-    try:
-        return _BY_NAME[kind](**options)
-    except TypeError as e:
-        raise ValueError(f"observable {kind!r}: {e}") from None

@@ -1,7 +1,6 @@
 """Observables for `dynsim.scan`: per-point reductions computed on the device."""
 
 from ._observables import (
-    OBSERVABLE_KINDS as OBSERVABLE_KINDS,
     AbstractObservable as AbstractObservable,
     AbstractRunningObservable as AbstractRunningObservable,
     Amplitude as Amplitude,
@@ -13,5 +12,35 @@ from ._observables import (
     Peaks as Peaks,
     Period as Period,
     SignChanges as SignChanges,
-    observable as observable,
 )
+from ._section import Section as Section
+
+_BY_NAME: dict[str, type[AbstractObservable]] = {
+    "final": FinalState,
+    "mean": Mean,
+    "max": Max,
+    "min": Min,
+    "amplitude": Amplitude,
+    "sign_changes": SignChanges,
+    "peaks": Peaks,
+    "period": Period,
+    "section": Section,
+}
+
+#: The observables' kind names, as configs write them.
+OBSERVABLE_KINDS: tuple[str, ...] = tuple(_BY_NAME)
+
+
+def observable(kind: str, **options) -> AbstractObservable:
+    """An observable by kind name (the names configs use): one of `OBSERVABLE_KINDS`.
+
+    **Raises:** `ValueError` for an unknown kind or option.
+    """
+    if kind not in _BY_NAME:
+        raise ValueError(
+            f"unknown observable kind {kind!r}; known kinds: {', '.join(_BY_NAME)}"
+        )
+    try:
+        return _BY_NAME[kind](**options)
+    except TypeError as e:
+        raise ValueError(f"observable {kind!r}: {e}") from None

@@ -38,6 +38,7 @@ from ._normal_form import (
     first_lyapunov as first_lyapunov,
     second_lyapunov as second_lyapunov,
 )
+from ._poincare import PoincareSection as PoincareSection, poincare as poincare
 from ._ramp import (
     TRANSITIONS as TRANSITIONS,
     RampExperiment as RampExperiment,
