@@ -116,3 +116,24 @@ def test_lorenz_orbit_diagram_from_a_section():
     assert distinct(x[np.argmin(np.abs(rho - 100.5))], 1e-6) <= 8
     assert distinct(x[np.argmin(np.abs(rho - 28.0))], 1e-6) > 100
     assert np.all(np.sum(np.isfinite(x), axis=1) > 50)  # every ρ crosses often
+
+
+def test_section_of_a_cell_of_the_cell_bulk_model():
+    # The coarse three-cell PDE (IMEX, kencarp4) oscillates in phase: a cell's w
+    # crosses its mid-level once per period, the period is the spacing of the
+    # crossings, and the recorded state has w at the level.
+    cells = [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.0)]
+    model = ds.models.SelkovCellBulk(
+        centers=cells, D=5.0, tau=0.55, n=6, ntheta=12, kernel="nodal"
+    )
+    opts = dict(solver="kencarp4", rtol=1e-6, atol=1e-9)
+    run = ds.simulate(model, (0.0, 150.0), saveat=np.linspace(100, 150, 501), **opts)
+    w0 = np.asarray(run.ys)[:, model.state_names.index("w0")]
+    level = 0.5 * (w0.min() + w0.max())
+    sec = ds.analysis.poincare(model, (0.0, 150.0), state="w0", value=level,
+                               t_from=100.0, **opts)  # fmt: skip
+    assert sec.ok and sec.count >= 5
+    gaps = np.diff(sec.times)
+    assert np.ptp(gaps) < 1e-2 * gaps.mean()
+    assert np.allclose(sec.states[:, model.state_names.index("w0")], level,
+                       atol=1e-6)  # fmt: skip
