@@ -3,6 +3,7 @@ and eigenvalues, Lyapunov exponents, early-warning signals; `dynsim.analysis.sel
 holds the analyses of the Sel'kov cell–bulk models (stability phase diagrams)."""
 
 from . import selkov as selkov
+from ._basins import Basins as Basins, basins as basins
 from ._branch import (
     Bifurcation as Bifurcation,
     Branch as Branch,
