@@ -1,0 +1,97 @@
+"""Attractors and basins from many starts: the damped double well (symmetric, two
+equilibria) and the magnetic pendulum (three attractors)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dynsim as ds
+from dynsim.models import param
+from tests.helpers import drawn_lines
+
+
+class Duffing(ds.AbstractModel):
+    """ẍ + δẋ − x + x³ = 0: stable equilibria (±1, 0), a saddle at 0; the map
+    (x, v) ↦ (−x, −v) is a symmetry, so mirrored starts reach mirrored wells and
+    each basin holds half of any symmetric region."""
+
+    delta: float = param(0.3)
+    state_names = ("x", "v")
+
+    def vector_field(self, t, y, args):
+        x, v = y
+        return jnp.stack([v, -self.delta * v + x - x**3])
+
+    def initial_state(self):
+        return jnp.zeros(2)
+
+
+class MagneticPendulum(ds.AbstractModel):
+    """A pendulum bob over three magnets at 120° on the unit circle (Attractors.jl's
+    `magnetic_pendulum`): ẍ = −ω²x − αẋ + Σᵢ γ(xᵢ − x)/Dᵢ³ with Dᵢ² = |xᵢ − x|² + d²;
+    three stable equilibria, one near each magnet, by the three-fold symmetry."""
+
+    gamma: float = param(1.0)
+    d: float = param(0.3)
+    alpha: float = param(0.2)
+    omega: float = param(0.5)
+    state_names = ("x", "y", "vx", "vy")
+
+    def vector_field(self, t, u, args):
+        x, y, vx, vy = u
+        angles = jnp.pi / 2 + 2 * jnp.pi * jnp.arange(3) / 3
+        mx, my = jnp.cos(angles), jnp.sin(angles)
+        dist3 = ((mx - x) ** 2 + (my - y) ** 2 + self.d**2) ** 1.5
+        pull_x = jnp.sum(self.gamma * (mx - x) / dist3)
+        pull_y = jnp.sum(self.gamma * (my - y) / dist3)
+        ax = -(self.omega**2) * x - self.alpha * vx + pull_x
+        ay = -(self.omega**2) * y - self.alpha * vy + pull_y
+        return jnp.stack([vx, vy, ax, ay])
+
+    def initial_state(self):
+        return jnp.zeros(4)
+
+
+def test_double_well_basins_are_symmetric(tmp_path):
+    g = np.linspace(-2.0, 2.0, 41)
+    b = ds.analysis.basins(Duffing(), {"x": g, "v": g}, (0.0, 100.0), progress=False)
+    assert b.ok and b.labels.shape == (41, 41)
+    wells = {tuple(np.round(p, 3) + 0.0): a + 1 for a, p in enumerate(b.attractors)}
+    left, right = wells[(-1.0, 0.0)], wells[(1.0, 0.0)]
+    # The start at the saddle stays there: an attractor of one start.
+    assert b.fraction(wells[(0.0, 0.0)]) == pytest.approx(1 / 41**2)
+    mirror = {left: right, right: left, wells[(0.0, 0.0)]: wells[(0.0, 0.0)]}
+    assert np.array_equal(np.vectorize(mirror.get)(b.labels[::-1, ::-1]), b.labels)
+    assert b.fraction(left) == pytest.approx(b.fraction(right))
+    # Random (not symmetric) starts: half each within the sampling error.
+    rng = np.random.default_rng(1)
+    x, v = rng.uniform(-2.0, 2.0, (2, 1000))
+    r = ds.analysis.basins(Duffing(), {"x": x, "v": v}, (0.0, 100.0), grid=False,
+                           progress=False)  # fmt: skip
+    assert len(r.attractors) == 2 and r.labels.shape == (1000,)
+    for a in (1, 2):
+        assert abs(r.fraction(a) - 0.5) < 3 * r.stderr[str(a)]
+    # A file that reloads equal, and the figure (one marker per attractor).
+    ds.io.save(b, tmp_path / "basins.h5", "duffing")
+    back = ds.io.load(tmp_path / "basins.h5", "duffing")
+    assert np.array_equal(back.labels, b.labels) and back.fractions == b.fractions
+    fig = ds.plot.basins(b)
+    assert sum(label.startswith("attractor") for *_, label in drawn_lines(fig)) == 3
+    with pytest.raises(ValueError, match="starts must name state components"):
+        ds.analysis.basins(Duffing(), {"q": g}, (0.0, 1.0))
+
+
+def test_magnetic_pendulum_has_three_attractors():
+    g = np.linspace(-1.5, 1.5, 24)
+    b = ds.analysis.basins(MagneticPendulum(), {"x": g, "y": g}, (0.0, 200.0),
+                           progress=False)  # fmt: skip
+    assert len(b.attractors) == 3 and b.fraction(0) == 0 and b.ok
+    angles = np.pi / 2 + 2 * np.pi * np.arange(3) / 3
+    magnets = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    near = [np.argmin(np.linalg.norm(magnets - p[:2], axis=1)) for p in b.attractors]
+    assert sorted(near) == [0, 1, 2]  # one at each magnet
+    assert np.allclose(b.attractors[:, 2:], 0.0, atol=1e-6)  # at rest
+    # Equally far in, by the symmetry.
+    radii = np.linalg.norm(b.attractors[:, :2], axis=1)
+    assert np.ptp(radii) < 1e-5
+    assert all(b.fraction(a) > 0.2 for a in (1, 2, 3))
