@@ -23,6 +23,10 @@ from ._ews import (
     ews as ews,
     kendall_tau as kendall_tau,
 )
+from ._global_continuation import (
+    GlobalContinuation as GlobalContinuation,
+    global_continuation as global_continuation,
+)
 from ._linalg import (
     Equilibrium as Equilibrium,
     eigenvalues as eigenvalues,

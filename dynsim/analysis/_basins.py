@@ -170,8 +170,43 @@ def basins(
     **Raises:** `ValueError` for unknown state names, empty or unequal starts, or a
     non-positive `tol`.
     """
-    from .._scan import scan
+    names = _checked_names(model, starts, tol)
+    values = {n: np.atleast_1d(np.asarray(v, float)) for n, v in starts.items()}
+    runs = run_starts(
+        model,
+        {f"start_{k}": values[n] for k, n in enumerate(names)},
+        names,
+        t_span,
+        grid=grid,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        chunk_size=chunk_size,
+        progress=progress,
+    )
+    scale = tol * runs.size()
+    labels, first = classify(runs, np.ones(runs.ok.size, bool), scale)
+    fractions, stderr = shares(labels)
+    shape = runs.shape if grid else (labels.size,)
+    result = Basins(
+        starts={n: values[n] for n in names},
+        axes=names if grid else (),
+        shape=shape,
+        grid=grid,
+        labels=labels.reshape(shape),
+        attractors=runs.end[first].reshape(len(first), -1),
+        features=runs.features[first].reshape((len(first),) + runs.features.shape[1:]),
+        fractions=fractions,
+        stderr=stderr,
+        status=runs.status.reshape(shape),
+        message=summary(labels, len(first)),
+        info=runs.info,
+    )
+    return checked(result, throw)
 
+
+def _checked_names(model, starts, tol) -> tuple[str, ...]:
     names = tuple(starts)
     unknown = [n for n in names if n not in model.state_names]
     if not names or unknown:
@@ -181,7 +216,36 @@ def basins(
         )
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
-    values = {n: np.atleast_1d(np.asarray(v, float)) for n, v in starts.items()}
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """What the runs of `run_starts` keep: per run the `features` (runs, 2, state:
+    minima and maxima over the last quarter), `moved` (how far they are from those
+    over the last half), the `end` state, whether it `ok` (solved, finite), its
+    `status`; the scan's `shape`, and the model's `info`."""
+
+    features: np.ndarray
+    moved: np.ndarray
+    end: np.ndarray
+    ok: np.ndarray
+    status: np.ndarray
+    shape: tuple[int, ...]
+    info: RunInfo
+
+    def size(self) -> float:
+        """The size of the region the runs end in (the scale of `tol`)."""
+        seen = self.features[self.ok]
+        return max(np.ptp(seen), np.abs(seen).max(), 1e-12) if seen.size else 1.0
+
+
+def run_starts(model, params, names, t_span, *, grid, **options) -> Runs:
+    """One scan of `model` from the starts in `params` (start_0, start_1, … for the
+    components `names`; other entries: parameters of the model, as "base.<name>"),
+    keeping the extremes over the last half and quarter and the end state."""
+    from .._scan import scan
+
     t0, t1 = map(float, t_span)
     index = tuple(model.state_names.index(n) for n in names)
     started = _started_class(len(names))(model, index)
@@ -193,65 +257,52 @@ def basins(
         "lo": Min(t_from=quarter),
         "end": FinalState(),
     }
-    res = scan(
-        started,
-        {f"start_{k}": values[n] for k, n in enumerate(names)},
-        (t0, t1),
-        grid=grid,
-        observables=observables,
-        solver=solver,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        chunk_size=chunk_size,
-        progress=progress,
-    )
+    res = scan(started, params, (t0, t1), grid=grid, observables=observables,
+               **options)  # fmt: skip
     v = {k: np.asarray(a, float) for k, a in res.values.items()}
-    features = np.stack([v["lo"], v["hi"]], axis=1)  # (starts, 2, state)
-    ran = res.ok_mask & np.all(np.isfinite(features), axis=(1, 2))
-    # One scale for every feature: tol times the size of the region the runs end in.
-    seen = features[ran]
-    size = max(np.ptp(seen), np.abs(seen).max(), 1e-12) if seen.size else 1.0
-    scale = tol * size
-    moved = np.abs(np.stack([v["lo_half"], v["hi_half"]], axis=1) - features)
-    converged = ran & np.all(moved <= scale, axis=(1, 2))
-    labels, first = _group(features, converged, scale)
-    labels = np.where(ran, labels, -1)
+    features = np.stack([v["lo"], v["hi"]], axis=1)
+    return Runs(
+        features=features,
+        moved=np.abs(np.stack([v["lo_half"], v["hi_half"]], axis=1) - features),
+        end=v["end"],
+        ok=res.ok_mask & np.all(np.isfinite(features), axis=(1, 2)),
+        status=np.asarray(res.status),
+        shape=tuple(res.shape),
+        # The model's own provenance (not the wrapper's), the scan's solver.
+        info=dataclasses.replace(
+            run_info(model, model.state_names), solver=res.info.solver
+        ),
+    )
+
+
+def classify(runs: Runs, select: np.ndarray, scale: float):
+    """Labels of the runs `select` (1, 2, … the attractor, 0 not converged: its
+    extremes moved by more than `scale`; −1 failed) and each attractor's first
+    run (indices into all runs)."""
+    converged = runs.ok & select & np.all(runs.moved <= scale, axis=(1, 2))
+    labels, first = _group(runs.features, converged, scale)
+    return np.where(runs.ok, labels, -1)[select], first
+
+
+def shares(labels: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """label -> fraction of the starts, and its standard error √(f(1 − f)/N)."""
     count = labels.size
     kinds, counts = np.unique(labels, return_counts=True)
     fractions = {
         str(int(k)): float(c / count) for k, c in zip(kinds, counts, strict=True)
     }
     stderr = {k: float(np.sqrt(f * (1 - f) / count)) for k, f in fractions.items()}
+    return fractions, stderr
+
+
+def summary(labels: np.ndarray, found: int) -> str:
     failed, unconverged = int(np.sum(labels == -1)), int(np.sum(labels == 0))
-    message = (
-        f"{len(first)} attractors"
-        + (
-            f"; {unconverged} starts not converged (lengthen t_span)"
-            if unconverged
-            else ""
-        )
-        + (f"; {failed} runs failed" if failed else "")
-    )
-    shape = res.shape if grid else (count,)
-    result = Basins(
-        starts={n: values[n] for n in names},
-        axes=names if grid else (),
-        shape=shape,
-        grid=grid,
-        labels=labels.reshape(shape),
-        attractors=v["end"][first] if first else np.zeros((0, features.shape[2])),
-        features=features[first] if first else np.zeros((0,) + features.shape[1:]),
-        fractions=fractions,
-        stderr=stderr,
-        status=np.asarray(res.status).reshape(shape),
-        message=message,
-        # The model's own provenance (not the wrapper's), the scan's solver.
-        info=dataclasses.replace(
-            run_info(model, model.state_names), solver=res.info.solver
-        ),
-    )
-    return checked(result, throw)
+    parts = [f"{found} attractors"]
+    if unconverged:
+        parts.append(f"{unconverged} starts not converged (lengthen t_span)")
+    if failed:
+        parts.append(f"{failed} runs failed")
+    return "; ".join(parts)
 
 
 def _group(features: np.ndarray, use: np.ndarray, scale: np.ndarray):

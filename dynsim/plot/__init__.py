@@ -1,6 +1,6 @@
 """dynsim.plot — figures of results, as a scientist would print them."""
 
-from ._basins import basins as basins
+from ._basins import basin_fractions as basin_fractions, basins as basins
 from ._bifurcation import (
     bifurcation_diagram as bifurcation_diagram,
     orbit_diagram as orbit_diagram,

@@ -46,3 +46,29 @@ def basins(result, *, ax: Axes | None = None) -> Figure:
     ax.legend(frameon=False, fontsize=7, loc="upper right")
     _style(ax)
     return fig
+
+
+def basin_fractions(result, *, ax: Axes | None = None) -> Figure:
+    """The basin fractions of a global continuation against the parameter, stacked
+    (one band per attractor, grey: not converged, black: failed)."""
+    fig, ax = _new_axes(ax, size=(5.5, 3.6))
+    x = np.asarray(result.values)
+    fractions = np.asarray(result.fractions)
+    bands = [fractions[:, a] for a in range(fractions.shape[1])]
+    colours = [f"C{a % 10}" for a in range(len(bands))]
+    labels = [f"attractor {a + 1}" for a in range(len(bands))]
+    bands += [np.asarray(result.unconverged), np.asarray(result.failed)]
+    colours += ["0.75", "black"]
+    labels += ["not converged", "failed"]
+    ax.stackplot(x, *bands, colors=colours, labels=labels, step="mid")
+    ax.set_xlim(x.min(), x.max())
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel(result.param)
+    ax.set_ylabel("basin fraction")
+    ax.set_title(_title(result.info))
+    handles, names = ax.get_legend_handles_labels()
+    keep = [i for i, b in enumerate(bands) if np.any(b > 0)]
+    ax.legend([handles[i] for i in keep], [names[i] for i in keep], frameon=False,
+              fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))  # fmt: skip
+    _style(ax)
+    return fig

@@ -7,7 +7,7 @@ import pytest
 
 import dynsim as ds
 from dynsim.models import param
-from tests.helpers import drawn_lines
+from tests.helpers import Bautin, drawn_lines
 
 
 class Duffing(ds.AbstractModel):
@@ -95,3 +95,39 @@ def test_magnetic_pendulum_has_three_attractors():
     radii = np.linalg.norm(b.attractors[:, :2], axis=1)
     assert np.ptp(radii) < 1e-5
     assert all(b.fraction(a) > 0.2 for a in (1, 2, 3))
+
+
+def test_global_continuation_through_a_saddle_node_of_cycles(tmp_path):
+    # The Bautin normal form with β = 1 (tests/helpers.py): r' = μr + r³ − r⁵. For
+    # −1/4 < μ < 0 the equilibrium and the cycle r_s² = (1 + √(1 + 4μ))/2 are both
+    # stable and the unstable cycle r_u² = (1 − √(1 + 4μ))/2 bounds the
+    # equilibrium's basin: from starts uniform in the unit disk its fraction is
+    # r_u² (closed form). Below the fold of cycles μ = −1/4 only the equilibrium
+    # is left (fraction 1); above μ = 0 only the cycle.
+    rng = np.random.default_rng(2)
+    r, th = np.sqrt(rng.uniform(0, 1, 400)), rng.uniform(0, 2 * np.pi, 400)
+    mus = np.array([-0.3, -0.24, -0.2, -0.15, -0.1, -0.05, 0.05])
+    g = ds.analysis.global_continuation(
+        Bautin(beta=1.0), "mu", mus, {"x": r * np.cos(th), "y": r * np.sin(th)},
+        (0.0, 200.0), progress=False,
+    )  # fmt: skip
+    assert g.fractions.shape == (7, 2) and np.all(g.failed == 0)
+    equilibrium = int(np.argmax(g.fractions[0]))  # the only one at μ = −0.3
+    assert np.allclose(g.attractors[:-1, equilibrium], 0.0, atol=1e-4)  # e^{μt}
+    closed = np.where(mus < 0, (1 - np.sqrt(np.maximum(1 + 4 * mus, 0))) / 2, 0.0)
+    closed[mus < -0.25] = 1.0
+    sigma = np.sqrt(closed * (1 - closed) / 400)
+    share = g.fractions[:, equilibrium]
+    assert np.all(np.abs(share - closed) <= 3 * sigma + g.unconverged + 1e-12)
+    # The cycle is one attractor from its birth on, its radius r_s.
+    cycle = 1 - equilibrium
+    born = mus > -0.25
+    assert np.all(g.fractions[~born, cycle] == 0)
+    assert np.all(g.fractions[born, cycle] > 0.5)
+    radius = g.features[born, cycle, 1, 0]  # max x over the orbit
+    assert np.allclose(radius**2, (1 + np.sqrt(1 + 4 * mus[born])) / 2, atol=1e-4)
+    fig = ds.plot.basin_fractions(g)
+    fig.savefig(tmp_path / "fractions.png")
+    ds.io.save(g, tmp_path / "g.h5", "bautin")
+    back = ds.io.load(tmp_path / "g.h5", "bautin")
+    assert np.array_equal(back.fractions, g.fractions)
