@@ -110,7 +110,7 @@ def test_lorenz_orbit_diagram_from_a_section():
     rho[np.argmin(np.abs(rho - 100.5))] = 100.5
     section = Section(state="w", direction=-1, max_crossings=256, t_from=60.0)
     res = ds.scan(CenteredLorenz(), {"rho": rho}, (0.0, 160.0),
-                  observables={"s": section}, rtol=1e-9, atol=1e-9,
+                  observables={"s": section}, rtol=1e-8, atol=1e-8,
                   progress=False)  # fmt: skip
     x = np.asarray(res.values["s"])[..., 1]
     assert distinct(x[np.argmin(np.abs(rho - 100.5))], 1e-6) <= 8
