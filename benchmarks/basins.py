@@ -117,7 +117,7 @@ def run(name: str, points: int, scipy_starts: int, repeats: int) -> dict:
         "problem": name,
         "starts": total,
         "attractors": len(result.attractors),
-        "fractions": result.fractions,
+        "fractions": dict(result.fractions),
         "dynsim_seconds": best,
         "dynsim_compile": first - best,
         "dynsim_starts_per_s": total / best,
