@@ -172,6 +172,9 @@ def basins(
     """
     names = _checked_names(model, starts, tol)
     values = {n: np.atleast_1d(np.asarray(v, float)) for n, v in starts.items()}
+    if not grid and len({v.size for v in values.values()}) != 1:
+        sizes = {n: v.size for n, v in values.items()}
+        raise ValueError(f"with grid=False the starts need equal lengths, got {sizes}")
     runs = run_starts(
         model,
         {f"start_{k}": values[n] for k, n in enumerate(names)},

@@ -79,6 +79,8 @@ def test_double_well_basins_are_symmetric(tmp_path):
     assert sum(label.startswith("attractor") for *_, label in drawn_lines(fig)) == 3
     with pytest.raises(ValueError, match="starts must name state components"):
         ds.analysis.basins(Duffing(), {"q": g}, (0.0, 1.0))
+    with pytest.raises(ValueError, match="equal lengths.*'x': 41, 'v': 3"):
+        ds.analysis.basins(Duffing(), {"x": g, "v": g[:3]}, (0.0, 1.0), grid=False)
 
 
 def test_magnetic_pendulum_has_three_attractors():
