@@ -78,6 +78,11 @@ class AbstractRunningObservable(AbstractObservable):
     #: Whether `init` sees the whole state rather than the selected components.
     whole_state: ClassVar[bool] = False
 
+    def numbers(self, selected: int, state_size: int) -> int:
+        """How many numbers the value holds, for `selected` components of a state of
+        `state_size` (the memory estimate of a scan)."""
+        return selected if self.componentwise else 1
+
     @property
     def start(self) -> float:
         """The window's start (−inf when the window is the whole solve)."""
@@ -356,6 +361,9 @@ class Peaks(_PeakBuffer):
         default=None, static=True, converter=_optional_float
     )
     max_peaks: int = eqx.field(default=64, static=True)
+
+    def numbers(self, selected, state_size):
+        return self.max_peaks
 
     def finish(self, carry):
         return self._chronological(carry)[1]

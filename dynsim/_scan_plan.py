@@ -30,7 +30,7 @@ from dynsim import solvers
 from dynsim.models import AbstractSystem, replace_parameters
 from dynsim.solvers import SolveOptions, Status
 
-from ._observables import Function, Peaks
+from ._observables import Function
 from ._results import RunInfo, ScanResult
 
 # Memory budget for one chunk's saved samples (bytes); chunks bound device memory.
@@ -428,10 +428,7 @@ def value_size(obs: Any, state_size: int) -> int:
     """Numbers per run an observable returns (for the memory estimate)."""
     if isinstance(obs, tuple):  # a function of samples: assume one per state
         return state_size
-    o = obs.obs
-    if not o.componentwise:
-        return o.max_peaks if isinstance(o, Peaks) else 1
-    return state_size if obs.index is None else 1
+    return obs.obs.numbers(state_size if obs.index is None else 1, state_size)
 
 
 def _available_memory() -> int | None:

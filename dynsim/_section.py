@@ -81,6 +81,9 @@ class Section(AbstractRunningObservable):
         if self.max_crossings < 1:
             raise ValueError(f"max_crossings must be >= 1, got {self.max_crossings}")
 
+    def numbers(self, selected, state_size):
+        return self.max_crossings * (1 + state_size)
+
     def init(self, t0, y0, discrete):
         rows = jnp.full((self.max_crossings, 1 + y0.size), jnp.nan, y0.dtype)
         return dict(rows=Record(rows), count=jnp.asarray(0, jnp.int32))
