@@ -137,3 +137,17 @@ def test_section_of_a_cell_of_the_cell_bulk_model():
     assert np.ptp(gaps) < 1e-2 * gaps.mean()
     assert np.allclose(sec.states[:, model.state_names.index("w0")], level,
                        atol=1e-6)  # fmt: skip
+
+
+def test_sections_stream_to_a_file_and_size_the_scan(tmp_path):
+    from dynsim._scan_plan import value_size
+
+    section = Section(state="y", direction=1, max_crossings=4)
+    res = ds.scan(Rotation(), {"w": [1.0, 2.0]}, (0.0, 10.0),
+                  observables={"s": section}, store=tmp_path / "s.h5", name="rot",
+                  rtol=1e-10, atol=1e-12, progress=False)  # fmt: skip
+    back = ds.io.load(tmp_path / "s.h5", "rot")
+    assert np.array_equal(back.values["s"], res.values["s"], equal_nan=True)
+    assert back.values["s"].shape == (2, 4, 3)
+    ((_, bound),) = ds._observables.bind_observables({"s": section}, ("x", "y"))
+    assert value_size(bound, 2) == 4 * 3  # rows of (t, x, y)
