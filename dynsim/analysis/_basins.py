@@ -87,7 +87,8 @@ class Basins(AbstractResult):
       each component over the last quarter of that run.
     - `fractions`, `stderr`: label -> the fraction of the starts and its standard
       error √(f(1 − f)/N).
-    - `status`: the runs' (per start); `message`, `info`.
+    - `status`: the runs' (per start; `ok`: every run succeeded, some may still be
+      unconverged, label 0); `message`, `info`.
     """
 
     starts: Mapping[str, np.ndarray]
@@ -124,11 +125,6 @@ class Basins(AbstractResult):
     def fraction(self, label: int) -> float:
         """The fraction of starts with `label` (0 where none)."""
         return float(self.fractions.get(str(label), 0.0))
-
-    @property
-    def ok(self) -> bool:
-        """Every run succeeded (some may still be unconverged: label 0)."""
-        return bool(np.all(self.ok_mask))
 
     def figures(self, **options):
         from ..plot import basins
