@@ -78,6 +78,7 @@ class CycleFolds:
         self._cache: tuple[bytes, np.ndarray] | None = None
         self.ts = jnp.linspace(0.0, 1.0, 200)
         self.first_size: float | None = None
+        self._size_cache: tuple[bytes, float] | None = None
 
     def _args(self, Z):
         return (self.model, self.names, jnp.asarray(Z), jnp.asarray(self.x_ref),
@@ -94,9 +95,13 @@ class CycleFolds:
         return self._cache[1]
 
     def size_of(self, Z):
-        """The orbit's largest peak-to-peak over its components."""
-        ys = orbit(self.model, self.names, jnp.asarray(Z), self.ts, self.opts)
-        return float(np.ptp(np.asarray(ys), axis=0).max())
+        """The orbit's largest peak-to-peak over its components (one solve per
+        point: `monitor` and `end` both ask)."""
+        key = Z.tobytes()
+        if self._size_cache is None or self._size_cache[0] != key:
+            ys = orbit(self.model, self.names, jnp.asarray(Z), self.ts, self.opts)
+            self._size_cache = (key, float(np.ptp(np.asarray(ys), axis=0).max()))
+        return self._size_cache[1]
 
     def monitor(self, Z, t):
         return {}, {"period": float(Z[-3]), "size": self.size_of(Z)}
