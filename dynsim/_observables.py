@@ -27,12 +27,10 @@ from jaxtyping import Array, Float, PyTree
 
 from dynsim.solvers import (
     QUADRATURE_WEIGHTS,
-    AbstractReduction,
     Record,
     Segment,
     StepSamples,
     critical_points,
-    select_carries,
 )
 
 StateSelector = str | int | None
@@ -77,6 +75,8 @@ class AbstractRunningObservable(AbstractObservable):
     needs_state: ClassVar[bool] = False
     #: Whether `init` sees the whole state rather than the selected components.
     whole_state: ClassVar[bool] = False
+    #: Whether the runs must carry their tangent dynamics (`dynsim._tangent`).
+    tangent: ClassVar[bool] = False
 
     def numbers(self, selected: int, state_size: int) -> int:
         """How many numbers the value holds, for `selected` components of a state of
@@ -404,92 +404,3 @@ class Function(AbstractObservable):
     t_from: float | None = eqx.field(
         default=None, static=True, converter=_optional_float
     )
-
-
-class BoundObservable(AbstractReduction):
-    """A running observable with its state selection resolved to flat indices: the
-    `dynsim.solvers.AbstractReduction` the solve carries."""
-
-    obs: AbstractRunningObservable
-    index: int | None = eqx.field(static=True)
-
-    @property
-    def window_start(self) -> float:
-        return self.obs.start
-
-    @property
-    def components(self) -> tuple[int, ...] | None:
-        return None if self.index is None else (self.index,)
-
-    def _select(self, y: Array) -> Array:
-        return y if self.index is None else y[self.index : self.index + 1]
-
-    def init(self, t0, y0, discrete):
-        y = y0 if self.obs.whole_state else self._select(y0)
-        return self.obs.init(t0, y, discrete)
-
-    def update(self, carry, segment, samples):
-        new = self.obs.update(carry, segment, samples, self._select)
-        if segment.discrete:
-            return new
-        # Steps before the window leave the carry as it was (records are written
-        # only from the window's samples).
-        return select_carries(segment.t1 > self.obs.start, new, carry)
-
-    def finish(self, carry):
-        value = self.obs.finish(carry)
-        if self.obs.componentwise and self.index is not None:
-            return value[0]  # one component selected: its value, not a 1-vector
-        return value
-
-
-def _resolve_index(
-    name: str, sel: StateSelector, state_names: tuple[str, ...]
-) -> int | None:
-    if sel is None:
-        return None
-    if isinstance(sel, str):
-        if sel not in state_names:
-            raise ValueError(
-                f"observable {name!r}: no state {sel!r}; states are "
-                f"{', '.join(state_names)}"
-            )
-        return state_names.index(sel)
-    index = int(sel)
-    if not -len(state_names) <= index < len(state_names):
-        raise ValueError(f"observable {name!r}: state index {index} out of range")
-    return index % len(state_names)
-
-
-def bind_observables(
-    observables: Any, state_names: tuple[str, ...]
-) -> tuple[tuple[str, BoundObservable | tuple[Function, int | None]], ...]:
-    """Check a scan's `observables` (name -> observable or function) and resolve
-    their state selections: running observables become `BoundObservable`s, functions
-    of samples `(Function, index)` pairs.
-
-    **Raises:** `TypeError` / `ValueError` naming the bad observable.
-    """
-    from collections.abc import Mapping
-
-    if observables is None:
-        return ()
-    if not isinstance(observables, Mapping):
-        raise TypeError("observables must be a dict: name -> observable")
-    out: list[tuple[str, Any]] = []
-    for name, obs in observables.items():
-        if not isinstance(obs, AbstractObservable):
-            if not callable(obs):
-                raise TypeError(f"observable {name!r} is not an observable or callable")
-            obs = Function(obs)
-        index = _resolve_index(name, obs.state, state_names)
-        if isinstance(obs, Function):
-            out.append((name, (obs, index)))
-            continue
-        if obs.needs_state and index is None:
-            raise ValueError(
-                f"observable {name!r}: {type(obs).__name__} needs one state "
-                "component (state=...)"
-            )
-        out.append((name, BoundObservable(obs, index)))
-    return tuple(out)

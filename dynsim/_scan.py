@@ -24,6 +24,7 @@ from dynsim import solvers
 from dynsim.models import AbstractSystem, check_parameter_names
 from dynsim.solvers import SaveSpec
 
+from ._binding import BoundObservable, bind_observables, carries_tangent
 from ._checks import (
     check_finite_parameters,
     check_finite_state,
@@ -35,7 +36,7 @@ from ._checks import (
     save_times,
 )
 from ._executor import chunks
-from ._observables import AbstractObservable, BoundObservable, bind_observables
+from ._observables import AbstractObservable
 from ._precision import CHECK_TOLERANCE, achieved_error, to_single
 from ._provenance import run_info
 from ._results import ScanResult
@@ -48,6 +49,7 @@ from ._scan_plan import (
     point_axes,
     value_size,
 )
+from ._tangent import with_tangent
 
 # Up to this many runs per chunk, the progress bar follows the solves' time.
 _FEW_RUNS = 256
@@ -105,13 +107,17 @@ def plan_scan(
         check_finite_state(y0, "y0")
     template = model.initial_state() if y0 is None else y0
     state_names = tuple(model.state_names)
-    bound = bind_observables(observables, state_names)
+    state_size = ravel_pytree(template)[0].size
+    bound = bind_observables(observables, state_names, state_size)
+    tangent = carries_tangent(bound)
+    # What is solved: the model, or the model with its tangent dynamics.
+    solved = with_tangent(model) if tangent else model
     running = tuple((n, o) for n, o in bound if isinstance(o, BoundObservable))
     sampled = tuple((n, o) for n, o in bound if not isinstance(o, BoundObservable))
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise ValueError(f"samples must be an int >= 2, got {samples!r}")
     reductions = tuple(o for _, o in running)
-    problem = model.problem()
+    problem = solved.problem()
     kind = problem.kind
     if kind == "map":
         n0, n = map_span(t_span)
@@ -142,7 +148,7 @@ def plan_scan(
         n_times = 1 if ts is None else int(ts.shape[0])
         settings = dict(rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps)
     options = options_for(
-        model,
+        solved,
         solver=solver,
         rtol=rtol,
         atol=atol,
@@ -155,7 +161,6 @@ def plan_scan(
     if problem.stochastic and key is None:
         key = jax.random.key(0)
     n_runs = math.prod(shape) * realisations
-    state_size = ravel_pytree(template)[0].size
     n_values = sum(value_size(o, state_size) for _, o in bound)
     check_scan_size(n_runs, len(axes), n_values, 0 if bound else n_times * state_size)
     if executor not in ("auto", "ensemble", "pallas", "vmap"):
@@ -171,7 +176,8 @@ def plan_scan(
             t0, t1 = np.float32(t0), np.float32(t1)
     reason = "chosen by the caller" if executor == "vmap" else None
     if reason is None:
-        reason = solvers.ensemble_support(problem, options, state_size)
+        solved_size = 2 * state_size + 1 if tangent else state_size
+        reason = solvers.ensemble_support(problem, options, solved_size)
     if executor in ("ensemble", "pallas") and reason is not None:
         raise ValueError(f"the ensemble executor cannot run this scan: {reason}")
     if executor == "auto" and reason is None and n_runs < _MIN_ENSEMBLE_RUNS:
@@ -233,6 +239,7 @@ def plan_scan(
         executor=chosen,
         ensemble_lanes=ensemble_lanes(chunk_size, n_devices) if use_ensemble else 0,
         dtype=dtype,
+        tangent=tangent,
     )
 
 

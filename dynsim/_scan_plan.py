@@ -32,6 +32,7 @@ from dynsim.solvers import SolveOptions, Status
 
 from ._observables import Function
 from ._results import RunInfo, ScanResult
+from ._tangent import tangent_start, with_tangent
 
 # Memory budget for one chunk's saved samples (bytes); chunks bound device memory.
 _CHUNK_BYTES = 1 << 28
@@ -103,6 +104,8 @@ class ScanPlan:
       says why the executor declined).
     - `dtype`: the floating-point type of the solves (float32 for
       `precision="single"`).
+    - `tangent`: the runs carry their tangent dynamics after the model's state
+      (`dynsim._tangent`: an observable needs them).
     """
 
     model: AbstractSystem
@@ -123,6 +126,7 @@ class ScanPlan:
     executor: str
     ensemble_lanes: int
     dtype: np.dtype
+    tangent: bool = False
 
     @property
     def n_points(self) -> int:
@@ -195,6 +199,7 @@ class ScanPlan:
             names=self.names,
             sampled=self.sampled,
             dtype=self.dtype,
+            tangent=self.tangent,
         )
         if self.executor in ("ensemble", "pallas"):
             return _ensemble_chunk_jit(
@@ -245,14 +250,18 @@ def _setup(
     model: AbstractSystem,
     y0: PyTree[Array] | None,
     dtype: Any,
+    tangent: bool,
     values: dict[str, Array],
 ) -> tuple[solvers.Problem, PyTree[Array]]:
     """One run's problem and start (in `dtype`): the point's parameters set on the
-    model."""
+    model (carried with its tangent dynamics if `tangent`)."""
     m = replace_parameters(model, values)
     # Without a y0 every point starts from its own model's default initial state.
     start = m.initial_state() if y0 is None else y0
-    return m.problem(), jtu.tree_map(lambda a: jnp.asarray(a, dtype), start)
+    start = jtu.tree_map(lambda a: jnp.asarray(a, dtype), start)
+    if tangent:
+        return with_tangent(m).problem(), tangent_start(start)
+    return m.problem(), start
 
 
 def _run(
@@ -271,15 +280,16 @@ def _run(
     sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
     several: bool,
     dtype: Any,
+    tangent: bool,
 ):
     """One run: set the point's parameters, solve, reduce."""
-    problem, start = _setup(model, y0, dtype, values)
+    problem, start = _setup(model, y0, dtype, tangent, values)
     run_key = None
     if key is not None:
         run_key = jr.fold_in(key, point)
         run_key = jr.fold_in(run_key, real) if several else run_key
     sol = solvers.integrate(problem, start, t0, t1, args, options=options, key=run_key)
-    return _outputs(sol, options, names, sampled)
+    return _outputs(sol, options, names, sampled, tangent)
 
 
 def _outputs(
@@ -287,9 +297,11 @@ def _outputs(
     options: SolveOptions,
     names: tuple[str, ...],
     sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
+    tangent: bool,
 ):
     """A run's outputs from its solution: (observables, saved states, status, step
-    counts); NaN where the solve failed."""
+    counts); NaN where the solve failed. Functions of samples see the model's own
+    state (not its tangent dynamics)."""
     ok = (sol.status == Status.SUCCESS) | (sol.status == Status.EVENT)
     # A failed solve has no meaningful values: NaN, never finite-looking numbers.
     nan = lambda a: jnp.where(ok, a, jnp.nan)  # noqa: E731
@@ -303,6 +315,8 @@ def _outputs(
     out = {name: nan(v) for name, v in zip(names, sol.reductions, strict=True)}
     if sampled:
         flat = _flat_series(sol.ys)
+        if tangent:  # (state, tangent, log growth)
+            flat = flat[:, : (flat.shape[1] - 1) // 2]
         for name, (fn, idx) in sampled:
             out[name] = nan(fn.fn(sol.ts, flat if idx is None else flat[:, idx]))
     return out, None, sol.status, sol.stats
@@ -337,6 +351,7 @@ def _ensemble_chunk(
     sampled,
     lanes,
     dtype,
+    tangent,
     blocks=False,
     diagnostics=False,
 ):
@@ -344,7 +359,7 @@ def _ensemble_chunk(
     solves its share of the runs with its share of the lanes (its own queue). With
     `blocks`: the executor's fused kernel (`solvers.integrate_blocks`)."""
     del points, real  # keys are for SDEs, which the executor does not solve
-    setup = functools.partial(_setup, model, y0, dtype)
+    setup = functools.partial(_setup, model, y0, dtype, tangent)
 
     def solve(values):
         if blocks:
@@ -363,7 +378,9 @@ def _ensemble_chunk(
                 lanes=max(1, lanes // n),
                 diagnostics=True,
             )
-        out = jax.vmap(lambda sol: _outputs(sol, options, names, sampled))(sols)
+        out = jax.vmap(lambda sol: _outputs(sol, options, names, sampled, tangent))(
+            sols
+        )
         return (out, iterations[None]) if diagnostics else out
 
     n = jax.local_device_count()

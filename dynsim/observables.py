@@ -14,6 +14,7 @@ from ._observables import (
     SignChanges as SignChanges,
 )
 from ._section import Section as Section
+from ._tangent import LyapunovExponent as LyapunovExponent
 
 _BY_NAME: dict[str, type[AbstractObservable]] = {
     "final": FinalState,
@@ -25,6 +26,7 @@ _BY_NAME: dict[str, type[AbstractObservable]] = {
     "peaks": Peaks,
     "period": Period,
     "section": Section,
+    "lyapunov": LyapunovExponent,
 }
 
 #: The observables' kind names, as configs write them.

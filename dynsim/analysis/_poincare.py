@@ -13,6 +13,7 @@ from jaxtyping import ArrayLike
 from dynsim.models import AbstractSystem
 from dynsim.solvers import SaveSpec, Status
 
+from .._binding import bind_observables
 from .._checks import (
     check_finite_parameters,
     check_finite_state,
@@ -22,7 +23,7 @@ from .._checks import (
     map_span,
     options_for,
 )
-from .._observables import StateSelector, bind_observables
+from .._observables import StateSelector
 from .._protocol import AbstractResult, checked, freeze_fields
 from .._provenance import run_info
 from .._results import RunInfo

@@ -149,5 +149,5 @@ def test_sections_stream_to_a_file_and_size_the_scan(tmp_path):
     back = ds.io.load(tmp_path / "s.h5", "rot")
     assert np.array_equal(back.values["s"], res.values["s"], equal_nan=True)
     assert back.values["s"].shape == (2, 4, 3)
-    ((_, bound),) = ds._observables.bind_observables({"s": section}, ("x", "y"))
+    ((_, bound),) = ds._binding.bind_observables({"s": section}, ("x", "y"))
     assert value_size(bound, 2) == 4 * 3  # rows of (t, x, y)
