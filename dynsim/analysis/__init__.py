@@ -50,4 +50,8 @@ from ._ramp import (
     ramp_experiment as ramp_experiment,
 )
 from ._rosenstein import delay_embed as delay_embed, rosenstein as rosenstein
+from ._uncertainty import (
+    UncertaintyExponent as UncertaintyExponent,
+    uncertainty_exponent as uncertainty_exponent,
+)
 from ._zero_one import ZeroOneTest as ZeroOneTest, zero_one_test as zero_one_test

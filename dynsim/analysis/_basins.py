@@ -35,17 +35,28 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from dynsim.models import AbstractModel, param
+from dynsim.models import AbstractMap, AbstractModel, param
 
+from .._custom_types import FlowOrMap
 from .._observables import FinalState, Max, Min
 from .._protocol import AbstractResult, checked, freeze_fields
 from .._provenance import run_info
 from .._results import RunInfo
 
 
+def _started_state(model) -> Array:
+    """`model.base`'s initial state with the components `model.index` replaced by
+    its parameters start_0, start_1, …"""
+    y = jnp.ravel(jnp.asarray(model.base.initial_state(), float))
+    count = len(model.index)
+    values = jnp.stack([getattr(model, f"start_{k}") for k in range(count)])
+    return y.at[jnp.asarray(model.index)].set(values.astype(y.dtype))
+
+
 class _Started(AbstractModel):
-    """`base` started from its initial state with the components `index` replaced
-    by the parameters start_0, start_1, … (fields added per model, `_started`)."""
+    """A flow `base` started from its initial state with the components `index`
+    replaced by the parameters start_0, start_1, … (fields added per count,
+    `_started_class`)."""
 
     base: AbstractModel
     index: tuple[int, ...] = eqx.field(static=True)
@@ -58,19 +69,33 @@ class _Started(AbstractModel):
         return self.base.vector_field(t, y, args)
 
     def initial_state(self):
-        y = jnp.ravel(jnp.asarray(self.base.initial_state(), float))
-        count = len(self.index)
-        values = jnp.stack([getattr(self, f"start_{k}") for k in range(count)])
-        return y.at[jnp.asarray(self.index)].set(values.astype(y.dtype))
+        return _started_state(self)
+
+
+class _StartedMap(AbstractMap):
+    """A map `base` started as `_Started` starts a flow."""
+
+    base: AbstractMap
+    index: tuple[int, ...] = eqx.field(static=True)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.base.state_names
+
+    def step(self, n, y, args):
+        return self.base.step(n, y, args)
+
+    def initial_state(self):
+        return _started_state(self)
 
 
 @functools.cache
-def _started_class(count: int) -> type:
+def _started_class(count: int, discrete: bool = False) -> type:
     fields = {f"start_{k}": param(0.0) for k in range(count)}
     annotations = {f"start_{k}": Float[Array, ""] for k in range(count)}
-    return type(
-        f"Started{count}", (_Started,), {"__annotations__": annotations, **fields}
-    )
+    base = _StartedMap if discrete else _Started
+    name = f"{base.__name__[1:]}{count}"
+    return type(name, (base,), {"__annotations__": annotations, **fields})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -137,7 +162,7 @@ class Basins(AbstractResult):
 
 
 def basins(
-    model: AbstractModel,
+    model: FlowOrMap,
     starts: Mapping[str, ArrayLike],
     t_span: tuple[float, float],
     *,
@@ -245,9 +270,10 @@ def run_starts(model, params, names, t_span, *, grid, **options) -> Runs:
     keeping the extremes over the last half and quarter and the end state."""
     from .._scan import scan
 
+    discrete = isinstance(model, AbstractMap)
     t0, t1 = map(float, t_span)
     index = tuple(model.state_names.index(n) for n in names)
-    started = _started_class(len(names))(model, index)
+    started = _started_class(len(names), discrete)(model, index)
     half, quarter = t0 + 0.5 * (t1 - t0), t0 + 0.75 * (t1 - t0)
     observables = {
         "hi_half": Max(t_from=half),
@@ -256,7 +282,8 @@ def run_starts(model, params, names, t_span, *, grid, **options) -> Runs:
         "lo": Min(t_from=quarter),
         "end": FinalState(),
     }
-    res = scan(started, params, (t0, t1), grid=grid, observables=observables,
+    span = (int(t0), int(t1)) if discrete else (t0, t1)
+    res = scan(started, params, span, grid=grid, observables=observables,
                **options)  # fmt: skip
     v = {k: np.asarray(a, float) for k, a in res.values.items()}
     features = np.stack([v["lo"], v["hi"]], axis=1)

@@ -21,8 +21,9 @@ from typing import ClassVar
 import numpy as np
 from jaxtyping import ArrayLike
 
-from dynsim.models import AbstractModel, check_parameter_names
+from dynsim.models import check_parameter_names
 
+from .._custom_types import FlowOrMap
 from .._protocol import AbstractResult, checked, freeze_fields
 from .._results import RunInfo
 from ._basins import _checked_names, classify, run_starts
@@ -84,7 +85,7 @@ class GlobalContinuation(AbstractResult):
 
 
 def global_continuation(
-    model: AbstractModel,
+    model: FlowOrMap,
     param: str,
     values: ArrayLike,
     starts: Mapping[str, ArrayLike],

@@ -1,6 +1,10 @@
 """dynsim.plot — figures of results, as a scientist would print them."""
 
-from ._basins import basin_fractions as basin_fractions, basins as basins
+from ._basins import (
+    basin_fractions as basin_fractions,
+    basins as basins,
+    uncertainty as uncertainty,
+)
 from ._bifurcation import (
     bifurcation_diagram as bifurcation_diagram,
     orbit_diagram as orbit_diagram,

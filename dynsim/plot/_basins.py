@@ -72,3 +72,30 @@ def basin_fractions(result, *, ax: Axes | None = None) -> Figure:
               fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))  # fmt: skip
     _style(ax)
     return fig
+
+
+def uncertainty(result, *, ax: Axes | None = None) -> Figure:
+    """The uncertain fraction of starts against the perturbation ε on log axes,
+    with its standard errors and the fitted power law ε^α."""
+    fig, ax = _new_axes(ax, size=(4.6, 3.6))
+    eps, f = np.asarray(result.eps), np.asarray(result.uncertain)
+    err = np.asarray(result.stderr)
+    seen = f > 0
+    ax.errorbar(eps[seen], f[seen], yerr=err[seen], fmt="o", color="C0", ms=4,
+                capsize=2, label="uncertain fraction")  # fmt: skip
+    if np.isfinite(result.alpha):
+        use = seen & (f < 1)
+        x = np.log(eps[use])
+        shift = np.average(np.log(f[use]) - result.alpha * x)
+        line = np.exp(shift + result.alpha * np.log(eps))
+        ax.plot(eps, line, "-", color="C1", lw=1,
+                label=f"ε^α, α = {result.alpha:.3f} ± {result.alpha_stderr:.3f}"
+                f" (d = {result.dimension:.3f})")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("perturbation ε (relative to the region)")
+    ax.set_ylabel("uncertain fraction f(ε)")
+    ax.set_title(_title(result.info))
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    _style(ax)
+    return fig
