@@ -11,6 +11,10 @@ from ._branch import (
     Curve as Curve,
     CycleBranch as CycleBranch,
 )
+from ._branch_basins import (
+    BranchBasins as BranchBasins,
+    branch_basins as branch_basins,
+)
 from ._codim2 import bifurcation_curve as bifurcation_curve
 from ._continuation import continuation as continuation, switch_branch as switch_branch
 from ._cycles import (

@@ -192,10 +192,10 @@ def basins(
     non-positive `tol`.
     """
     names = _checked_names(model, starts, tol)
-    values = {n: np.atleast_1d(np.asarray(v, float)) for n, v in starts.items()}
-    if not grid and len({v.size for v in values.values()}) != 1:
-        sizes = {n: v.size for n, v in values.items()}
-        raise ValueError(f"with grid=False the starts need equal lengths, got {sizes}")
+    if grid:
+        values = {n: np.atleast_1d(np.asarray(v, float)) for n, v in starts.items()}
+    else:
+        values, _ = equal_starts(starts)
     runs = run_starts(
         model,
         {f"start_{k}": values[n] for k, n in enumerate(names)},
@@ -228,6 +228,19 @@ def basins(
         info=runs.info,
     )
     return checked(result, throw)
+
+
+def equal_starts(starts: Mapping[str, ArrayLike]) -> tuple[dict[str, np.ndarray], int]:
+    """Starts given one value per start: name -> 1-D array, and their count.
+
+    **Raises:** `ValueError` for unequal lengths.
+    """
+    values = {n: np.atleast_1d(np.asarray(v, float)) for n, v in starts.items()}
+    sizes = {n: v.size for n, v in values.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"the starts need equal lengths (one value per start), "
+                         f"got {sizes}")  # fmt: skip
+    return values, next(iter(sizes.values()))
 
 
 def _checked_names(model, starts, tol) -> tuple[str, ...]:

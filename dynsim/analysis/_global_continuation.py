@@ -26,7 +26,7 @@ from dynsim.models import check_parameter_names
 from .._custom_types import FlowOrMap
 from .._protocol import AbstractResult, checked, freeze_fields
 from .._results import RunInfo
-from ._basins import _checked_names, classify, run_starts
+from ._basins import _checked_names, classify, equal_starts, run_starts
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -116,11 +116,7 @@ def global_continuation(
     names = _checked_names(model, starts, tol)
     check_parameter_names(model, {param: 0.0})
     grid = np.atleast_1d(np.asarray(values, float))
-    points = {n: np.atleast_1d(np.asarray(v, float)) for n, v in starts.items()}
-    count = {v.size for v in points.values()}
-    if len(count) != 1:
-        raise ValueError("starts must be equal-length arrays (one value per start)")
-    (n,) = count
+    points, n = equal_starts(starts)
     scan_params = {f"base.{param}": np.repeat(grid, n)}
     scan_params |= {f"start_{k}": np.tile(points[m], grid.size)
                     for k, m in enumerate(names)}  # fmt: skip

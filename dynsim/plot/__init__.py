@@ -3,6 +3,7 @@
 from ._basins import (
     basin_fractions as basin_fractions,
     basins as basins,
+    branch_basins as branch_basins,
     uncertainty as uncertainty,
 )
 from ._bifurcation import (

@@ -99,3 +99,32 @@ def uncertainty(result, *, ax: Axes | None = None) -> Figure:
     ax.legend(frameon=False, fontsize=7, loc="lower right")
     _style(ax)
     return fig
+
+
+def branch_basins(result, *, state: str | int | None = None) -> Figure:
+    """A branch annotated with basin fractions: above, its bifurcation diagram with
+    the points used coloured by the fraction of starts reaching them; below, the
+    fractions ± standard errors against the parameter."""
+    from ._bifurcation import _state_index, bifurcation_diagram
+
+    fig = Figure(figsize=(5.4, 6.0), dpi=150, layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    branch = result.branch
+    bifurcation_diagram(branch, state=state, ax=top)
+    idx, _ = _state_index(branch, state)
+    ys = branch.y_max if hasattr(branch, "y_max") else branch.ys
+    dots = top.scatter(result.values, np.asarray(ys)[result.index, idx],
+                       c=result.fractions, cmap="viridis", vmin=0.0, vmax=1.0,
+                       s=36, edgecolors="k", linewidths=0.5, zorder=6)  # fmt: skip
+    fig.colorbar(dots, ax=top, label="basin fraction")
+    top.set_xlabel("")
+    for k in np.unique(result.piece):
+        on = result.piece == k
+        bottom.errorbar(result.values[on], result.fractions[on],
+                        yerr=result.stderr[on], fmt="o-", ms=4, capsize=2,
+                        color="C0", lw=1)  # fmt: skip
+    bottom.set_ylim(-0.02, 1.02)
+    bottom.set_xlabel(branch.param)
+    bottom.set_ylabel("basin fraction")
+    _style(bottom)
+    return fig

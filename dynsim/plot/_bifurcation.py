@@ -78,7 +78,9 @@ def _cuts(r, values: np.ndarray, idx: int | None = None) -> dict:
             yb = float(b.y[idx])
         else:
             p0, p1 = r.p[i - 1], r.p[i]
-            w = 0.0 if p1 == p0 else (b.value - p0) / (p1 - p0)
+            # At a fold p hardly moves between the two points: keep the point
+            # between them (extrapolating in p would throw it far off).
+            w = 0.5 if p1 == p0 else float(np.clip((b.value - p0) / (p1 - p0), 0, 1))
             yb = float(values[i - 1] + w * (values[i] - values[i - 1]))
         out[i] = (float(b.value), yb)
     return out

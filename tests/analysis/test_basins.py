@@ -133,3 +133,47 @@ def test_global_continuation_through_a_saddle_node_of_cycles(tmp_path):
     ds.io.save(g, tmp_path / "g.h5", "bautin")
     back = ds.io.load(tmp_path / "g.h5", "bautin")
     assert np.array_equal(back.fractions, g.fractions)
+
+
+def test_branches_annotated_with_basin_fractions(tmp_path):
+    """The Bautin normal form with β = 1 (closed forms as in the test above): along
+    the stable piece (μ < 0) of the equilibrium branch from `continuation`, the
+    fraction of starts uniform in the unit disk that reach the equilibrium is r_u²
+    for μ > −1/4 and 1 below; along the stable (outer) cycles of
+    `cycle_continuation` (μ > −1/4) the cycle's fraction is 1 − r_u² (1 above
+    μ = 0, where every start of the disk goes to it)."""
+    model = Bautin(beta=1.0, mu=-0.5)
+    rng = np.random.default_rng(3)
+    r, th = np.sqrt(rng.uniform(0, 1, 400)), rng.uniform(0, 2 * np.pi, 400)
+    starts = {"x": r * np.cos(th), "y": r * np.sin(th)}
+    eq = ds.analysis.continuation(model, "mu", (-0.5, 0.5))
+    (hopf,) = eq.special("hopf")
+    cycles = ds.analysis.cycle_continuation(model, "mu", (-0.5, 0.5), hopf=hopf)
+    sigma = lambda f: np.sqrt(f * (1 - f) / 400)  # noqa: E731
+    r_u2 = lambda mu: (1 - np.sqrt(np.maximum(1 + 4 * mu, 0))) / 2  # noqa: E731
+
+    at_eq = ds.analysis.branch_basins(eq, starts, (0.0, 200.0), points=6,
+                                      progress=False)  # fmt: skip
+    assert np.all(at_eq.values < 0) and np.all(at_eq.piece == 1)
+    closed = np.where(at_eq.values < -0.25, 1.0, r_u2(at_eq.values))
+    assert np.all(np.abs(at_eq.fractions - closed) <= 3 * sigma(closed) + 1e-12)
+    assert np.all(at_eq.failed == 0) and np.all(at_eq.unconverged == 0)
+
+    at_cycle = ds.analysis.branch_basins(cycles, starts, (0.0, 200.0), points=6,
+                                         progress=False)  # fmt: skip
+    mu = at_cycle.values
+    assert np.all(mu > -0.25) and at_cycle.piece.max() == 1
+    closed = np.where(mu > 0, 1.0, 1 - r_u2(mu))
+    assert np.all(np.abs(at_cycle.fractions - closed) <= 3 * sigma(closed) + 1e-12)
+    fig = at_cycle.figures()[0][1]
+    fig.savefig(tmp_path / "branch_basins.png")
+    # The branch is drawn within its envelopes (at the fold of cycles too, where
+    # the stability changes between two points of nearly equal μ).
+    drawn = np.concatenate([ln.get_ydata() for ln in fig.axes[0].get_lines()])
+    assert np.abs(drawn).max() <= np.abs(cycles.y_max).max() + 1e-9
+    ds.io.save(at_eq, tmp_path / "b.h5", "eq")
+    back = ds.io.load(tmp_path / "b.h5", "eq")
+    assert np.array_equal(back.fractions, at_eq.fractions)
+    assert np.array_equal(back.branch.ys, eq.ys)
+    with pytest.raises(ValueError, match="model="):
+        ds.analysis.branch_basins(back.branch, starts, (0.0, 1.0))
