@@ -18,13 +18,20 @@ after it. Context: Attractors.jl users report a 251³ grid taking about an hour
 (Attractors.jl issue #67). The acceptance sizes are `--grid2 1000 --grid3 100`
 (10⁶ starts each); on a small CPU run smaller grids and read starts/s.
 
+The labels are also checked against a reference (DOP853 at rtol = atol = 1e-12) on
+the same starts: where basins are intertwined behind transient chaos (B2) two
+solvers at 1e-6 can part ways. Attractors reached by fewer than ten starts are rerun
+from their first start over a four times longer span ("rare" in the JSON): a long
+transient then ends on a common attractor.
+
 Run: `python -m benchmarks.basins [--grid2 400] [--grid3 30] [--scipy-starts 200]
-[--repeats 2]`.
+[--repeats 2] [--problems B1 B2]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import jax.numpy as jnp
@@ -101,18 +108,17 @@ def run(name: str, points: int, scipy_starts: int, repeats: int) -> dict:
     state_names = list(model.state_names)
     index = [state_names.index(k) for k in starts]
     base = np.asarray(model.initial_state(), float)
-    labels = []
+    labels, reference = [], []
     start = time.perf_counter()
     for p in picks:
-        y0 = base.copy()
-        y0[index] = grid[p]
-        sol = solve_ivp(spec["field"], (0.0, t1), y0, method="RK45", rtol=RTOL,
-                        atol=ATOL)  # fmt: skip
-        end = sol.y[:, -1]
-        gaps = np.linalg.norm(result.attractors - end, axis=1)
-        labels.append(1 + int(np.argmin(gaps)))
+        labels.append(_nearest(result, _scipy_end(spec, base, index, grid[p])))
     scipy_seconds = (time.perf_counter() - start) / len(picks) * total
-    agree = float(np.mean(np.asarray(labels) == result.labels.reshape(-1)[picks]))
+    for p in picks:  # the reference: DOP853 at a tolerance far below the arms'
+        end = _scipy_end(spec, base, index, grid[p], method="DOP853", tol=1e-12)
+        reference.append(_nearest(result, end))
+    ours = result.labels.reshape(-1)[picks]
+    labels, reference = np.asarray(labels), np.asarray(reference)
+    kinds, counts = np.unique(result.labels, return_counts=True)
     return {
         "problem": name,
         "starts": total,
@@ -125,10 +131,61 @@ def run(name: str, points: int, scipy_starts: int, repeats: int) -> dict:
         "scipy_starts_per_s": total / scipy_seconds,
         "scipy_measured_starts": len(picks),
         "speedup": scipy_seconds / best,
-        "label_agreement": agree,
+        "label_agreement": float(np.mean(labels == ours)),
+        "dynsim_vs_reference": float(np.mean(ours == reference)),
+        "scipy_vs_reference": float(np.mean(labels == reference)),
+        "attractor_ends": result.attractors.tolist(),
+        "counts": {str(int(k)): int(c) for k, c in zip(kinds, counts, strict=True)},
+        "rare": _rare(spec, result, grid, dict(zip(kinds, counts, strict=True))),
         "labels": result.labels,
         "axes": {k: v.tolist() for k, v in starts.items()},
     }
+
+
+def _scipy_end(spec, base, index, start, method="RK45", tol=None):
+    y0 = base.copy()
+    y0[index] = start
+    rtol, atol = (RTOL, ATOL) if tol is None else (tol, tol)
+    sol = solve_ivp(spec["field"], (0.0, spec["t1"]), y0, method=method, rtol=rtol,
+                    atol=atol)  # fmt: skip
+    return sol.y[:, -1]
+
+
+def _nearest(result, end) -> int:
+    """The label of the attractor nearest to an end state."""
+    return 1 + int(np.argmin(np.linalg.norm(result.attractors - end, axis=1)))
+
+
+def _rare(spec, result, grid, counts, below=10) -> list[dict]:
+    """Attractors reached by fewer than `below` starts, each rerun from its first
+    start over a four times longer span: a long transient (it then ends on a
+    common attractor) or a rare attractor (it stays)."""
+    model, t1 = spec["model"], spec["t1"]
+    names = list(spec["axes"])
+    flat = result.labels.reshape(-1)
+    out = []
+    for label, count in counts.items():
+        if label < 1 or count >= below:
+            continue
+        first = int(np.flatnonzero(flat == label)[0])
+        longer = ds.analysis.basins(
+            model, {n: [grid[first][k]] for k, n in enumerate(names)},
+            (0.0, 4 * t1), grid=False, rtol=RTOL, atol=ATOL, progress=False,
+        )  # fmt: skip
+        end = longer.attractors[0] if len(longer.attractors) else None
+        common = [a for a, c in counts.items() if a >= 1 and c >= below]
+        gaps = {
+            str(int(a)): float(np.linalg.norm(result.attractors[a - 1] - end))
+            for a in common
+        } if end is not None else {}  # fmt: skip
+        out.append({
+            "label": int(label), "starts": int(count),
+            "start": grid[first].tolist(),
+            "end": result.attractors[label - 1].tolist(),
+            "end_4x_span": None if end is None else end.tolist(),
+            "gap_4x_to_common": gaps,
+        })  # fmt: skip
+    return out
 
 
 def main() -> None:
@@ -137,11 +194,16 @@ def main() -> None:
     parser.add_argument("--grid3", type=int, default=30)
     parser.add_argument("--scipy-starts", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS),
+                        default=sorted(PROBLEMS),
+                        help="run these only; the others' rows are kept from the "
+                        "last results file")  # fmt: skip
     a = parser.parse_args()
-    rows = [
-        run("B1", a.grid2, a.scipy_starts, a.repeats),
-        run("B2", a.grid3, max(a.scipy_starts // 4, 10), a.repeats),
-    ]
+    sizes = {
+        "B1": (a.grid2, a.scipy_starts),
+        "B2": (a.grid3, max(a.scipy_starts // 4, 10)),
+    }
+    rows = [run(name, *sizes[name], a.repeats) for name in a.problems]
     print("Basins on grids of starts, rtol 1e-6, atol 1e-9")
     print(
         table(
@@ -156,11 +218,13 @@ def main() -> None:
                 ("scipy_seconds_extrapolated", "SciPy s (extrap.)", ".1f"),
                 ("speedup", "speed-up", ".1f"),
                 ("label_agreement", "labels agree", ".3f"),
+                ("dynsim_vs_reference", "dynsim = ref", ".3f"),
+                ("scipy_vs_reference", "SciPy = ref", ".3f"),
             ],
         )
     )
-    fig = Figure(figsize=(9.0, 4.0), dpi=150, layout="constrained")
-    axes = fig.subplots(1, 2)
+    fig = Figure(figsize=(4.5 * len(rows), 4.0), dpi=150, layout="constrained")
+    axes = fig.subplots(1, len(rows), squeeze=False)[0]
     for ax, r in zip(axes, rows, strict=True):
         lab = r["labels"]
         image = lab if lab.ndim == 2 else lab[:, :, lab.shape[2] // 2]
@@ -174,6 +238,11 @@ def main() -> None:
     fig.savefig(RESULTS / "basins.png")
     for r in rows:
         r.pop("labels")
+    kept = []
+    if (RESULTS / "basins.json").exists() and len(rows) < len(PROBLEMS):
+        last = json.loads((RESULTS / "basins.json").read_text())["rows"]
+        kept = [r for r in last if r["problem"] not in a.problems]
+    rows = sorted(kept + rows, key=lambda r: r["problem"])
     write_json("basins", {"rows": rows, "machine": machine()})
     print(f"wrote {RESULTS / 'basins.json'} and {RESULTS / 'basins.png'}")
 

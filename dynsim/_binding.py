@@ -18,27 +18,29 @@ from ._observables import (
 
 class BoundObservable(AbstractReduction):
     """A running observable with its state selection resolved to flat indices: the
-    `dynsim.solvers.AbstractReduction` the solve carries.
-
-    `size`: the model's own (flat) state size when the runs carry more after it
-    (their tangent dynamics): the observable then sees those components only."""
+    `dynsim.solvers.AbstractReduction` the solve carries."""
 
     obs: AbstractRunningObservable
     index: int | None = eqx.field(static=True)
-    size: int | None = eqx.field(default=None, static=True)
 
     @property
     def window_start(self) -> float:
         return self.obs.start
 
     @property
+    def own_size(self) -> int | None:
+        """How many leading components are the model's own state (None: all)."""
+        return None
+
+    @property
     def components(self) -> tuple[int, ...] | None:
         if self.index is None:
-            return None if self.size is None else tuple(range(self.size))
+            size = self.own_size
+            return None if size is None else tuple(range(size))
         return (self.index,)
 
     def _own(self, y: Array) -> Array:
-        return y if self.size is None else y[: self.size]
+        return y if self.own_size is None else y[: self.own_size]
 
     def _select(self, y: Array) -> Array:
         if self.index is None:
@@ -50,8 +52,8 @@ class BoundObservable(AbstractReduction):
         return self.obs.init(t0, y, discrete)
 
     def update(self, carry, segment, samples):
-        if self.size is not None and not self.obs.tangent:
-            segment = segment.restrict(tuple(range(self.size)))
+        if self.own_size is not None and not self.obs.tangent:
+            segment = segment.restrict(tuple(range(self.own_size)))
         new = self.obs.update(carry, segment, samples, self._select)
         if segment.discrete:
             return new
@@ -64,6 +66,18 @@ class BoundObservable(AbstractReduction):
         if self.obs.componentwise and self.index is not None:
             return value[0]  # one component selected: its value, not a 1-vector
         return value
+
+
+class TangentBound(BoundObservable):
+    """A bound observable of runs that carry their tangent dynamics after the
+    model's `size` (flat) components: it sees those components only (the tangent
+    observables: the log growth after them)."""
+
+    size: int = eqx.field(static=True)
+
+    @property
+    def own_size(self) -> int | None:
+        return self.size
 
 
 def _resolve_index(
@@ -124,10 +138,7 @@ def bind_observables(
         raise ValueError("binding a tangent observable needs the state size")
     growth = 2 * state_size  # the flat (state, tangent, log growth)
     return tuple(
-        (
-            name,
-            BoundObservable(o.obs, growth if o.obs.tangent else o.index, state_size),
-        )  # fmt: skip
+        (name, TangentBound(o.obs, growth if o.obs.tangent else o.index, state_size))
         if isinstance(o, BoundObservable)
         else (name, o)
         for name, o in out

@@ -112,6 +112,7 @@ def plan_scan(
     tangent = carries_tangent(bound)
     # What is solved: the model, or the model with its tangent dynamics.
     solved = with_tangent(model) if tangent else model
+    solved_size = 2 * state_size + 1 if tangent else state_size
     running = tuple((n, o) for n, o in bound if isinstance(o, BoundObservable))
     sampled = tuple((n, o) for n, o in bound if not isinstance(o, BoundObservable))
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
@@ -176,7 +177,6 @@ def plan_scan(
             t0, t1 = np.float32(t0), np.float32(t1)
     reason = "chosen by the caller" if executor == "vmap" else None
     if reason is None:
-        solved_size = 2 * state_size + 1 if tangent else state_size
         reason = solvers.ensemble_support(problem, options, solved_size)
     if executor in ("ensemble", "pallas") and reason is not None:
         raise ValueError(f"the ensemble executor cannot run this scan: {reason}")
@@ -193,7 +193,7 @@ def plan_scan(
     n_devices = jax.local_device_count()
     if chunk_size is None:
         chunk_size = auto_chunk(
-            n_runs, n_times, state_size, n_devices, ensemble=use_ensemble
+            n_runs, n_times, solved_size, n_devices, ensemble=use_ensemble
         )
     elif (
         isinstance(chunk_size, bool)

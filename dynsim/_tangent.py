@@ -27,6 +27,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from dynsim.models import AbstractMap, AbstractModel, AbstractSystem
@@ -41,10 +42,24 @@ def tangent_start(state) -> jax.Array:
     return jnp.concatenate([y, v / jnp.linalg.norm(v), jnp.zeros(1, y.dtype)])
 
 
-def _split(s, template):
+def _flat(base: AbstractSystem, fn, t, s, args):
+    """The model's own flat state y, the tangent v and log growth ℓ of the
+    augmented `s`, and `fn(t, ·, args)` (the vector field or the step) as a
+    function of the flat state."""
     n = (s.size - 1) // 2
-    _, unravel = ravel_pytree(template)
-    return unravel(s[:n]), s[n : 2 * n], s[2 * n]
+    _, unravel = ravel_pytree(base.initial_state())
+    flat_fn = lambda u: ravel_pytree(fn(t, unravel(u), args))[0]  # noqa: E731
+    return s[:n], s[n : 2 * n], s[2 * n], flat_fn
+
+
+def _names(base: AbstractSystem) -> tuple[str, ...]:
+    """The augmented state's names: the model's flat components, then its tangent's
+    and the log growth."""
+    size = ravel_pytree(base.initial_state())[0].size
+    own = tuple(base.state_names)
+    if len(own) != size:  # a pytree state: name its flat components by index
+        own = tuple(f"y_{k}" for k in range(size))
+    return own + tuple(f"tangent_{k}" for k in range(size)) + ("log_growth",)
 
 
 class TangentFlow(AbstractModel):
@@ -55,57 +70,70 @@ class TangentFlow(AbstractModel):
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        names = tuple(self.base.state_names)
-        return names + tuple(f"tangent_{n}" for n in names) + ("log_growth",)
+        return _names(self.base)
 
     def vector_field(self, t, s, args):
-        y, v, _ = _split(s, self.base.initial_state())
-        _, unravel = ravel_pytree(y)
-        field = lambda u: ravel_pytree(  # noqa: E731
-            self.base.vector_field(t, unravel(u), args)
-        )[0]
-        f, jv = jax.jvp(field, (ravel_pytree(y)[0],), (v,))
+        y, v, _, field = _flat(self.base, self.base.vector_field, t, s, args)
+        f, jv = jax.jvp(field, (y,), (v,))
         rate = jnp.dot(v, jv) / jnp.dot(v, v)
         return jnp.concatenate([f, jv - rate * v, rate[None]])
 
     def initial_state(self):
         return tangent_start(self.base.initial_state())
 
+    def check_solver(self, solver):
+        self.base.check_solver(solver)
+
 
 class TangentMap(AbstractMap):
-    """`base` (a map) with its tangent vector and log growth (module docstring)."""
+    """`base` (a map) with its tangent vector and log growth (module docstring). A
+    tangent mapped to zero (a superstable point: J v = 0) keeps its direction and
+    adds log of the smallest normal number, so the run stays finite and its
+    exponent very negative."""
 
     base: AbstractMap
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        names = tuple(self.base.state_names)
-        return names + tuple(f"tangent_{n}" for n in names) + ("log_growth",)
+        return _names(self.base)
 
     def step(self, k, s, args):
-        y, v, ell = _split(s, self.base.initial_state())
-        flat, unravel = ravel_pytree(y)
-        step = lambda u: ravel_pytree(self.base.step(k, unravel(u), args))[0]  # noqa: E731
-        y1, jv = jax.jvp(step, (flat,), (v,))
+        y, v, ell, step = _flat(self.base, self.base.step, k, s, args)
+        y1, jv = jax.jvp(step, (y,), (v,))
         growth = jnp.linalg.norm(jv)
-        return jnp.concatenate([y1, jv / growth, (ell + jnp.log(growth))[None]])
+        tiny = jnp.finfo(growth.dtype).tiny
+        v1 = jnp.where(growth > tiny, jv / jnp.maximum(growth, tiny), v)
+        return jnp.concatenate(
+            [y1, v1, (ell + jnp.log(jnp.maximum(growth, tiny)))[None]]
+        )
 
     def initial_state(self):
         return tangent_start(self.base.initial_state())
+
+    def check_solver(self, solver):
+        self.base.check_solver(solver)
 
 
 def with_tangent(model: AbstractSystem) -> AbstractSystem:
     """`model` carried with its tangent dynamics (module docstring).
 
     **Raises:** `ValueError` for a stochastic model (its tangent dynamics would need
-    the noise's derivative).
+    the noise's derivative) or an IMEX split (whose stiff part has no tangent form
+    here).
     """
     if isinstance(model, AbstractMap):
         return TangentMap(model)
-    if model.problem().stochastic:
+    problem = model.problem()
+    name = type(model).__name__
+    if problem.stochastic:
         raise ValueError(
             f"the Lyapunov exponent observable needs deterministic dynamics; "
-            f"{type(model).__name__} is stochastic"
+            f"{name} is stochastic"
+        )
+    if problem.kind != "ode":
+        raise ValueError(
+            f"the Lyapunov exponent observable needs an ODE or a map; {name} is "
+            f"a {problem.kind!r} problem (its stiff split has no tangent form here)"
         )
     return TangentFlow(model)
 
@@ -118,11 +146,13 @@ class LyapunovExponent(AbstractRunningObservable):
     ≈ 0 on a cycle or torus (it converges as 1/(t₁ − t_from)), the leading
     eigenvalue's real part at a stable equilibrium. Start the window after the
     transient (and after the tangent vector has aligned: a few e-folding times of
-    the gap to the second exponent). The runs' other observables are unaffected.
+    the gap to the second exponent). For maps the window starts at the first
+    iterate at or after `t_from`.
 
-    Needs deterministic dynamics (an ODE, or an IMEX model integrated as one ODE by
-    the scan's solver, or a map); its error is the solve's (`rtol`, `atol` apply to
-    the tangent vector too).
+    The runs' other observables see the model's own state only; the tangent is
+    part of the solve's error control (`rtol`, `atol` apply to it too), so their
+    steps, and their values within the tolerance, differ from a scan without it.
+    Needs deterministic dynamics: an ODE or a map (not an SDE or an IMEX split).
     """
 
     state: StateSelector = eqx.field(default=None, static=True)
@@ -152,14 +182,17 @@ class LyapunovExponent(AbstractRunningObservable):
 
     def update(self, carry, segment, samples, select):
         # The window opens in this step: the log growth there, from the interpolant.
+        dtype = carry["last"].dtype
         opens = jnp.isnan(carry["t_first"]) & (segment.t1 >= self.start)
-        t = jnp.maximum(segment.t0, self.start).astype(carry["last"].dtype)
-        first = jnp.where(opens, select(segment.evaluate(t))[0], carry["first"])
+        # Maps: the first iterate in the window (no interpolation between them).
+        start = np.ceil(self.start) if segment.discrete else self.start
+        t = jnp.maximum(segment.t0, start)
+        ell = select(segment.evaluate(t))[0].astype(dtype)
         return dict(
-            first=first,
-            t_first=jnp.where(opens, t, carry["t_first"]),
-            last=select(segment.y1)[0],
-            t_last=segment.t1.astype(carry["last"].dtype),
+            first=jnp.where(opens, ell, carry["first"]),
+            t_first=jnp.where(opens, t.astype(dtype), carry["t_first"]),
+            last=select(segment.y1)[0].astype(dtype),
+            t_last=segment.t1.astype(dtype),
         )
 
     def finish(self, carry):

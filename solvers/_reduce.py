@@ -61,6 +61,9 @@ def _pick(y: Array, index: tuple[int, ...] | None) -> Array:
     not fuse)."""
     if index is None:
         return y
+    first = index[0]
+    if index == tuple(range(first, first + len(index))):
+        return y[first : first + len(index)]  # a contiguous run: one slice
     return jnp.concatenate([y[i : i + 1] for i in index])
 
 

@@ -37,6 +37,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from dynsim.models import AbstractMap, AbstractModel, param
 
+from .._checks import map_span_times
 from .._custom_types import FlowOrMap
 from .._observables import FinalState, Max, Min
 from .._protocol import AbstractResult, checked, freeze_fields
@@ -243,12 +244,12 @@ def equal_starts(starts: Mapping[str, ArrayLike]) -> tuple[dict[str, np.ndarray]
     return values, next(iter(sizes.values()))
 
 
-def _checked_names(model, starts, tol) -> tuple[str, ...]:
+def _checked_names(model, starts, tol, what="starts") -> tuple[str, ...]:
     names = tuple(starts)
     unknown = [n for n in names if n not in model.state_names]
     if not names or unknown:
         raise ValueError(
-            f"starts must name state components of {type(model).__name__} "
+            f"{what} must name state components of {type(model).__name__} "
             f"({', '.join(model.state_names)}); got {list(names)}"
         )
     if not tol > 0:
@@ -284,7 +285,7 @@ def run_starts(model, params, names, t_span, *, grid, **options) -> Runs:
     from .._scan import scan
 
     discrete = isinstance(model, AbstractMap)
-    t0, t1 = map(float, t_span)
+    t0, t1 = map(float, map_span_times(t_span) if discrete else t_span)
     index = tuple(model.state_names.index(n) for n in names)
     started = _started_class(len(names), discrete)(model, index)
     half, quarter = t0 + 0.5 * (t1 - t0), t0 + 0.75 * (t1 - t0)

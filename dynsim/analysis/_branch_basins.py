@@ -21,6 +21,8 @@ from typing import ClassVar
 import numpy as np
 from jaxtyping import ArrayLike
 
+from dynsim.models import check_parameter_names
+
 from .._custom_types import FlowOrMap
 from .._protocol import AbstractResult, checked, freeze_fields
 from .._results import RunInfo
@@ -106,8 +108,10 @@ def branch_basins(
     **Returns:** a `BranchBasins`; `throw=True` raises `RuntimeError` if a run
     failed.
 
-    **Raises:** `ValueError` for a branch without stable points or without a model,
-    unknown state names, unequal starts, `points` < 1.
+    **Raises:** `TypeError` for anything but a `Branch` or `CycleBranch`;
+    `ValueError` for a branch without stable points or without a model, a model
+    without the branch's parameter, unknown state names, unequal starts,
+    `points` < 1.
     """
     if not isinstance(branch, Branch | CycleBranch):
         raise TypeError(f"branch must be a Branch or CycleBranch, got {branch!r}")
@@ -116,6 +120,7 @@ def branch_basins(
         raise ValueError("the branch carries no model (loaded from a file?): model=")
     if points < 1:
         raise ValueError(f"points must be >= 1, got {points}")
+    check_parameter_names(model, {branch.param: 0.0})
     names = _checked_names(model, starts, tol)
     values_of, n = equal_starts(starts)
     index, piece = _pick(np.asarray(branch.stable, bool), points)

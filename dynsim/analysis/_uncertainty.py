@@ -27,7 +27,7 @@ import numpy as np
 from .._custom_types import FlowOrMap
 from .._protocol import AbstractResult, checked, freeze_fields
 from .._results import RunInfo
-from ._basins import _checked_names, classify, run_starts
+from ._basins import _checked_names, classify, run_starts, summary
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -111,11 +111,11 @@ def uncertainty_exponent(
     **Raises:** `ValueError` for unknown state names, an empty region, ε outside
     (0, 1) or fewer than 2 of them, fewer than 10 starts.
     """
-    names = _checked_names(model, region, tol)
+    names = _checked_names(model, region, tol, what="region")
     bounds = np.array([[float(v) for v in region[n]] for n in names])
     if bounds.shape != (len(names), 2) or not np.all(bounds[:, 1] > bounds[:, 0]):
         raise ValueError(f"region must map state names to (low, high), got {region}")
-    eps = np.sort(np.asarray(eps, float))[::-1]
+    eps = np.sort(np.atleast_1d(np.asarray(eps, float)))[::-1]
     if eps.ndim != 1 or eps.size < 2 or not np.all((eps > 0) & (eps < 1)):
         raise ValueError(f"eps must hold at least 2 values in (0, 1), got {eps}")
     if n_starts < 10:
@@ -138,7 +138,7 @@ def uncertainty_exponent(
     differ = (counted & (labels[1:] != labels[0])).sum(axis=1)
     f = differ / np.maximum(pairs, 1)
     stderr = np.sqrt(f * (1 - f) / np.maximum(pairs, 1))
-    alpha, alpha_err = _slope(eps, f, differ, pairs)
+    alpha, alpha_err, _ = power_law(eps, f, pairs)
     message = _summary(alpha, differ, labels)
     result = UncertaintyExponent(
         eps=eps,
@@ -156,34 +156,26 @@ def uncertainty_exponent(
     return checked(result, throw)
 
 
-def _slope(eps, f, differ, pairs) -> tuple[float, float]:
-    """The weighted least-squares slope of log f against log ε and its standard
-    error (the points with 0 < f < 1; NaN with fewer than 2)."""
-    use = (differ > 0) & (differ < pairs)
+def power_law(eps, f, pairs) -> tuple[float, float, float]:
+    """The weighted least-squares fit log f = c + α log ε over the points with
+    0 < f < 1 (weights: the inverse variances n f/(1 − f) of log f): α, its
+    standard error and c (NaN with fewer than 2 points)."""
+    eps, f, pairs = (np.asarray(a, float) for a in (eps, f, pairs))
+    use = (f > 0) & (f < 1)
     if use.sum() < 2:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     x, y = np.log(eps[use]), np.log(f[use])
-    w = pairs[use] * f[use] / (1 - f[use])  # 1 / var(log f)
+    w = pairs[use] * f[use] / (1 - f[use])
     design = np.stack([np.ones_like(x), x], axis=1)
     cov = np.linalg.inv(design.T @ (w[:, None] * design))
     coef = cov @ design.T @ (w * y)
-    return float(coef[1]), float(np.sqrt(cov[1, 1]))
+    return float(coef[1]), float(np.sqrt(cov[1, 1])), float(coef[0])
 
 
 def _summary(alpha: float, differ: np.ndarray, labels: np.ndarray) -> str:
-    parts = []
     if np.isnan(alpha):
-        parts.append(
-            f"uncertain pairs at {int(np.sum(differ > 0))} eps: too few for a slope "
-            "(no boundary in the region?)"
-        )
+        fit = (f"uncertain pairs at {int(np.sum(differ > 0))} eps: too few for a "
+               "slope (no boundary in the region?)")  # fmt: skip
     else:
-        parts.append(f"alpha = {alpha:.4f}")
-    found = int(labels.max(initial=0))
-    parts.append(f"{found} attractors")
-    unconverged, failed = int(np.sum(labels == 0)), int(np.sum(labels == -1))
-    if unconverged:
-        parts.append(f"{unconverged} runs not converged (lengthen t_span)")
-    if failed:
-        parts.append(f"{failed} runs failed")
-    return "; ".join(parts)
+        fit = f"alpha = {alpha:.4f}"
+    return f"{fit}; {summary(labels.ravel(), int(labels.max(initial=0)))}"

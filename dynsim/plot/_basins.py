@@ -84,9 +84,9 @@ def uncertainty(result, *, ax: Axes | None = None) -> Figure:
     ax.errorbar(eps[seen], f[seen], yerr=err[seen], fmt="o", color="C0", ms=4,
                 capsize=2, label="uncertain fraction")  # fmt: skip
     if np.isfinite(result.alpha):
-        use = seen & (f < 1)
-        x = np.log(eps[use])
-        shift = np.average(np.log(f[use]) - result.alpha * x)
+        from ..analysis._uncertainty import power_law
+
+        _, _, shift = power_law(eps, f, result.pairs)
         line = np.exp(shift + result.alpha * np.log(eps))
         ax.plot(eps, line, "-", color="C1", lw=1,
                 label=f"ε^α, α = {result.alpha:.3f} ± {result.alpha_stderr:.3f}"
