@@ -70,6 +70,11 @@ class UncertaintyExponent(AbstractResult):
     def __post_init__(self):
         freeze_fields(self)
 
+    def fitted(self, eps) -> np.ndarray:
+        """The fitted power law f(ε) = c ε^α at `eps` (NaN when `alpha` is)."""
+        _, _, c = power_law(self.eps, self.uncertain, self.pairs)
+        return np.exp(c + self.alpha * np.log(np.asarray(eps, float)))
+
     def figures(self, **options):
         from ..plot import uncertainty
 

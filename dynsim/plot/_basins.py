@@ -84,11 +84,7 @@ def uncertainty(result, *, ax: Axes | None = None) -> Figure:
     ax.errorbar(eps[seen], f[seen], yerr=err[seen], fmt="o", color="C0", ms=4,
                 capsize=2, label="uncertain fraction")  # fmt: skip
     if np.isfinite(result.alpha):
-        from ..analysis._uncertainty import power_law
-
-        _, _, shift = power_law(eps, f, result.pairs)
-        line = np.exp(shift + result.alpha * np.log(eps))
-        ax.plot(eps, line, "-", color="C1", lw=1,
+        ax.plot(eps, result.fitted(eps), "-", color="C1", lw=1,
                 label=f"ε^α, α = {result.alpha:.3f} ± {result.alpha_stderr:.3f}"
                 f" (d = {result.dimension:.3f})")  # fmt: skip
     ax.set_xscale("log")

@@ -166,8 +166,8 @@ def test_maps_superstable_points_windows_and_single_precision():
         x = 3.5 * x * (1 - x)
     np.testing.assert_allclose(res.values["lam"][1], np.log(abs(slope)) / 4,
                                rtol=1e-6)  # fmt: skip
-    half = ds.scan(_Logistic(), {"r": [3.9]}, (0, 2000),
-                   observables={"a": lam(t_from=99.5), "b": lam(t_from=100)})  # fmt: skip
+    both = {"a": lam(t_from=99.5), "b": lam(t_from=100)}
+    half = ds.scan(_Logistic(), {"r": [3.9]}, (0, 2000), observables=both)
     assert half.values["a"][0] == half.values["b"][0]
     henon = ds.models.Henon()
     one = {"lam": lam(t_from=100)}

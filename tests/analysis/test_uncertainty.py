@@ -53,6 +53,8 @@ def test_fractal_boundary_dimension_matches_published():
     # f(ε) decreases with ε, every pair counted (the runs converged).
     assert np.all(np.diff(res.uncertain) < 0)
     assert np.all(res.pairs > 0.999 * 50_000)
+    # The fitted line passes within three standard errors of each measured f(ε).
+    assert np.all(np.abs(res.fitted(res.eps) - res.uncertain) < 3 * res.stderr + 1e-3)
     fig = res.figures()[0][1]
     assert fig.axes[0].get_xscale() == "log"
 
