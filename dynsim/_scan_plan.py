@@ -165,23 +165,24 @@ class ScanPlan:
     def chunk_inputs(self, c: int) -> tuple[dict[str, Array], Array, Array]:
         """The inputs of chunk `c` on the device(s): parameter values, point and
         realisation indices, padded to `lanes` runs with run 0 (one shape, one
-        compilation)."""
+        compilation); for the ensemble executor on several devices, in the order
+        the devices take them (`run_chunk` returns the runs in order)."""
         start = c * self.chunk_size
         end = min(start + self.chunk_size, self.n_runs)
         runs = np.arange(start, start + self.lanes)
         runs = np.where(runs < end, runs, 0)
-        points, real = np.divmod(runs, self.realisations)
-        dtype = self.dtype
-        values = {
-            k: jnp.asarray(v, dtype) for k, v in self.point_values(points).items()
-        }
-        inputs = (values, jnp.asarray(points), jnp.asarray(real))
         n = jax.local_device_count()
-        if n > 1:
-            mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("runs",))
-            spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
-            inputs = jax.device_put(inputs, spec)
-        return inputs
+        if self.executor in ("ensemble", "pallas") and n > 1:
+            # Device d solves runs d, d + n, d + 2n, ... (`_ensemble_chunk`).
+            runs = runs[_device_order(self.lanes, n)]
+        points, real = np.divmod(runs, self.realisations)
+        values = {
+            k: np.asarray(v, self.dtype) for k, v in self.point_values(points).items()
+        }
+        index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
+        inputs = (values, points.astype(index), real.astype(index))
+        # Host arrays straight to where the kernel reads them: one transfer.
+        return jax.device_put(inputs, _runs_sharding())
 
     def run_chunk(
         self, inputs: tuple[dict[str, Array], Array, Array], diagnostics: bool = False
@@ -240,6 +241,27 @@ class ScanPlan:
             info=self.info,
             realisations=self.realisations,
         )
+
+
+@functools.cache
+def _runs_sharding_on(devices: tuple) -> jax.sharding.Sharding:
+    if len(devices) == 1:
+        return jax.sharding.SingleDeviceSharding(devices[0])
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("runs",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+
+
+def _device_order(size: int, n: int) -> np.ndarray:
+    """The runs of a chunk in the order that `n` devices take them, each a
+    contiguous block: device d solves runs d, d + n, d + 2n, ..., so that
+    neighbouring runs (similar work) spread over the devices, which then finish
+    together."""
+    return np.arange(size).reshape(-1, n).T.ravel()
+
+
+def _runs_sharding() -> jax.sharding.Sharding:
+    """A chunk's inputs split along the runs over the local devices."""
+    return _runs_sharding_on(tuple(jax.local_devices()))
 
 
 def _flat_series(ys: PyTree[Array]) -> Array:
@@ -386,16 +408,18 @@ def _ensemble_chunk(
     n = jax.local_device_count()
     if n == 1:
         return solve(values)
-    # Device d solves runs d, d + n, d + 2n, ...: neighbouring runs (similar work)
-    # spread over the devices, which then finish together.
+    # The inputs come in `_device_order` (`ScanPlan.chunk_inputs`); the outputs
+    # go back to the runs' order.
     size = jtu.tree_leaves(values)[0].shape[0]
-    order = np.arange(size).reshape(-1, n).T.ravel()
-    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("runs",))
+    back = np.argsort(_device_order(size, n))
     runs = jax.sharding.PartitionSpec("runs")
     out = jax.shard_map(
-        solve, mesh=mesh, in_specs=runs, out_specs=runs, check_vma=False
-    )(jtu.tree_map(lambda a: a[order], values))
-    back = np.argsort(order)
+        solve,
+        mesh=_runs_sharding().mesh,
+        in_specs=runs,
+        out_specs=runs,
+        check_vma=False,
+    )(values)
     if diagnostics:
         return jtu.tree_map(lambda a: a[back], out[0]), out[1]
     return jtu.tree_map(lambda a: a[back], out)
