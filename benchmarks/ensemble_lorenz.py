@@ -7,6 +7,9 @@ table gives each arm's median and the median of the per-repeat ratios, so that
 load drifting during the run favours no arm):
 - `dynsim.scan` through the public API (host to host: NumPy in, NumPy out), on
   every core (one CPU device per core, `XLA_FLAGS`, set here before JAX starts);
+- the same scan's compiled kernel alone (`ds.plan_scan` once, `chunk_inputs` on
+  the devices, `run_chunk` timed): what the solve costs without the scan's fixed
+  costs per call (checking and planning, copies, the float32 check);
 - plain `jax.jit(jax.vmap(diffrax.diffeqsolve))` with diffrax's defaults (Tsit5,
   PID control, RecursiveCheckpointAdjoint, automatic first step);
 - a numba per-trajectory Dormand–Prince 5(4) loop, parallel over trajectories on
@@ -117,6 +120,34 @@ def dynsim_arm(rho, mode, precision, executor="auto"):
     return run
 
 
+def kernel_arm(rho, mode, precision):
+    """The scan's compiled kernel alone: planned once, its inputs already on the
+    devices, outputs left there (no planning, copies or float64 check)."""
+    tol = TOL[precision]
+    kwargs = dict(rtol=tol, atol=tol) if mode == "adaptive" else {}
+    if mode == "fixed":
+        kwargs.update(adaptive=False, dt0=DT)
+    plan = ds.plan_scan(
+        ds.models.Lorenz(),
+        {"rho": rho},
+        (0.0, 1.0),
+        y0=Y0,
+        precision="single" if precision == "f32" else "double",
+        **kwargs,
+    )
+    if plan.n_chunks != 1:
+        raise ValueError(
+            f"the kernel arm times one chunk, this scan has {plan.n_chunks}"
+        )
+    inputs = plan.chunk_inputs(0)
+
+    def run():  # (the saved states (N, 1, 3) as they come: no slicing on the device)
+        _, ys, _, stats = plan.run_chunk(inputs)
+        return ys, stats["num_steps"]
+
+    return run
+
+
 def diffrax_arm(rho, mode, precision):
     dtype = jnp.float32 if precision == "f32" else jnp.float64
     tol = TOL[precision]
@@ -157,6 +188,7 @@ def numba_arm(rho, mode, precision):
 
 ARMS = {
     "dynsim.scan": dynsim_arm,
+    "dynsim kernel only (planned once, inputs on the devices)": kernel_arm,
     "diffrax jit(vmap(diffeqsolve))": diffrax_arm,
     "numba Dormand–Prince, all cores": numba_arm,
 }
@@ -190,6 +222,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
     rows = []
     for name in arms:
         ends, steps = (np.asarray(a) for a in out[name])
+        ends = ends[:, -1] if ends.ndim == 3 else ends
         t = np.asarray(times[name])
         median = float(np.median(t))
         rows.append(
@@ -294,8 +327,9 @@ def main(argv: list[str] | None = None) -> None:
         ref = reference(np.linspace(0.0, 21.0, n)[members])
         for mode in args.modes:
             for precision in args.precisions:
-                rows += measure(n, mode, precision, max(5, args.repeats), ref)
-                print(table(rows[-4:], COLUMNS), flush=True)
+                new = measure(n, mode, precision, max(5, args.repeats), ref)
+                rows += new
+                print(table(new, COLUMNS), flush=True)
     print(table(rows, COLUMNS))
     info = machine()
     print(
