@@ -4,6 +4,7 @@ what is wrong and what to do."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -185,3 +186,32 @@ def options_for(
     if kind != "map" and solver is None:
         model.check_solver(options.solver)
     return options
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_scan_size(n_runs: int, n_params: int, n_values: int, n_saved: int) -> int:
+    """The memory a scan's result needs on the host (parameters, values, status and
+    step counts of every run), checked against this machine.
+
+    **Returns:** the estimate in bytes. **Raises:** `MemoryError` with the numbers
+    when the result cannot fit in memory.
+    """
+    need = n_runs * 8 * (n_params + n_values + n_saved + 4)
+    have = _available_memory()
+    if have is not None and need > 0.8 * have:
+        raise MemoryError(
+            f"a scan of {n_runs:,} points needs about {gib(need)} for its results "
+            f"in memory, more than this machine can hold ({gib(have)}); scan fewer "
+            "points, fewer observables or fewer saved times"
+        )
+    return need

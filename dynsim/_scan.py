@@ -29,8 +29,10 @@ from ._checks import (
     check_finite_parameters,
     check_finite_state,
     check_model,
+    check_scan_size,
     check_t_span,
     check_y0,
+    gib,
     map_span,
     options_for,
     save_times,
@@ -43,9 +45,7 @@ from ._results import ScanResult
 from ._scan_plan import (
     ScanPlan,
     auto_chunk,
-    check_scan_size,
     ensemble_lanes,
-    gib,
     point_axes,
     value_size,
 )

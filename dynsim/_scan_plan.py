@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -470,32 +469,3 @@ def value_size(obs: Any, state_size: int) -> int:
     if isinstance(obs, tuple):  # a function of samples: assume one per state
         return state_size
     return obs.obs.numbers(state_size if obs.index is None else 1, state_size)
-
-
-def _available_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
-def check_scan_size(n_runs: int, n_params: int, n_values: int, n_saved: int) -> int:
-    """The memory a scan's result needs on the host (parameters, values, status and
-    step counts of every run), checked against this machine.
-
-    **Returns:** the estimate in bytes. **Raises:** `MemoryError` with the numbers
-    when the result cannot fit in memory.
-    """
-    need = n_runs * 8 * (n_params + n_values + n_saved + 4)
-    have = _available_memory()
-    if have is not None and need > 0.8 * have:
-        raise MemoryError(
-            f"a scan of {n_runs:,} points needs about {gib(need)} for its results "
-            f"in memory, more than this machine can hold ({gib(have)}); scan fewer "
-            "points, fewer observables or fewer saved times"
-        )
-    return need
