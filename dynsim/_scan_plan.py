@@ -250,17 +250,17 @@ def _runs_sharding_on(devices: tuple) -> jax.sharding.Sharding:
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
 
 
+def _runs_sharding() -> jax.sharding.Sharding:
+    """A chunk's inputs split along the runs over the local devices."""
+    return _runs_sharding_on(tuple(jax.local_devices()))
+
+
 def _device_order(size: int, n: int) -> np.ndarray:
     """The runs of a chunk in the order that `n` devices take them, each a
     contiguous block: device d solves runs d, d + n, d + 2n, ..., so that
     neighbouring runs (similar work) spread over the devices, which then finish
     together."""
     return np.arange(size).reshape(-1, n).T.ravel()
-
-
-def _runs_sharding() -> jax.sharding.Sharding:
-    """A chunk's inputs split along the runs over the local devices."""
-    return _runs_sharding_on(tuple(jax.local_devices()))
 
 
 def _flat_series(ys: PyTree[Array]) -> Array:
