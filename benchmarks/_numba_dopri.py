@@ -10,7 +10,15 @@ round((t1 − t0)/dt) steps. numba is a benchmark-only dependency (`dynsim[bench
 
 from __future__ import annotations
 
-import numba
+import os
+
+# numba's OpenMP threads otherwise spin for a while after each call, taking the
+# cores from whichever arm runs next (measured: the dynsim kernel 2x slower right
+# after this arm); passive waiting leaves this arm's own time unchanged. Set before
+# numba starts its threads.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import numba  # noqa: E402
 import numpy as np
 
 SIGMA, BETA = 10.0, 8.0 / 3.0

@@ -2,9 +2,10 @@
 linspace(0, 21, N), y0 = (1, 0, 0), t ∈ [0, 1], endpoint saved; adaptive steps at
 rtol = atol = 1e-8 (float64; 1e-6 in float32) and fixed steps dt = 1e-3.
 
-Arms, timed interleaved in one run (each repeat runs every arm once, in turn; the
-table gives each arm's median and the median of the per-repeat ratios, so that
-load drifting during the run favours no arm):
+Arms, timed interleaved in one run (each repeat runs every arm in turn, an untimed
+call then a timed one, so that no arm runs in the state the previous one left the
+cores in; the table gives each arm's median and the median of the per-repeat
+ratios, so that load drifting during the run favours no arm):
 - `dynsim.scan` through the public API (host to host: NumPy in, NumPy out), on
   every core (one CPU device per core, `XLA_FLAGS`, set here before JAX starts);
 - the same scan's compiled kernel alone (`ds.plan_scan` once, `chunk_inputs` on
@@ -217,7 +218,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
         for name, make in ARMS.items()
         if not (name.startswith("numba") and precision == "f32")
     }
-    first, times, out = interleaved(arms, repeats)
+    first, times, out = interleaved(arms, repeats, warm=True)
     base = np.asarray(times["dynsim.scan"])
     rows = []
     for name in arms:

@@ -193,9 +193,13 @@ class ScanPlan:
         values, points, real = inputs
         if diagnostics and self.executor != "ensemble":  # (not "pallas")
             raise ValueError("diagnostics are the ensemble executor's")
-        run = (values, points, real, self.model, self.y0, self.t0, self.t1, self.args)
+        fixed = (self.model, self.y0, self.t0, self.t1, self.args, self.options)
+        if not any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(inputs)):
+            fixed = _resident(fixed)
+        model, y0, t0, t1, args, options = fixed
+        run = (values, points, real, model, y0, t0, t1, args)
         common = dict(
-            options=self.options,
+            options=options,
             names=self.names,
             sampled=self.sampled,
             dtype=self.dtype,
@@ -243,16 +247,54 @@ class ScanPlan:
 
 
 @functools.cache
-def _runs_sharding_on(devices: tuple) -> jax.sharding.Sharding:
+def _sharding_on(devices: tuple, spec: tuple) -> jax.sharding.Sharding:
     if len(devices) == 1:
         return jax.sharding.SingleDeviceSharding(devices[0])
     mesh = jax.sharding.Mesh(np.asarray(devices), ("runs",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
 
 
 def _runs_sharding() -> jax.sharding.Sharding:
     """A chunk's inputs split along the runs over the local devices."""
-    return _runs_sharding_on(tuple(jax.local_devices()))
+    return _sharding_on(tuple(jax.local_devices()), ("runs",))
+
+
+# Small arrays (at most _RESIDENT_NUMBERS numbers) that a chunk's call reads, kept
+# on the devices by value (`_resident`); at most _RESIDENT_ENTRIES of them.
+_RESIDENT_NUMBERS = 256
+_RESIDENT_ENTRIES = 1024
+_resident_arrays: dict[tuple, Array] = {}
+
+
+def _resident(tree: PyTree) -> PyTree:
+    """`tree` with its small arrays (a model's parameters, the start, times and
+    tolerances) replaced by copies already on every local device, one copy per
+    value, shared by every plan that holds an equal array: a chunk's call then
+    copies none of them (each copy costs about 40 µs per call, the price of a whole
+    small solve). Weak types are kept, so nothing compiles anew."""
+    sharding = _replicated()
+
+    def one(a):
+        if not eqx.is_array(a) or a.size > _RESIDENT_NUMBERS:
+            return a
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            return a
+        weak = bool(getattr(a, "weak_type", False))
+        host = np.asarray(a)
+        key = (host.dtype.str, host.shape, weak, host.tobytes())
+        copy = _resident_arrays.get(key)
+        if copy is None:
+            if len(_resident_arrays) >= _RESIDENT_ENTRIES:
+                _resident_arrays.clear()
+            copy = _resident_arrays[key] = jax.device_put(a, sharding)
+        return copy
+
+    return jtu.tree_map(one, tree)
+
+
+def _replicated() -> jax.sharding.Sharding:
+    """A whole array on every local device."""
+    return _sharding_on(tuple(jax.local_devices()), ())
 
 
 def _device_order(size: int, n: int) -> np.ndarray:

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
@@ -285,3 +287,25 @@ def test_realisations_are_an_ensemble_axis():
     # Without parameters: a plain ensemble of one model.
     ens = ds.scan(model, {}, (0.0, 1.0), dt0=1e-2, realisations=5, key=jr.key(0))
     assert ens.ys.shape == (1, 5, 1, 1) and len(np.unique(ens.ys)) == 5
+
+
+def test_small_arrays_stay_on_the_devices_by_value():
+    # A chunk's call reads its plan's small arrays (parameters, start, times,
+    # tolerances) from copies kept on the devices, one per value: equal arrays share
+    # a copy, weak types are kept (nothing compiles anew), and other values get
+    # copies of their own, so a scan never starts from another scan's y0.
+    from dynsim._scan_plan import _resident
+
+    a = _resident({"x": jnp.asarray(1.0), "y": np.array([1.0, 2.0])})
+    b = _resident({"x": jnp.asarray(1.0), "y": np.array([1.0, 2.0])})
+    assert a["x"] is b["x"] and a["y"] is b["y"]
+    assert a["x"].weak_type and not a["y"].weak_type
+    assert np.array_equal(_resident(np.array([1.0, 3.0])), [1.0, 3.0])
+    key, big = jax.random.key(0), np.zeros(1000)
+    assert all(x is y for x, y in zip(_resident((key, big)), (key, big), strict=True))
+    for y0 in ([1.0, 0.0, 0.0], [0.0, 1.0, 2.0]):
+        res = ds.scan(
+            ds.models.Lorenz(), {"rho": [28.0]}, (0.0, 0.5), y0=np.array(y0)
+        )
+        one = ds.simulate(ds.models.Lorenz(), (0.0, 0.5), y0=np.array(y0))
+        assert np.allclose(res.ys[0, -1], one.ys[-1], rtol=1e-6), y0
