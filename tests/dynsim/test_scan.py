@@ -304,8 +304,6 @@ def test_small_arrays_stay_on_the_devices_by_value():
     key, big = jax.random.key(0), np.zeros(1000)
     assert all(x is y for x, y in zip(_resident((key, big)), (key, big), strict=True))
     for y0 in ([1.0, 0.0, 0.0], [0.0, 1.0, 2.0]):
-        res = ds.scan(
-            ds.models.Lorenz(), {"rho": [28.0]}, (0.0, 0.5), y0=np.array(y0)
-        )
+        res = ds.scan(ds.models.Lorenz(), {"rho": [28.0]}, (0.0, 0.5), y0=np.array(y0))
         one = ds.simulate(ds.models.Lorenz(), (0.0, 0.5), y0=np.array(y0))
         assert np.allclose(res.ys[0, -1], one.ys[-1], rtol=1e-6), y0
