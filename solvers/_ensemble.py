@@ -508,11 +508,12 @@ def integrate_ensemble(
         out = jtu.tree_map(lambda o, v: o.at[where].set(v, mode="drop"), out, sol)
         # ... and up to k lanes not running take the next pending runs, in order
         # (k at a time: lanes refilled together end together, and staggered
-        # refills keep the batch's tail short).
+        # refills keep the batch's tail short; the first fill loads every lane at
+        # once, as k at a time with no step between would).
         free = jnp.invert(lane.running)
         rank = jnp.cumsum(free, dtype=jnp.int32) - 1
         position = next_run + rank
-        take = free & (position < n_runs) & (rank < k)
+        take = free & (position < n_runs) & (rank < jnp.where(next_run == 0, lanes, k))
         runs = jnp.where(take, position, 0)
         fresh_inputs = pick(runs)
         fresh = v_init(fresh_inputs, runs)
