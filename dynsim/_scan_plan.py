@@ -30,6 +30,7 @@ from dynsim.models import AbstractSystem, replace_parameters
 from dynsim.solvers import SolveOptions, Status
 
 from ._observables import Function
+from ._placement import device_order, resident, runs_sharding
 from ._results import RunInfo, ScanResult
 from ._tangent import tangent_start, with_tangent
 
@@ -173,7 +174,7 @@ class ScanPlan:
         n = jax.local_device_count()
         if self.executor in ("ensemble", "pallas") and n > 1:
             # Device d solves runs d, d + n, d + 2n, ... (`_ensemble_chunk`).
-            runs = runs[_device_order(self.lanes, n)]
+            runs = runs[device_order(self.lanes, n)]
         points, real = np.divmod(runs, self.realisations)
         values = {
             k: np.asarray(v, self.dtype) for k, v in self.point_values(points).items()
@@ -181,7 +182,7 @@ class ScanPlan:
         index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
         inputs = (values, points.astype(index), real.astype(index))
         # Host arrays straight to where the kernel reads them: one transfer.
-        return jax.device_put(inputs, _runs_sharding())
+        return jax.device_put(inputs, runs_sharding())
 
     def run_chunk(
         self, inputs: tuple[dict[str, Array], Array, Array], diagnostics: bool = False
@@ -195,7 +196,7 @@ class ScanPlan:
             raise ValueError("diagnostics are the ensemble executor's")
         fixed = (self.model, self.y0, self.t0, self.t1, self.args, self.options)
         if not any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(inputs)):
-            fixed = _resident(fixed)
+            fixed = resident(fixed)
         model, y0, t0, t1, args, options = fixed
         run = (values, points, real, model, y0, t0, t1, args)
         common = dict(
@@ -244,65 +245,6 @@ class ScanPlan:
             info=self.info,
             realisations=self.realisations,
         )
-
-
-@functools.cache
-def _sharding_on(devices: tuple, spec: tuple) -> jax.sharding.Sharding:
-    if len(devices) == 1:
-        return jax.sharding.SingleDeviceSharding(devices[0])
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("runs",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
-
-
-def _runs_sharding() -> jax.sharding.Sharding:
-    """A chunk's inputs split along the runs over the local devices."""
-    return _sharding_on(tuple(jax.local_devices()), ("runs",))
-
-
-# Small arrays (at most _RESIDENT_NUMBERS numbers) that a chunk's call reads, kept
-# on the devices by value (`_resident`); at most _RESIDENT_ENTRIES of them.
-_RESIDENT_NUMBERS = 256
-_RESIDENT_ENTRIES = 1024
-_resident_arrays: dict[tuple, Array] = {}
-
-
-def _resident(tree: PyTree) -> PyTree:
-    """`tree` with its small arrays (a model's parameters, the start, times and
-    tolerances) replaced by copies already on every local device, one copy per
-    value, shared by every plan that holds an equal array: a chunk's call then
-    copies none of them (each copy costs about 40 µs per call, the price of a whole
-    small solve). Weak types are kept, so nothing compiles anew."""
-    sharding = _replicated()
-
-    def one(a):
-        if not eqx.is_array(a) or a.size > _RESIDENT_NUMBERS:
-            return a
-        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-            return a
-        weak = bool(getattr(a, "weak_type", False))
-        host = np.asarray(a)
-        key = (host.dtype.str, host.shape, weak, host.tobytes())
-        copy = _resident_arrays.get(key)
-        if copy is None:
-            if len(_resident_arrays) >= _RESIDENT_ENTRIES:
-                _resident_arrays.clear()
-            copy = _resident_arrays[key] = jax.device_put(a, sharding)
-        return copy
-
-    return jtu.tree_map(one, tree)
-
-
-def _replicated() -> jax.sharding.Sharding:
-    """A whole array on every local device."""
-    return _sharding_on(tuple(jax.local_devices()), ())
-
-
-def _device_order(size: int, n: int) -> np.ndarray:
-    """The runs of a chunk in the order that `n` devices take them, each a
-    contiguous block: device d solves runs d, d + n, d + 2n, ..., so that
-    neighbouring runs (similar work) spread over the devices, which then finish
-    together."""
-    return np.arange(size).reshape(-1, n).T.ravel()
 
 
 def _flat_series(ys: PyTree[Array]) -> Array:
@@ -449,14 +391,14 @@ def _ensemble_chunk(
     n = jax.local_device_count()
     if n == 1:
         return solve(values)
-    # The inputs come in `_device_order` (`ScanPlan.chunk_inputs`); the outputs
+    # The inputs come in `device_order` (`ScanPlan.chunk_inputs`); the outputs
     # go back to the runs' order.
     size = jtu.tree_leaves(values)[0].shape[0]
-    back = np.argsort(_device_order(size, n))
+    back = np.argsort(device_order(size, n))
     runs = jax.sharding.PartitionSpec("runs")
     out = jax.shard_map(
         solve,
-        mesh=_runs_sharding().mesh,
+        mesh=runs_sharding().mesh,
         in_specs=runs,
         out_specs=runs,
         check_vma=False,

@@ -294,15 +294,15 @@ def test_small_arrays_stay_on_the_devices_by_value():
     # tolerances) from copies kept on the devices, one per value: equal arrays share
     # a copy, weak types are kept (nothing compiles anew), and other values get
     # copies of their own, so a scan never starts from another scan's y0.
-    from dynsim._scan_plan import _resident
+    from dynsim._placement import resident
 
-    a = _resident({"x": jnp.asarray(1.0), "y": np.array([1.0, 2.0])})
-    b = _resident({"x": jnp.asarray(1.0), "y": np.array([1.0, 2.0])})
+    a = resident({"x": jnp.asarray(1.0), "y": np.array([1.0, 2.0])})
+    b = resident({"x": jnp.asarray(1.0), "y": np.array([1.0, 2.0])})
     assert a["x"] is b["x"] and a["y"] is b["y"]
     assert a["x"].weak_type and not a["y"].weak_type
-    assert np.array_equal(_resident(np.array([1.0, 3.0])), [1.0, 3.0])
+    assert np.array_equal(resident(np.array([1.0, 3.0])), [1.0, 3.0])
     key, big = jax.random.key(0), np.zeros(1000)
-    assert all(x is y for x, y in zip(_resident((key, big)), (key, big), strict=True))
+    assert all(x is y for x, y in zip(resident((key, big)), (key, big), strict=True))
     for y0 in ([1.0, 0.0, 0.0], [0.0, 1.0, 2.0]):
         res = ds.scan(ds.models.Lorenz(), {"rho": [28.0]}, (0.0, 0.5), y0=np.array(y0))
         one = ds.simulate(ds.models.Lorenz(), (0.0, 0.5), y0=np.array(y0))

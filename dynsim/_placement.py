@@ -1,0 +1,75 @@
+"""Where a scan chunk's arrays live on this process's devices: the runs split
+over the local devices (in the order the devices take them), and the plan's small
+arrays kept on every device by value, so that a chunk's call copies none of them.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jaxtyping import Array, PyTree
+
+
+@functools.cache
+def _sharding_on(devices: tuple, spec: tuple) -> jax.sharding.Sharding:
+    """Arrays over `devices`, split along their first axis as `spec` says."""
+    if len(devices) == 1:
+        return jax.sharding.SingleDeviceSharding(devices[0])
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("runs",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+
+
+def runs_sharding() -> jax.sharding.Sharding:
+    """A chunk's inputs split along the runs over the local devices."""
+    return _sharding_on(tuple(jax.local_devices()), ("runs",))
+
+
+def replicated() -> jax.sharding.Sharding:
+    """A whole array on every local device."""
+    return _sharding_on(tuple(jax.local_devices()), ())
+
+
+# Small arrays (at most _RESIDENT_NUMBERS numbers) that a chunk's call reads, kept
+# on the devices by value (`resident`); at most _RESIDENT_ENTRIES of them.
+_RESIDENT_NUMBERS = 256
+_RESIDENT_ENTRIES = 1024
+_resident_arrays: dict[tuple, Array] = {}
+
+
+def resident(tree: PyTree) -> PyTree:
+    """`tree` with its small arrays (a model's parameters, the start, times and
+    tolerances) replaced by copies already on every local device, one copy per
+    value, shared by every plan that holds an equal array: a chunk's call then
+    copies none of them (each copy costs about 40 µs per call, the price of a whole
+    small solve). Weak types are kept, so nothing compiles anew."""
+    sharding = replicated()
+
+    def one(a):
+        if not eqx.is_array(a) or a.size > _RESIDENT_NUMBERS:
+            return a
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            return a
+        weak = bool(getattr(a, "weak_type", False))
+        host = np.asarray(a)
+        key = (host.dtype.str, host.shape, weak, host.tobytes())
+        copy = _resident_arrays.get(key)
+        if copy is None:
+            if len(_resident_arrays) >= _RESIDENT_ENTRIES:
+                _resident_arrays.clear()
+            copy = _resident_arrays[key] = jax.device_put(a, sharding)
+        return copy
+
+    return jtu.tree_map(one, tree)
+
+
+def device_order(size: int, n: int) -> np.ndarray:
+    """The runs of a chunk in the order that `n` devices take them, each a
+    contiguous block: device d solves runs d, d + n, d + 2n, ..., so that
+    neighbouring runs (similar work) spread over the devices, which then finish
+    together."""
+    return np.arange(size).reshape(-1, n).T.ravel()
