@@ -162,9 +162,12 @@ class ScanPlan:
         depend on the chunk size)."""
         return max(self.chunk_size, _MIN_LANES)
 
-    def chunk_inputs(self, c: int) -> tuple[dict[str, Array], Array, Array]:
+    def chunk_inputs(
+        self, c: int
+    ) -> tuple[dict[str, Array], Array | None, Array | None]:
         """The inputs of chunk `c` on the device(s): parameter values, point and
-        realisation indices, padded to `lanes` runs with run 0 (one shape, one
+        realisation indices (for the runs' keys; None for the ensemble executor,
+        whose ODEs take none), padded to `lanes` runs with run 0 (one shape, one
         compilation); for the ensemble executor on several devices, in the order
         the devices take them (`run_chunk` returns the runs in order)."""
         start = c * self.chunk_size
@@ -179,13 +182,18 @@ class ScanPlan:
         values = {
             k: np.asarray(v, self.dtype) for k, v in self.point_values(points).items()
         }
-        index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
-        inputs = (values, points.astype(index), real.astype(index))
+        if self.executor in ("ensemble", "pallas"):
+            keys = (None, None)
+        else:
+            index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
+            keys = (points.astype(index), real.astype(index))
         # Host arrays straight to where the kernel reads them: one transfer.
-        return jax.device_put(inputs, runs_sharding())
+        return jax.device_put((values, *keys), runs_sharding())
 
     def run_chunk(
-        self, inputs: tuple[dict[str, Array], Array, Array], diagnostics: bool = False
+        self,
+        inputs: tuple[dict[str, Array], Array | None, Array | None],
+        diagnostics: bool = False,
     ) -> Any:
         """Run one chunk (one jitted call); the outputs stay on the device:
         (observables, saved states, status, step counts). With `diagnostics` (the
@@ -363,7 +371,7 @@ def _ensemble_chunk(
     """A chunk's runs on the ensemble executor; with several local devices each
     solves its share of the runs with its share of the lanes (its own queue). With
     `blocks`: the executor's fused kernel (`solvers.integrate_blocks`)."""
-    del points, real  # keys are for SDEs, which the executor does not solve
+    del points, real  # (None: keys are for SDEs, which the executor does not solve)
     setup = functools.partial(_setup, model, y0, dtype, tangent)
 
     def solve(values):
