@@ -5,7 +5,7 @@
 instance (a `pallas_call` grid point) solves one block from start to end, its runs
 in lockstep (on a GPU: one thread per run, their states in registers, nothing
 between steps written to memory), and writes each run's outputs. The programs are
-the executor's own (`_Program`: diffrax's solver step, guarded controller,
+the executor's own (`LaneProgram`: diffrax's solver step, guarded controller,
 reductions, saving, events), so a run takes the same steps as its generic solve.
 A block runs until its slowest run has finished (no refill: on a GPU the warps of a
 block step together anyway), so blocks of neighbouring runs, which take similar
@@ -26,7 +26,7 @@ import jax.tree_util as jtu
 from jax.experimental import pallas as pl
 from jaxtyping import ArrayLike, PyTree
 
-from ._ensemble import Setup, _Program
+from ._lanes import LaneProgram, Setup
 from ._problem import SolveOptions
 from ._solution import Solution
 
@@ -74,7 +74,7 @@ def integrate_blocks(
         inputs,
     )
     one = jtu.tree_map(lambda a: a[0], inputs)
-    program = _Program(setup, one, t0, t1, args, options)
+    program = LaneProgram(setup, one, t0, t1, args, options)
 
     def solve_block(block_inputs):
         lane = jax.vmap(program.init)(block_inputs, jnp.arange(block))
