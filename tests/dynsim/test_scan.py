@@ -307,3 +307,15 @@ def test_small_arrays_stay_on_the_devices_by_value():
         res = ds.scan(ds.models.Lorenz(), {"rho": [28.0]}, (0.0, 0.5), y0=np.array(y0))
         one = ds.simulate(ds.models.Lorenz(), (0.0, 0.5), y0=np.array(y0))
         assert np.allclose(res.ys[0, -1], one.ys[-1], rtol=1e-6), y0
+
+
+def test_evaluating_a_chunks_shapes_keeps_no_traced_copies():
+    # The store and the cluster path read a chunk's output shapes with
+    # `jax.eval_shape(plan.run_chunk, ...)`: no traced value may stay among the
+    # copies kept on the devices, or the next scan with these values would fail.
+    y0 = np.array([0.3, 0.2, 0.1])
+    plan = ds.plan_scan(ds.models.Lorenz(), {"rho": [3.0, 4.0]}, (0.0, 0.37), y0=y0)
+    jax.eval_shape(plan.run_chunk, plan.chunk_inputs(0))
+    res = ds.scan(ds.models.Lorenz(), {"rho": [3.0]}, (0.0, 0.37), y0=y0)
+    one = ds.simulate(ds.models.Lorenz(rho=3.0), (0.0, 0.37), y0=y0)
+    assert np.allclose(res.ys[0, -1], one.ys[-1], rtol=1e-6)
