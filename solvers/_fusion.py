@@ -1,4 +1,4 @@
-"""Values that XLA computes once.
+"""Values that XLA computes once, or together.
 
 XLA's CPU compiler fuses elementwise operations into loops and, to do so, copies a
 cheap producer (additions and multiplications: a Runge–Kutta stage, a sample of the
@@ -13,10 +13,23 @@ XLA does not copy an expensive operation, a division, into several consumers.
 (`x / (NaN if x is NaN else 1)`, the identity for every float, infinities
 included), which XLA cannot fold away: it computes the values once and keeps them
 in memory, bit for bit unchanged.
+
+Outputs that share their producers are the other case: a Runge–Kutta step's new
+state and error estimate, component by component, all read the same stages, and
+XLA's CPU compiler, which has no multi-output loop fusion, emits one loop per output
+with every stage copied into it. `computed_together` makes them the outputs of one
+operation that XLA emits as one loop: a variadic reduction (`lax.reduce` of several
+operands) of each value against −∞ under `max` (the identity for every float: NaN
+stays NaN, −0 stays −0). The producers are fused into that one loop, where the
+compiler computes the shared stages once for all outputs: on E1's Lorenz step this
+takes a lane-step from about 36 to 25 ns.
 """
 
 from __future__ import annotations
 
+import math
+
+import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, PyTree
@@ -33,3 +46,34 @@ def computed_once(tree: PyTree[Array]) -> PyTree[Array]:
         return x / jnp.where(jnp.isnan(x), jnp.nan, 1.0).astype(x.dtype)
 
     return jtu.tree_map(leaf, tree)
+
+
+#: The most numbers `computed_together` puts in one loop (per lane).
+TOGETHER_MAX = 256
+
+
+def computed_together(tree: PyTree[Array]) -> PyTree[Array]:
+    """`tree`, the same numbers, its floating-point leaves computed in one loop by
+    XLA (module doc): for several outputs of the same producers. Trees of more than
+    `TOGETHER_MAX` floating-point numbers are returned as they are."""
+    leaves, treedef = jtu.tree_flatten(tree)
+    leaves = [jnp.asarray(x) for x in leaves]
+    real = [
+        i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.floating)
+    ]
+    sizes = [math.prod(leaves[i].shape) for i in real]
+    if not real or sum(sizes) > TOGETHER_MAX:
+        return tree
+    # One scalar operand per number (operands of one reduction share a shape).
+    numbers = [x for i in real for x in jnp.ravel(leaves[i])]
+    operands = tuple(jnp.stack([x, jnp.full_like(x, -jnp.inf)]) for x in numbers)
+    inits = tuple(jnp.array(-jnp.inf, x.dtype) for x in numbers)
+
+    def largest(a, b):
+        return tuple(jnp.maximum(u, v) for u, v in zip(a, b, strict=True))
+
+    out = iter(jax.lax.reduce(operands, inits, largest, (0,)))
+    for i, size in zip(real, sizes, strict=True):
+        parts = [next(out) for _ in range(size)]
+        leaves[i] = jnp.stack(parts).reshape(leaves[i].shape)
+    return jtu.tree_unflatten(treedef, leaves)

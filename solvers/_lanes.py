@@ -21,6 +21,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Int, PyTree
 
+from ._fusion import computed_together
 from ._integrate import all_finite, diffrax_event, step_controller
 from ._problem import Problem, resolve_solver
 from ._reduce import (
@@ -222,6 +223,8 @@ class LaneProgram:
         y1, y_error, dense_info, _, solver_result = solver.step(
             terms, s.tprev, s.tnext, s.y, args, self.fresh_state(terms, s.y), True
         )
+        # The new state and the error estimate out of one loop over the lanes.
+        y1, y_error = computed_together((y1, y_error))
         y_error = jtu.tree_map(lambda x: jnp.where(jnp.isnan(x), jnp.inf, x), y_error)
         # The guarded controller (`step_controller`) stops a solve whose accepted
         # state is not finite; here that is found on the state the loop holds, one
