@@ -58,9 +58,7 @@ def computed_together(tree: PyTree[Array]) -> PyTree[Array]:
     `TOGETHER_MAX` floating-point numbers are returned as they are."""
     leaves, treedef = jtu.tree_flatten(tree)
     leaves = [jnp.asarray(x) for x in leaves]
-    real = [
-        i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.floating)
-    ]
+    real = [i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.floating)]
     sizes = [math.prod(leaves[i].shape) for i in real]
     if not real or sum(sizes) > TOGETHER_MAX:
         return tree
