@@ -41,14 +41,15 @@ def timed(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, float, Any]:
 
 
 def interleaved(
-    arms: dict[str, Callable[[], Any]], repeats: int, warm: bool = False
+    arms: dict[str, Callable[[], Any]], repeats: int, warm: float = 0.0
 ) -> tuple[dict[str, float], dict[str, list[float]], dict[str, Any]]:
     """Time several arms in turn: one call of each (compile), then `repeats` rounds
     that call every arm once, so that load drifting during the run favours none.
-    With `warm`, each timed call follows an untimed call of the same arm: an arm of
-    a few ms then runs with its own threads awake and its data in cache, not in the
-    state the previous arm left (after a second of SciPy on one core, a 5 ms
-    two-device JAX call takes 1.6× its time).
+    With `warm` > 0, each timed call follows untimed calls of the same arm for at
+    least `warm` seconds (one call at least): an arm of a few ms then runs on cores
+    that its own calls have kept busy, not in the state the previous arm left them
+    (on a virtual machine, a core left idle for 30 ms or more by a single-core arm
+    runs the next ≈ 30 ms of a two-device JAX call ≈ 1.4× slower).
 
     **Returns:** (first-call seconds, per-round seconds, first outputs), by arm.
     Ratios are then taken per round (the median of per-round ratios).
@@ -61,8 +62,11 @@ def interleaved(
     times: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(repeats):
         for name, fn in arms.items():
-            if warm:
+            if warm > 0:
+                until = time.perf_counter() + warm
                 block(fn())
+                while time.perf_counter() < until:
+                    block(fn())
             start = time.perf_counter()
             block(fn())
             times[name].append(time.perf_counter() - start)

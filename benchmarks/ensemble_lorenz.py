@@ -2,9 +2,9 @@
 linspace(0, 21, N), y0 = (1, 0, 0), t ∈ [0, 1], endpoint saved; adaptive steps at
 rtol = atol = 1e-8 (float64; 1e-6 in float32) and fixed steps dt = 1e-3.
 
-Arms, timed interleaved in one run (each repeat runs every arm in turn, an untimed
-call then a timed one, so that no arm runs in the state the previous one left the
-cores in; the table gives each arm's median and the median of the per-repeat
+Arms, timed interleaved in one run (each repeat runs every arm in turn, untimed
+calls for 50 ms then a timed one, so that no arm runs in the state the previous one
+left the cores in; the table gives each arm's median and the median of the per-repeat
 ratios, so that load drifting during the run favours no arm):
 - `dynsim.scan` through the public API (host to host: NumPy in, NumPy out), on
   every core (one CPU device per core, `XLA_FLAGS`, set here before JAX starts);
@@ -74,6 +74,8 @@ DT = 1e-3
 TOL = {"f64": 1e-8, "f32": 1e-6}
 FLOP = {"adaptive": 320, "fixed": 200}
 SCIPY_MEMBERS = 256
+#: Seconds of untimed calls of an arm before each of its timed calls.
+WARM = 0.05
 
 
 def lorenz_np(t, y, rho):
@@ -218,7 +220,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
         for name, make in ARMS.items()
         if not (name.startswith("numba") and precision == "f32")
     }
-    first, times, out = interleaved(arms, repeats, warm=True)
+    first, times, out = interleaved(arms, repeats, warm=WARM)
     base = np.asarray(times["dynsim.scan"])
     rows = []
     for name in arms:
