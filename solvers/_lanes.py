@@ -21,7 +21,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Int, PyTree
 
-from ._fusion import computed_together
+from ._fusion import computed_together, fits_together
 from ._integrate import all_finite, diffrax_event, step_controller
 from ._problem import Problem, resolve_solver
 from ._reduce import (
@@ -119,6 +119,15 @@ class LaneProgram:
             if cond_fn is None
             else (lambda t, y, args: cond_fn(t, self.unpack(y), args))
         )
+        # A step's outputs (new state, error estimate and, where it is read, the
+        # dense output: every stage) computed in one loop, where they are few
+        # enough numbers (`computed_together`); else, where the dense output is
+        # read, each stage computed once (`computed_once`).
+        terms, y0 = self.terms(one_input)
+        outputs = eqx.filter_eval_shape(lambda: self.outputs(*self.solver.step(
+            terms, self.t0, self.t1, y0, args, self.fresh_state(terms, y0), True
+        )))  # fmt: skip
+        self.together = fits_together(outputs)
 
     def promote(self, y):
         def one(yi):
@@ -203,6 +212,11 @@ class LaneProgram:
         )
         return eqx.tree_at(lambda s: s.running, lane, ~self.ended(lane))
 
+    def outputs(self, y1, y_error, dense_info, *_):
+        """What a step computes that its consumers read: the new state, the error
+        estimate and, where it is read, the dense output."""
+        return y1, y_error, dense_info if self.dense else None
+
     def fresh_state(self, terms, y):
         """The solver state of a step that evaluates its first stage afresh: every
         step is taken as if after a jump (`made_jump=True`), so that no stage is
@@ -217,14 +231,15 @@ class LaneProgram:
     def step(self, run_inputs, s: _Lane) -> _Lane:
         """One lane's next step (nothing changes in a lane that is not running)."""
         solver, args, t1 = self.solver, self.args, self.t1
-        # A plain step is fastest recomputed inside each of its consumers (XLA's
-        # fusion); a step whose dense output is sampled has many more of them.
-        terms, _ = self.terms(run_inputs, once=self.dense)
+        terms, _ = self.terms(run_inputs, once=self.dense and not self.together)
         y1, y_error, dense_info, _, solver_result = solver.step(
             terms, s.tprev, s.tnext, s.y, args, self.fresh_state(terms, s.y), True
         )
-        # The new state and the error estimate out of one loop over the lanes.
-        y1, y_error = computed_together((y1, y_error))
+        if self.together:
+            y1, y_error, dense = computed_together(
+                self.outputs(y1, y_error, dense_info)
+            )
+            dense_info = dense_info if dense is None else dense
         y_error = jtu.tree_map(lambda x: jnp.where(jnp.isnan(x), jnp.inf, x), y_error)
         # The guarded controller (`step_controller`) stops a solve whose accepted
         # state is not finite; here that is found on the state the loop holds, one
