@@ -79,7 +79,16 @@ class LaneProgram:
     lane (one run) — and what they share: the solver, the guarded controller, the
     times, the state's packing into components."""
 
-    def __init__(self, setup: Setup, one_input: PyTree, t0, t1, args, options):
+    def __init__(
+        self,
+        setup: Setup,
+        one_input: PyTree,
+        t0,
+        t1,
+        args,
+        options,
+        together: bool | None = None,
+    ):
         self.setup = setup
         self.args = args
         self.options = options
@@ -120,14 +129,17 @@ class LaneProgram:
             else (lambda t, y, args: cond_fn(t, self.unpack(y), args))
         )
         # A step's outputs (new state, error estimate and, where it is read, the
-        # dense output: every stage) computed in one loop, where they are few
-        # enough numbers (`computed_together`); else, where the dense output is
-        # read, each stage computed once (`computed_once`).
+        # dense output: every stage) computed in one loop (`computed_together`;
+        # `together`, default on a CPU, whose XLA backend has no multi-output
+        # fusion of its own), where they are few enough numbers; else, where the
+        # dense output is read, each stage computed once (`computed_once`).
+        if together is None:
+            together = jax.default_backend() == "cpu"
         terms, y0 = self.terms(one_input)
         outputs = eqx.filter_eval_shape(lambda: self.outputs(*self.solver.step(
             terms, self.t0, self.t1, y0, args, self.fresh_state(terms, y0), True
         )))  # fmt: skip
-        self.together = fits_together(outputs)
+        self.together = together and fits_together(outputs)
 
     def promote(self, y):
         def one(yi):

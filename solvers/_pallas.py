@@ -74,7 +74,9 @@ def integrate_blocks(
         inputs,
     )
     one = jtu.tree_map(lambda a: a[0], inputs)
-    program = LaneProgram(setup, one, t0, t1, args, options)
+    # (Not `together`, a help for XLA's CPU fusion: the kernel is one fused
+    # program already.)
+    program = LaneProgram(setup, one, t0, t1, args, options, together=False)
 
     def solve_block(block_inputs):
         lane = jax.vmap(program.init)(block_inputs, jnp.arange(block))
