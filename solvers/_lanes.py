@@ -21,7 +21,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Int, PyTree
 
-from ._fusion import computed_together, fits_together
+from ._fusion import componentwise, computed_together, fits_together
 from ._integrate import all_finite, diffrax_event, step_controller
 from ._problem import Problem, resolve_solver
 from ._reduce import (
@@ -131,15 +131,20 @@ class LaneProgram:
         # A step's outputs (new state, error estimate and, where it is read, the
         # dense output: every stage) computed in one loop (`computed_together`;
         # `together`, default on a CPU, whose XLA backend has no multi-output
-        # fusion of its own), where they are few enough numbers; else, where the
-        # dense output is read, each stage computed once (`computed_once`).
+        # fusion of its own), where they are few enough numbers and the vector
+        # field computes component by component; else, where the dense output is
+        # read, each stage computed once (`computed_once`).
         if together is None:
             together = jax.default_backend() == "cpu"
         terms, y0 = self.terms(one_input)
-        outputs = eqx.filter_eval_shape(lambda: self.outputs(*self.solver.step(
-            terms, self.t0, self.t1, y0, args, self.fresh_state(terms, y0), True
-        )))  # fmt: skip
-        self.together = together and fits_together(outputs)
+        if together:
+            outputs = eqx.filter_eval_shape(lambda: self.outputs(*self.solver.step(
+                terms, self.t0, self.t1, y0, args, self.fresh_state(terms, y0), True
+            )))  # fmt: skip
+            together = fits_together(outputs) and componentwise(
+                terms.vf, self.t0, y0, args
+            )
+        self.together = together
 
     def promote(self, y):
         def one(yi):

@@ -10,6 +10,7 @@ import pytest
 
 from dynsim.solvers._fusion import (
     TOGETHER_MAX,
+    componentwise,
     computed_once,
     computed_together,
     fits_together,
@@ -74,3 +75,13 @@ def test_shared_producers_make_one_loop_for_all_outputs():
     assert _loop_outputs(together.lower(x).compile().as_text()) == [3]
     for u, v in zip(apart(x), together(x), strict=True):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def test_componentwise_tells_scalar_arithmetic_from_vector_arithmetic():
+    from dynsim.models import Lorenz, Lorenz96
+
+    def field(model):
+        return lambda y: model.vector_field(0.0, y, None)
+
+    assert componentwise(field(Lorenz()), jnp.ones(3))  # x, y, z one by one
+    assert not componentwise(field(Lorenz96(n=4)), jnp.ones(4))  # jnp.roll(y)
