@@ -92,9 +92,15 @@ def componentwise(fn, *args) -> bool:
 
     def scalar(jaxpr) -> bool:
         for eqn in jaxpr.eqns:
-            subs = [
-                v.jaxpr if hasattr(v, "jaxpr") else v
+            # (Sub-programs: a jit's, a cond's branches, a loop's body.)
+            values = [
+                w
                 for v in eqn.params.values()
+                for w in (v if isinstance(v, (tuple, list)) else (v,))
+            ]
+            subs = [
+                v.jaxpr if isinstance(v, jex.ClosedJaxpr) else v
+                for v in values
                 if isinstance(v, (jex.Jaxpr, jex.ClosedJaxpr))
             ]
             if subs:
@@ -128,11 +134,11 @@ def computed_together(tree: PyTree[Array]) -> PyTree[Array]:
     XLA (module doc): for one lane's several outputs of the same producers, under
     `jax.vmap` over the lanes. Trees of more than `TOGETHER_MAX` floating-point
     numbers are returned as they are."""
+    if not fits_together(tree):
+        return tree
     leaves, treedef = jtu.tree_flatten(tree)
     leaves = [jnp.asarray(x) for x in leaves]
     real = [i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.floating)]
-    if not fits_together(tree):
-        return tree
     sizes = [math.prod(leaves[i].shape) for i in real]
     # One scalar operand per number (operands of one reduction share a shape),
     # padded with −∞ to two numbers along a new axis, which the reduction removes.

@@ -136,8 +136,8 @@ class LaneProgram:
         # read, each stage computed once (`computed_once`).
         if together is None:
             together = jax.default_backend() == "cpu"
-        terms, y0 = self.terms(one_input)
         if together:
+            terms, y0 = self.terms(one_input)
             outputs = eqx.filter_eval_shape(lambda: self.outputs(*self.solver.step(
                 terms, self.t0, self.t1, y0, args, self.fresh_state(terms, y0), True
             )))  # fmt: skip
