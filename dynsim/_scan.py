@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import diffrax as dfx
 import jax
@@ -38,6 +38,7 @@ from ._checks import (
     save_times,
 )
 from ._executor import chunks
+from ._memo import ArgumentCache
 from ._observables import AbstractObservable
 from ._precision import CHECK_TOLERANCE, achieved_error, to_single
 from ._provenance import run_info
@@ -90,9 +91,20 @@ def plan_scan(
 
     **Raises:** as `scan`.
     """
-    check_model(model)
-    check_parameter_names(model, params)
-    check_finite_parameters(model)
+    fixed = _FIXED.get(
+        (
+            model, tuple(params), t_span, observables,
+            None if observables is None else tuple(observables), samples, y0,
+            saveat, solver, rtol, atol, dt0, adaptive, key, max_steps, args,
+            executor, precision, str(jnp.result_type(float)),
+        ),
+        lambda: _fixed(
+            model, tuple(params), t_span, observables=observables, samples=samples,
+            y0=y0, saveat=saveat, solver=solver, rtol=rtol, atol=atol, dt0=dt0,
+            adaptive=adaptive, key=key, max_steps=max_steps, args=args,
+            executor=executor, precision=precision,
+        ),
+    )  # fmt: skip
     axes, shape = point_axes(params, grid)
     if isinstance(realisations, bool) or not isinstance(realisations, int):
         raise ValueError(f"realisations must be a positive int, got {realisations!r}")
@@ -102,6 +114,112 @@ def plan_scan(
         raise ValueError(
             "scan needs at least one parameter in `params` (or realisations)"
         )
+    n_runs = math.prod(shape) * realisations
+    check_scan_size(n_runs, len(axes), fixed.n_values, fixed.n_saved)
+    kind, options, reason = fixed.kind, fixed.options, fixed.reason
+    if executor == "auto" and reason is None and n_runs < _MIN_ENSEMBLE_RUNS:
+        # A few runs leave nothing to refill; the generic kernel compiles faster.
+        reason = (
+            f"{n_runs} runs (the executor is chosen from {_MIN_ENSEMBLE_RUNS}: "
+            "fewer leave no lanes to refill, and the generic path compiles faster)"
+        )
+    use_ensemble = reason is None
+    chosen = (
+        "vmap" if not use_ensemble else executor if executor == "pallas" else "ensemble"
+    )
+    n_devices = jax.local_device_count()
+    if chunk_size is None:
+        chunk_size = auto_chunk(
+            n_runs, fixed.n_times, fixed.solved_size, n_devices, ensemble=use_ensemble
+        )
+    elif (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int)
+        or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    chunk_size = min(chunk_size, n_devices * -(-n_runs // n_devices))
+    chunk_size = n_devices * -(-chunk_size // n_devices)
+    if progress and kind != "map" and chunk_size <= _FEW_RUNS and not use_ensemble:
+        # Narrow chunks (a ramp's realisations, a grid of PDE solves: few, long
+        # solves) show the solves' time; their per-step cost dwarfs the meter's.
+        # Tied to the chunk size, so it never costs a compilation of its own.
+        options = _with_progress(options)
+    settings = dict(fixed.settings)
+    if kind != "map":
+        settings["solver"] = options.solver
+        settings["adaptive"] = options.adaptive
+        settings["precision"] = precision
+        settings["executor"] = chosen
+        if chosen == "ensemble":
+            settings["lanes"] = ensemble_lanes(chunk_size, n_devices)
+        elif chosen == "pallas":
+            settings["block"] = solvers.BLOCK
+        else:
+            settings["executor_reason"] = reason
+    info = run_info(
+        fixed.model, fixed.state_names, key=fixed.key, config=config, **settings
+    )
+    return ScanPlan(
+        model=fixed.model,
+        axes=axes,
+        shape=shape,
+        grid=grid,
+        realisations=realisations,
+        y0=fixed.y0,
+        t0=fixed.t0,
+        t1=fixed.t1,
+        args=fixed.args,
+        key=fixed.key,
+        options=options,
+        names=fixed.names,
+        sampled=fixed.sampled,
+        chunk_size=chunk_size,
+        info=info,
+        executor=chosen,
+        ensemble_lanes=ensemble_lanes(chunk_size, n_devices) if use_ensemble else 0,
+        dtype=fixed.dtype,
+        tangent=fixed.tangent,
+    )
+
+
+class _Fixed(NamedTuple):
+    """What a scan's plan takes from its arguments but the parameter values and the
+    number of runs (`_fixed`); `_FIXED` keeps it for the next scan of equal
+    arguments."""
+
+    model: AbstractSystem
+    y0: PyTree[Array] | None
+    t0: Any
+    t1: Any
+    args: Any
+    key: Array | None
+    options: solvers.SolveOptions
+    state_names: tuple[str, ...]
+    kind: str
+    names: tuple[str, ...]
+    sampled: tuple
+    tangent: bool
+    dtype: np.dtype
+    solved_size: int
+    n_times: int
+    n_values: int  # numbers per run the observables return
+    n_saved: int  # numbers per run of saved states
+    reason: str | None  # why the ensemble executor cannot run the scan
+    settings: dict[str, Any]  # the solver settings recorded so far
+
+
+_FIXED: ArgumentCache[_Fixed] = ArgumentCache(32)
+
+
+def _fixed(
+    model, param_names, t_span, *, observables, samples, y0, saveat, solver, rtol,
+    atol, dt0, adaptive, key, max_steps, args, executor, precision,
+) -> _Fixed:  # fmt: skip
+    """The part of `plan_scan` that does not depend on the parameter values."""
+    check_model(model)
+    check_parameter_names(model, param_names)
+    check_finite_parameters(model)
     if y0 is not None:
         y0 = check_y0(model, y0)
         check_finite_state(y0, "y0")
@@ -161,9 +279,7 @@ def plan_scan(
     )
     if problem.stochastic and key is None:
         key = jax.random.key(0)
-    n_runs = math.prod(shape) * realisations
     n_values = sum(value_size(o, state_size) for _, o in bound)
-    check_scan_size(n_runs, len(axes), n_values, 0 if bound else n_times * state_size)
     if executor not in ("auto", "ensemble", "pallas", "vmap"):
         raise ValueError(
             f"executor must be 'auto', 'ensemble', 'pallas' or 'vmap', got {executor!r}"
@@ -180,66 +296,26 @@ def plan_scan(
         reason = solvers.ensemble_support(problem, options, solved_size)
     if executor in ("ensemble", "pallas") and reason is not None:
         raise ValueError(f"the ensemble executor cannot run this scan: {reason}")
-    if executor == "auto" and reason is None and n_runs < _MIN_ENSEMBLE_RUNS:
-        # A few runs leave nothing to refill; the generic kernel compiles faster.
-        reason = (
-            f"{n_runs} runs (the executor is chosen from {_MIN_ENSEMBLE_RUNS}: "
-            "fewer leave no lanes to refill, and the generic path compiles faster)"
-        )
-    use_ensemble = reason is None
-    chosen = (
-        "vmap" if not use_ensemble else executor if executor == "pallas" else "ensemble"
-    )
-    n_devices = jax.local_device_count()
-    if chunk_size is None:
-        chunk_size = auto_chunk(
-            n_runs, n_times, solved_size, n_devices, ensemble=use_ensemble
-        )
-    elif (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, int)
-        or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    chunk_size = min(chunk_size, n_devices * -(-n_runs // n_devices))
-    chunk_size = n_devices * -(-chunk_size // n_devices)
-    if progress and kind != "map" and chunk_size <= _FEW_RUNS and not use_ensemble:
-        # Narrow chunks (a ramp's realisations, a grid of PDE solves: few, long
-        # solves) show the solves' time; their per-step cost dwarfs the meter's.
-        # Tied to the chunk size, so it never costs a compilation of its own.
-        options = _with_progress(options)
-    if kind != "map":
-        settings["solver"] = options.solver
-        settings["adaptive"] = options.adaptive
-        settings["precision"] = precision
-        settings["executor"] = chosen
-        if chosen == "ensemble":
-            settings["lanes"] = ensemble_lanes(chunk_size, n_devices)
-        elif chosen == "pallas":
-            settings["block"] = solvers.BLOCK
-        else:
-            settings["executor_reason"] = reason
-    info = run_info(model, state_names, key=key, config=config, **settings)
-    return ScanPlan(
+    return _Fixed(
         model=model,
-        axes=axes,
-        shape=shape,
-        grid=grid,
-        realisations=realisations,
         y0=y0,
         t0=t0,
         t1=t1,
         args=args,
         key=key,
         options=options,
+        state_names=state_names,
+        kind=kind,
         names=tuple(n for n, _ in running),
         sampled=sampled,
-        chunk_size=chunk_size,
-        info=info,
-        executor=chosen,
-        ensemble_lanes=ensemble_lanes(chunk_size, n_devices) if use_ensemble else 0,
-        dtype=dtype,
         tangent=tangent,
+        dtype=dtype,
+        solved_size=solved_size,
+        n_times=n_times,
+        n_values=n_values,
+        n_saved=0 if bound else n_times * state_size,
+        reason=reason,
+        settings=settings,
     )
 
 

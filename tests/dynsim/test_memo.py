@@ -1,0 +1,103 @@
+"""A scan's plan kept for the next scan of equal arguments (dynsim._memo)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dynsim as ds
+from dynsim import _scan
+from dynsim._memo import ArgumentCache, argument_key
+from tests.helpers import Decay
+
+
+def test_keys_compare_values():
+    a = np.array([1.0, 2.0])
+    assert argument_key((a, 1e-8, "tsit5")) == argument_key((a.copy(), 1e-8, "tsit5"))
+    assert argument_key(jnp.asarray(a)) == argument_key(jnp.asarray(a))
+    different = [
+        np.array([1.0, 3.0]),  # a value
+        np.array([1.0, 2.0], np.float32),  # the dtype
+        np.array([[1.0, 2.0]]),  # the shape
+        [1.0, 2.0],  # the structure
+        jnp.asarray(a),  # NumPy or JAX
+    ]
+    keys = [argument_key(x) for x in [a, *different]]
+    assert len(set(keys)) == len(keys)
+    assert argument_key(1) != argument_key(1.0) != argument_key(True)
+    # A weakly typed JAX scalar promotes differently from a strong one.
+    assert argument_key(jnp.asarray(2.0)) != argument_key(
+        jnp.asarray(2.0, jnp.result_type(float))
+    )
+
+
+def test_uncachable_arguments_have_no_key():
+    assert argument_key({"a": [np.zeros(2)], "b": {1, 2}}) is None  # (a set)
+    assert argument_key(np.zeros(10_000)) is None  # too large to compare
+    seen = []
+    jax.jit(lambda x: seen.append(argument_key(x)) or x)(1.0)
+    assert seen == [None]  # traced
+    # A large JAX array is keyed by its identity.
+    big = jnp.zeros(10_000)
+    assert argument_key(big) == argument_key(big) != argument_key(jnp.zeros(10_000))
+
+
+def test_cache_computes_once_per_value_and_owns_its_arrays():
+    cache = ArgumentCache(2)
+    calls = []
+
+    def compute(x):
+        calls.append(x.copy())
+        return {"x": x, "twice": 2 * x}
+
+    a = np.array([1.0, 2.0])
+    first = cache.get(a, lambda: compute(a))
+    assert cache.get(a.copy(), lambda: compute(a)) is first
+    assert len(calls) == 1
+    # The cached value holds its own copy: changing the argument in place neither
+    # changes it nor finds it (the key is the new value).
+    a[0] = 5.0
+    assert first["x"][0] == 1.0
+    assert cache.get(a, lambda: compute(a))["x"][0] == 5.0
+    assert len(calls) == 2
+    assert cache.get(np.array([1.0, 2.0]), lambda: compute(a)) is first
+    # The least recently used value leaves when the cache is full.
+    cache.get(np.array([7.0]), lambda: compute(np.array([7.0])))
+    cache.get(a, lambda: compute(a))
+    assert len(calls) == 4
+
+
+def test_a_scan_planned_again_keeps_its_checked_parts():
+    model, y0 = Decay(), np.array([1.0])
+    ks = np.array([0.5, 1.0])
+    first = ds.plan_scan(model, {"k": ks}, (0.0, 1.0), y0=y0)
+    again = ds.plan_scan(model, {"k": ks + 1.0}, (0.0, 1.0), y0=y0.copy())
+    assert again.model is first.model and again.options is first.options
+    assert np.array_equal(again.axes["k"], ks + 1.0)
+    assert again.n_runs == 2
+    # Other options, another plan.
+    other = ds.plan_scan(model, {"k": ks}, (0.0, 1.0), y0=y0, rtol=1e-9)
+    assert other.options is not first.options
+
+
+def test_cached_scans_give_the_fresh_results():
+    model, ks = Decay(), np.array([0.5, 1.0, 2.0])
+    y0 = np.array([1.0])
+    kwargs = dict(rtol=1e-10, atol=1e-12, progress=False)
+    ds.scan(model, {"k": ks}, (0.0, 1.0), y0=y0, **kwargs)
+    y0[0] = 3.0  # changed in place: the next scan starts from 3
+    moved = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=y0, **kwargs)
+    assert np.allclose(moved.ys[:, -1, 0], 3.0 * np.exp(-ks), rtol=1e-8)
+    cached = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=np.array([1.0]), **kwargs)
+    _scan._FIXED.clear()
+    fresh = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=np.array([1.0]), **kwargs)
+    assert np.array_equal(cached.ys, fresh.ys)
+    assert np.allclose(cached.ys[:, -1, 0], np.exp(-ks), rtol=1e-8)
+
+
+def test_invalid_arguments_fail_on_every_call():
+    for _ in range(2):
+        with pytest.raises(ValueError, match="y0 has shape"):
+            ds.plan_scan(Decay(), {"k": [1.0]}, (0.0, 1.0), y0=np.zeros(3))
+        with pytest.raises(ValueError, match="precision"):
+            ds.plan_scan(Decay(), {"k": [1.0]}, (0.0, 1.0), precision="half")
