@@ -359,7 +359,9 @@ def scan(
     (see `executor`), across local devices; every run has its own adaptive step size
     and its own status, and a failing run never aborts the scan. Runs go in chunks
     of `chunk_size`, padded to one shape so that the compiled kernel is reused: new
-    parameter *values* never recompile.
+    parameter *values* never recompile, and a scan called again with equal
+    arguments but for the parameter values reuses its checked plan (the model, the
+    start and the solver options are checked once).
 
     **Arguments:**
 
