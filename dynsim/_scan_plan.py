@@ -30,7 +30,7 @@ from dynsim.models import AbstractSystem, replace_parameters
 from dynsim.solvers import SolveOptions, Status
 
 from ._observables import Function
-from ._placement import device_order, resident, runs_sharding
+from ._placement import device_order, on_runs, resident, runs_sharding
 from ._results import RunInfo, ScanResult
 from ._tangent import tangent_start, with_tangent
 
@@ -187,8 +187,8 @@ class ScanPlan:
         else:
             index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
             keys = (points.astype(index), real.astype(index))
-        # Host arrays straight to where the kernel reads them: one transfer.
-        return jax.device_put((values, *keys), runs_sharding())
+        # Host arrays straight to where the kernel reads them.
+        return on_runs((values, *keys))
 
     def run_chunk(
         self,
