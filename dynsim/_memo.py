@@ -9,12 +9,12 @@ and options and new parameter values; `ArgumentCache` lets such a call skip the
 part of the plan that does not depend on the values.
 
 Arguments are compared by value: the key is the arguments' tree structure (static
-fields included) and, leaf by leaf, a small array's dtype, shape and bytes (NumPy or
-JAX), a large JAX array's identity (JAX arrays are immutable, and the cache holds
-the arguments, so the identity cannot pass to another array), or the leaf itself
-where it is hashable (numbers, strings, functions by identity). A call with traced
-arguments, large NumPy arrays or leaves that are none of these is not cached: it is
-computed as if there were no cache.
+fields included) and, leaf by leaf, an array's dtype, shape and bytes (NumPy or JAX;
+a PRNG key by its key data), or the leaf itself where it is hashable (numbers,
+strings, functions by identity). A call with traced arguments, large arrays (whose
+bytes would cost more to compare than the plan they save, and which the cache would
+keep alive) or leaves that are none of these is not cached: it is computed as if
+there were no cache.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ import numpy as np
 
 T = TypeVar("T")
 
-#: Arrays of up to this many numbers are keyed by their bytes; a larger JAX array by
-#: its identity, a larger NumPy array makes the call uncached (its bytes would cost
-#: more to compare than the plan they save).
+#: Arrays of up to this many numbers are keyed by their bytes; a larger one makes the
+#: call uncached.
 _MAX_KEY_NUMBERS = 4096
 
 
@@ -45,14 +44,13 @@ def argument_key(arguments: Any) -> Hashable | None:
         if isinstance(leaf, jax.core.Tracer):
             return None
         if isinstance(leaf, jax.Array):
-            if leaf.size > _MAX_KEY_NUMBERS or jax.dtypes.issubdtype(
-                leaf.dtype, jax.dtypes.prng_key
-            ):
-                key.append(("jax", id(leaf)))
-            else:
-                weak = bool(getattr(leaf, "weak_type", False))
-                host = np.asarray(leaf)
-                key.append(("jax", host.dtype.str, host.shape, weak, host.tobytes()))
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                leaf = jax.random.key_data(leaf)
+            if leaf.size > _MAX_KEY_NUMBERS:
+                return None
+            weak = bool(getattr(leaf, "weak_type", False))
+            host = np.asarray(leaf)
+            key.append(("jax", host.dtype.str, host.shape, weak, host.tobytes()))
         elif isinstance(leaf, (np.ndarray, np.generic)):
             if leaf.size > _MAX_KEY_NUMBERS or leaf.dtype.hasobject:
                 return None
@@ -83,7 +81,7 @@ class ArgumentCache(Generic[T]):
 
     def __init__(self, size: int):
         self.size = size
-        self._entries: OrderedDict[Hashable, tuple[Any, T]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, arguments: Any, compute: Callable[[], T]) -> T:
@@ -93,15 +91,12 @@ class ArgumentCache(Generic[T]):
         if key is None:
             return compute()
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
+            if key in self._entries:
                 self._entries.move_to_end(key)
-                return entry[1]
+                return self._entries[key]
         value = _owned(compute())
         with self._lock:
-            # The arguments are kept with the value: their JAX arrays' identities
-            # are part of the key.
-            self._entries[key] = (arguments, value)
+            self._entries[key] = value
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return value

@@ -33,13 +33,15 @@ def test_keys_compare_values():
 
 def test_uncachable_arguments_have_no_key():
     assert argument_key({"a": [np.zeros(2)], "b": {1, 2}}) is None  # (a set)
-    assert argument_key(np.zeros(10_000)) is None  # too large to compare
+    # Too large to compare (and to keep alive), NumPy or JAX.
+    assert argument_key(np.zeros(10_000)) is None
+    assert argument_key(jnp.zeros(10_000)) is None
     seen = []
     jax.jit(lambda x: seen.append(argument_key(x)) or x)(1.0)
     assert seen == [None]  # traced
-    # A large JAX array is keyed by its identity.
-    big = jnp.zeros(10_000)
-    assert argument_key(big) == argument_key(big) != argument_key(jnp.zeros(10_000))
+    # PRNG keys by their key data.
+    assert argument_key(jax.random.key(1)) == argument_key(jax.random.key(1))
+    assert argument_key(jax.random.key(1)) != argument_key(jax.random.key(2))
 
 
 def test_cache_computes_once_per_value_and_owns_its_arrays():
