@@ -11,10 +11,11 @@ part of the plan that does not depend on the values.
 Arguments are compared by value: the key is the arguments' tree structure (static
 fields included) and, leaf by leaf, an array's dtype, shape and bytes (NumPy or JAX;
 a PRNG key by its key data), or the leaf itself where it is hashable (numbers,
-strings, functions by identity). A call with traced arguments, large arrays (whose
-bytes would cost more to compare than the plan they save, and which the cache would
-keep alive) or leaves that are none of these is not cached: it is computed as if
-there were no cache.
+strings, functions by identity). A call with traced arguments, large arrays (more
+than `_MAX_KEY_NUMBERS` numbers in all: their bytes would cost more to compare than
+the plan they save, and the cache would keep them alive) or leaves that are none of
+these is not cached: it is computed as if there were no cache; nor is a value that
+holds traced arrays (computed under a JAX transform).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import numpy as np
 
 T = TypeVar("T")
 
-#: Arrays of up to this many numbers are keyed by their bytes; a larger one makes the
-#: call uncached.
-_MAX_KEY_NUMBERS = 4096
+#: The most numbers a call's arrays may hold, all together, to be keyed by their
+#: bytes; more make the call uncached.
+_MAX_KEY_NUMBERS = 16384
 
 
 def argument_key(arguments: Any) -> Hashable | None:
@@ -40,21 +41,26 @@ def argument_key(arguments: Any) -> Hashable | None:
     arguments cannot be keyed."""
     leaves, treedef = jtu.tree_flatten(arguments)
     key: list[Hashable] = []
+    numbers = 0
     for leaf in leaves:
         if isinstance(leaf, jax.core.Tracer):
             return None
         if isinstance(leaf, jax.Array):
+            kind: Hashable = "jax"
             if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                kind = ("prng", str(jax.random.key_impl(leaf)))
                 leaf = jax.random.key_data(leaf)
-            if leaf.size > _MAX_KEY_NUMBERS:
-                return None
             weak = bool(getattr(leaf, "weak_type", False))
-            host = np.asarray(leaf)
-            key.append(("jax", host.dtype.str, host.shape, weak, host.tobytes()))
-        elif isinstance(leaf, (np.ndarray, np.generic)):
-            if leaf.size > _MAX_KEY_NUMBERS or leaf.dtype.hasobject:
+            numbers += leaf.size
+            if numbers > _MAX_KEY_NUMBERS:
                 return None
-            key.append(("numpy", leaf.dtype.str, leaf.shape, leaf.tobytes()))
+            host = np.asarray(leaf)
+            key.append((kind, str(host.dtype), host.shape, weak, host.tobytes()))
+        elif isinstance(leaf, (np.ndarray, np.generic)):
+            numbers += leaf.size
+            if numbers > _MAX_KEY_NUMBERS or leaf.dtype.hasobject:
+                return None
+            key.append((type(leaf), str(leaf.dtype), leaf.shape, leaf.tobytes()))
         else:
             try:
                 hash(leaf)
@@ -69,8 +75,8 @@ def argument_key(arguments: Any) -> Hashable | None:
 
 
 def _owned(tree: Any) -> Any:
-    """`tree` with its NumPy arrays copied: a cached value shares no array that its
-    caller could change in place."""
+    """`tree` with its NumPy arrays copied (a cached value shares no array that a
+    caller could change in place)."""
     return jtu.tree_map(
         lambda x: np.array(x, copy=True) if isinstance(x, np.ndarray) else x, tree
     )
@@ -84,17 +90,21 @@ class ArgumentCache(Generic[T]):
         self._entries: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, arguments: Any, compute: Callable[[], T]) -> T:
-        """The value that `compute()` returns for `arguments`: computed on the first
-        call with these arguments (by value), the same value on later calls."""
+    def get(self, arguments: Any, compute: Callable[[Any], T]) -> T:
+        """`compute(arguments)`: computed on the first call with these arguments (by
+        value) and kept, the same value on later calls. It is computed from a copy
+        of the arguments' NumPy arrays (so that the value shares none of them), and
+        not kept where it holds traced values (computed under a JAX transform)."""
         key = argument_key(arguments)
         if key is None:
-            return compute()
+            return compute(arguments)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
-        value = _owned(compute())
+        value = compute(_owned(arguments))
+        if any(isinstance(x, jax.core.Tracer) for x in jtu.tree_leaves(value)):
+            return value
         with self._lock:
             self._entries[key] = value
             while len(self._entries) > self.size:

@@ -91,20 +91,6 @@ def plan_scan(
 
     **Raises:** as `scan`.
     """
-    fixed = _FIXED.get(
-        (
-            model, tuple(params), t_span, observables,
-            None if observables is None else tuple(observables), samples, y0,
-            saveat, solver, rtol, atol, dt0, adaptive, key, max_steps, args,
-            executor, precision, str(jnp.result_type(float)),
-        ),
-        lambda: _fixed(
-            model, tuple(params), t_span, observables=observables, samples=samples,
-            y0=y0, saveat=saveat, solver=solver, rtol=rtol, atol=atol, dt0=dt0,
-            adaptive=adaptive, key=key, max_steps=max_steps, args=args,
-            executor=executor, precision=precision,
-        ),
-    )  # fmt: skip
     axes, shape = point_axes(params, grid)
     if isinstance(realisations, bool) or not isinstance(realisations, int):
         raise ValueError(f"realisations must be a positive int, got {realisations!r}")
@@ -114,6 +100,20 @@ def plan_scan(
         raise ValueError(
             "scan needs at least one parameter in `params` (or realisations)"
         )
+    arguments = dict(
+        model=model, param_names=tuple(params), t_span=t_span,
+        observables=observables, samples=samples, y0=y0, saveat=saveat,
+        solver=solver, rtol=rtol, atol=atol, dt0=dt0, adaptive=adaptive, key=key,
+        max_steps=max_steps, args=args, executor=executor, precision=precision,
+    )  # fmt: skip
+    # What else the plan depends on: the observables' order (a dict's flattening
+    # sorts its keys), the default float and the default PRNG.
+    context = (
+        tuple(observables) if isinstance(observables, Mapping) else None,
+        str(jnp.result_type(float)),
+        str(jax.config.jax_default_prng_impl),
+    )
+    fixed = _FIXED.get((arguments, context), lambda a: _fixed(**a[0]))
     n_runs = math.prod(shape) * realisations
     check_scan_size(n_runs, len(axes), fixed.n_values, fixed.n_saved)
     kind, options, reason = fixed.kind, fixed.options, fixed.reason
@@ -213,8 +213,8 @@ _FIXED: ArgumentCache[_Fixed] = ArgumentCache(32)
 
 
 def _fixed(
-    model, param_names, t_span, *, observables, samples, y0, saveat, solver, rtol,
-    atol, dt0, adaptive, key, max_steps, args, executor, precision,
+    model, param_names, t_span, observables, samples, y0, saveat, solver, rtol, atol,
+    dt0, adaptive, key, max_steps, args, executor, precision,
 ) -> _Fixed:  # fmt: skip
     """The part of `plan_scan` that does not depend on the parameter values."""
     check_model(model)

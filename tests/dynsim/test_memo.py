@@ -25,6 +25,8 @@ def test_keys_compare_values():
     keys = [argument_key(x) for x in [a, *different]]
     assert len(set(keys)) == len(keys)
     assert argument_key(1) != argument_key(1.0) != argument_key(True)
+    # A NumPy scalar and a 0-d array mean different things to some options.
+    assert argument_key(np.int64(10)) != argument_key(np.array(10))
     # A weakly typed JAX scalar promotes differently from a strong one.
     assert argument_key(jnp.asarray(2.0)) != argument_key(
         jnp.asarray(2.0, jnp.result_type(float))
@@ -34,14 +36,20 @@ def test_keys_compare_values():
 def test_uncachable_arguments_have_no_key():
     assert argument_key({"a": [np.zeros(2)], "b": {1, 2}}) is None  # (a set)
     # Too large to compare (and to keep alive), NumPy or JAX.
-    assert argument_key(np.zeros(10_000)) is None
-    assert argument_key(jnp.zeros(10_000)) is None
+    assert argument_key(np.zeros(20_000)) is None
+    assert argument_key(jnp.zeros(20_000)) is None
     seen = []
     jax.jit(lambda x: seen.append(argument_key(x)) or x)(1.0)
     assert seen == [None]  # traced
-    # PRNG keys by their key data.
-    assert argument_key(jax.random.key(1)) == argument_key(jax.random.key(1))
-    assert argument_key(jax.random.key(1)) != argument_key(jax.random.key(2))
+    # Many small arrays count together.
+    assert argument_key([np.zeros(4096)] * 5) is None
+
+
+def test_prng_keys_are_keyed_by_data_and_implementation():
+    key = jax.random.key
+    assert argument_key(key(1)) == argument_key(key(1)) != argument_key(key(2))
+    assert argument_key(key(1, impl="rbg")) != argument_key(key(1, impl="unsafe_rbg"))
+    assert argument_key(key(0)) != argument_key(jax.random.PRNGKey(0))
 
 
 def test_cache_computes_once_per_value_and_owns_its_arrays():
@@ -53,20 +61,33 @@ def test_cache_computes_once_per_value_and_owns_its_arrays():
         return {"x": x, "twice": 2 * x}
 
     a = np.array([1.0, 2.0])
-    first = cache.get(a, lambda: compute(a))
-    assert cache.get(a.copy(), lambda: compute(a)) is first
+    first = cache.get(a, compute)
+    assert cache.get(a.copy(), compute) is first
     assert len(calls) == 1
     # The cached value holds its own copy: changing the argument in place neither
     # changes it nor finds it (the key is the new value).
     a[0] = 5.0
     assert first["x"][0] == 1.0
-    assert cache.get(a, lambda: compute(a))["x"][0] == 5.0
+    assert cache.get(a, compute)["x"][0] == 5.0
     assert len(calls) == 2
-    assert cache.get(np.array([1.0, 2.0]), lambda: compute(a)) is first
+    assert cache.get(np.array([1.0, 2.0]), compute) is first
     # The least recently used value leaves when the cache is full.
-    cache.get(np.array([7.0]), lambda: compute(np.array([7.0])))
-    cache.get(a, lambda: compute(a))
+    cache.get(np.array([7.0]), compute)
+    cache.get(a, compute)
     assert len(calls) == 4
+
+
+def test_values_computed_under_a_transform_are_not_kept():
+    cache = ArgumentCache(4)
+    calls = []
+
+    def compute(x):
+        calls.append(x)
+        return jnp.linspace(0.0, x, 3)  # traced inside jit, though x is not
+
+    jax.jit(lambda: cache.get(2.0, compute))()
+    assert np.array_equal(cache.get(2.0, compute), [0.0, 1.0, 2.0])
+    assert len(calls) == 2
 
 
 def test_a_scan_planned_again_keeps_its_checked_parts():
@@ -103,3 +124,7 @@ def test_invalid_arguments_fail_on_every_call():
             ds.plan_scan(Decay(), {"k": [1.0]}, (0.0, 1.0), y0=np.zeros(3))
         with pytest.raises(ValueError, match="precision"):
             ds.plan_scan(Decay(), {"k": [1.0]}, (0.0, 1.0), precision="half")
+        with pytest.raises(TypeError, match="observables must be a dict"):
+            ds.plan_scan(
+                Decay(), {"k": [1.0]}, (0.0, 1.0), observables=ds.observables.Max("y")
+            )
