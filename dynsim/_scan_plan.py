@@ -159,8 +159,11 @@ class ScanPlan:
         """The width of the compiled kernel: `chunk_size`, but at least
         `_MIN_LANES` per local device (XLA compiles a width-1 vmap into other code,
         whose results differ in the last bits: with two lanes or more a run's
-        numbers do not depend on the chunk size)."""
-        return max(self.chunk_size, _MIN_LANES * jax.local_device_count())
+        numbers do not depend on the chunk size), and a multiple of the number of
+        local devices (a plan may run where there are more devices than where it
+        was made: a Dask worker)."""
+        n = jax.local_device_count()
+        return n * -(-max(self.chunk_size, _MIN_LANES * n) // n)
 
     def chunk_inputs(
         self, c: int
