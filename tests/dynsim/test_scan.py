@@ -197,16 +197,17 @@ def test_scan_shards_over_several_devices(tmp_path):
     # points on its own (the generic path, chunks of 4: two runs per device), and
     # the results equal a one-device solve; keyed SDE runs draw the same noise.
     script = tmp_path / "sharded.py"
+    ys, sde_ys = tmp_path / "ys.npy", tmp_path / "sde.npy"
     script.write_text(
         "import jax, jax.random as jr, numpy as np, dynsim as ds\n"
         "assert jax.local_device_count() == 2\n"
         "r = ds.scan(ds.models.Lorenz(), {'rho': np.linspace(0, 30, 7)}, (0.0, 1.0),\n"
         "            rtol=1e-10, atol=1e-10, chunk_size=3)\n"
-        "np.save(r'%s', r.ys[:, -1])\n"
+        f"np.save(r'{ys}', r.ys[:, -1])\n"
         "s = ds.scan(ds.models.OrnsteinUhlenbeck(), {'theta': [0.5, 2.0]},\n"
         "            (0.0, 1.0), dt0=1e-2, realisations=3, key=jr.key(3),\n"
         "            chunk_size=2)\n"
-        "np.save(r'%s', s.ys)\n" % (tmp_path / "ys.npy", tmp_path / "sde.npy")
+        f"np.save(r'{sde_ys}', s.ys)\n"
     )
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     proc = subprocess.run(
