@@ -41,6 +41,20 @@ def on_runs(tree: PyTree[np.ndarray]) -> PyTree[Array]:
     return jtu.tree_map(one, tree)
 
 
+def on_each_device(fn, *args):
+    """`fn(*args)`, with several local devices applied by each device to its block
+    of the arguments (split along their first axis, the runs) on its own
+    (`shard_map`), the results joined in order. A function split over the devices
+    by the compiler instead would join them wherever it reduces over the runs: a
+    vmapped solve's loop condition, on every step."""
+    if jax.local_device_count() == 1:
+        return fn(*args)
+    runs = jax.sharding.PartitionSpec("runs")
+    return jax.shard_map(
+        fn, mesh=runs_sharding().mesh, in_specs=runs, out_specs=runs, check_vma=False
+    )(*args)
+
+
 def replicated() -> jax.sharding.Sharding:
     """A whole array on every local device."""
     return _sharding_on(tuple(jax.local_devices()), ())

@@ -30,7 +30,7 @@ from dynsim.models import AbstractSystem, replace_parameters
 from dynsim.solvers import SolveOptions, Status
 
 from ._observables import Function
-from ._placement import device_order, on_runs, resident, runs_sharding
+from ._placement import device_order, on_each_device, on_runs, resident
 from ._results import RunInfo, ScanResult
 from ._tangent import tangent_start, with_tangent
 
@@ -344,26 +344,16 @@ def _where_times(reached: Array, ys: Array) -> Array:
 
 
 def _chunk(values, points, real, *rest, **static):
-    """A chunk's runs, vmapped; with several local devices each solves its block
-    of the runs on its own (`shard_map`): a vmapped solve split over devices by the
-    compiler would join the devices in every step's loop condition, which made a
-    chunk of 8 Lorenz runs on two CPU devices 25× slower than on one."""
+    """A chunk's runs, vmapped; with several local devices each solves its block of
+    the runs on its own (`on_each_device`: split by the compiler, a chunk of 8
+    Lorenz runs on two CPU devices ran 25× slower than on one)."""
 
     def solve(values, points, real):
         return jax.vmap(lambda v, p, r: _run(v, p, r, *rest, **static))(
             values, points, real
         )
 
-    if jax.local_device_count() == 1:
-        return solve(values, points, real)
-    runs = jax.sharding.PartitionSpec("runs")
-    return jax.shard_map(
-        solve,
-        mesh=runs_sharding().mesh,
-        in_specs=runs,
-        out_specs=runs,
-        check_vma=False,
-    )(values, points, real)
+    return on_each_device(solve, values, points, real)
 
 
 _chunk_jit = eqx.filter_jit(_chunk)
@@ -417,20 +407,13 @@ def _ensemble_chunk(
         return (out, iterations[None]) if diagnostics else out
 
     n = jax.local_device_count()
+    out = on_each_device(solve, values)
     if n == 1:
-        return solve(values)
+        return out
     # The inputs come in `device_order` (`ScanPlan.chunk_inputs`); the outputs
     # go back to the runs' order.
     size = jtu.tree_leaves(values)[0].shape[0]
     back = np.argsort(device_order(size, n))
-    runs = jax.sharding.PartitionSpec("runs")
-    out = jax.shard_map(
-        solve,
-        mesh=runs_sharding().mesh,
-        in_specs=runs,
-        out_specs=runs,
-        check_vma=False,
-    )(values)
     if diagnostics:
         return jtu.tree_map(lambda a: a[back], out[0]), out[1]
     return jtu.tree_map(lambda a: a[back], out)

@@ -208,6 +208,21 @@ def test_scan_shards_over_several_devices(tmp_path):
         "            (0.0, 1.0), dt0=1e-2, realisations=3, key=jr.key(3),\n"
         "            chunk_size=2)\n"
         f"np.save(r'{sde_ys}', s.ys)\n"
+        # The generic path's chunk program joins the devices nowhere (the compiler
+        # split a vmapped solve over them and reduced its loop condition across
+        # them on every step: 25x slower for small chunks) ...
+        "import dataclasses\n"
+        "from dynsim import _scan_plan\n"
+        "p = ds.plan_scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0]},\n"
+        "                 (0.0, 1.0), executor='vmap')\n"
+        "v, pt, re = p.chunk_inputs(0)\n"
+        "hlo = _scan_plan._chunk_jit.lower(v, pt, re, p.model, p.y0, p.t0, p.t1,\n"
+        "    p.args, p.key, options=p.options, names=p.names, sampled=p.sampled,\n"
+        "    several=False, dtype=p.dtype, tangent=p.tangent).compile()\n"
+        "hlo = hlo.compiled.as_text()\n"
+        "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
+        # ... and a plan made elsewhere runs here in lanes over both devices.
+        "assert dataclasses.replace(p, chunk_size=3).lanes == 4\n"
     )
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     proc = subprocess.run(
