@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dynsim as ds
-from dynsim import _scan
+from dynsim import _scan_fixed
 from dynsim._memo import ArgumentCache, argument_key
 from tests.helpers import Decay
 
@@ -112,7 +112,7 @@ def test_cached_scans_give_the_fresh_results():
     moved = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=y0, **kwargs)
     assert np.allclose(moved.ys[:, -1, 0], 3.0 * np.exp(-ks), rtol=1e-8)
     cached = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=np.array([1.0]), **kwargs)
-    _scan._FIXED.clear()
+    _scan_fixed.FIXED.clear()
     fresh = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=np.array([1.0]), **kwargs)
     assert np.array_equal(cached.ys, fresh.ys)
     assert np.allclose(cached.ys[:, -1, 0], np.exp(-ks), rtol=1e-8)
