@@ -265,7 +265,7 @@ class LaneProgram:
         diverged = s.running & jnp.invert(all_finite(s.y))
         moving = s.running & jnp.invert(diverged)
         keep, tprev, tnext, made_jump, cstate, controller_result = (
-            self.controller.controller.adapt_step_size(
+            self.controller.adapt(
                 s.tprev, s.tnext, s.y, y1, args, y_error, solver.error_order(terms),
                 s.controller_state,
             )

@@ -1,5 +1,7 @@
 """`computed_once` and `computed_together` change no number, and
-`computed_together` gives XLA's CPU backend one loop for several outputs."""
+`computed_together` gives XLA's CPU backend one loop for several outputs;
+`cheap_powers` computes `x ** c` as `exp(c · log x)` to a few units in the last
+place."""
 
 import re
 
@@ -10,6 +12,7 @@ import pytest
 
 from dynsim.solvers._fusion import (
     TOGETHER_MAX,
+    cheap_powers,
     componentwise,
     computed_once,
     computed_together,
@@ -113,3 +116,45 @@ def test_the_executor_computes_together_only_componentwise_fields():
 
     assert program(Lorenz()).together
     assert not program(Lorenz96(n=4)).together
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+@pytest.mark.parametrize("c", [0.2, -1 / 3, 0.7])
+def test_cheap_powers_agree_with_pow(dtype, c):
+    info = jnp.finfo(dtype)
+    low, high = np.log10(float(info.tiny)), np.log10(float(info.max))
+    x = jnp.asarray(np.logspace(low + 1, high - 1, 20001), dtype)
+    want = np.asarray(jax.jit(lambda x: x**c)(x), np.float64)
+    got = np.asarray(jax.jit(cheap_powers(lambda x: x**c))(x), np.float64)
+    assert got.dtype == want.dtype
+    # exp(c log x) rounds log x once, and its error grows with |c log x|: within
+    # (4 + 2 |c log x|) units in the last place (exact arithmetic: 1 + |c log x|).
+    scale = 4 + 2 * np.abs(c * np.log(np.asarray(x, np.float64)))
+    ok = np.isfinite(want) & (want > 0)
+    assert ok.mean() > 0.9
+    error = np.abs(got - want)[ok] / want[ok] / float(info.eps)
+    assert np.all(error <= scale[ok]), float(np.max(error / scale[ok]))
+
+
+def test_cheap_powers_special_values():
+    x = jnp.asarray([0.0, -0.0, np.inf, np.nan, -1.0, 1.0])
+    got = np.asarray(jax.jit(cheap_powers(lambda x: x**0.2))(x))
+    np.testing.assert_array_equal(got, [0.0, 0.0, np.inf, np.nan, np.nan, 1.0])
+
+
+def test_cheap_powers_rewrites_only_constant_fractional_exponents():
+    def fn(x, k, flag):
+        inner = jax.jit(lambda y: y**0.2)  # (inside a jit too)
+        return {"fifth": inner(x), "square": x**2.0, "root": x**0.5}, x**k, flag
+
+    wrapped = cheap_powers(fn)
+    jaxpr = str(jax.make_jaxpr(lambda x, k: wrapped(x, k, "kept")[:2])(2.0, 3.0))
+    # x**2.0, x**0.5 (which XLA rewrites itself) and x**k keep their pow.
+    assert len(re.findall(r"= pow ", jaxpr)) == 3
+    assert "exp" in jaxpr and "log" in jaxpr
+    out, traced, flag = wrapped(jnp.asarray(2.0), jnp.asarray(3.0), "kept")
+    assert flag == "kept"  # (results that are not arrays come back as they are)
+    np.testing.assert_allclose(float(out["fifth"]), 2.0**0.2, rtol=1e-15)
+    assert float(out["square"]) == 4.0 and float(traced) == 8.0
+    batched = jax.vmap(lambda x: wrapped(x, 3.0, None)[0]["fifth"])(jnp.arange(1.0, 4))
+    np.testing.assert_allclose(np.asarray(batched), np.arange(1.0, 4) ** 0.2, 1e-15)
