@@ -171,19 +171,30 @@ def computed_together(tree: PyTree[Array]) -> PyTree[Array]:
 def cheap_powers(fn: Callable) -> Callable:
     """`fn`, with every power `x ** c` of a real `x` and a constant exponent `c`
     that is not a multiple of 1/2 computed as `exp(c · log x)` (module doc): the
-    same number to a few units in the last place, and the same for 0, ∞, NaN and
-    negative `x` (NaN). Powers with a traced exponent, and those XLA rewrites
-    itself (`x ** 2`, `x ** 0.5`, ...), are left alone, as is everything inside
-    loops and conditionals of `fn`. Arguments and results are any PyTrees; the
-    arrays among the arguments are traced."""
+    same number to a few units in the last place (more where |c log x| is large),
+    and the same for 0, +∞, NaN and negative `x` (NaN; at −∞ too, where C's `pow`
+    gives ±∞ or 0); its derivative at 0 and +∞ is NaN. Powers with a traced
+    exponent, and those XLA rewrites itself (`x ** 2`, `x ** 0.5`, ...), are left
+    alone, as is everything inside loops, conditionals and custom derivatives of
+    `fn`. Arguments and results are any PyTrees; the arrays among the arguments
+    are traced, everything else is passed as it is."""
 
     @functools.wraps(fn)
     def wrapped(*args):
-        closed, out_struct, out_static = eqx.filter_make_jaxpr(fn)(*args)
-        dynamic = jtu.tree_leaves(eqx.filter((args, {}), eqx.is_array))
-        out = _with_cheap_powers(closed.jaxpr, closed.consts, dynamic)
+        dynamic, static = eqx.partition(args, eqx.is_array)
+        leaves, treedef = jtu.tree_flatten(dynamic)
+        out_static = []
+
+        def flat_fn(*leaves):
+            out = fn(*eqx.combine(jtu.tree_unflatten(treedef, leaves), static))
+            out_dynamic, rest = eqx.partition(out, eqx.is_array)
+            out_static.append(rest)
+            return out_dynamic
+
+        closed, out_struct = jax.make_jaxpr(flat_fn, return_shape=True)(*leaves)
+        out = _with_cheap_powers(closed.jaxpr, closed.consts, leaves)
         out = jtu.tree_unflatten(jtu.tree_structure(out_struct), out)
-        return eqx.combine(out, out_static)
+        return eqx.combine(out, out_static[0])
 
     return wrapped
 
@@ -201,8 +212,8 @@ def _with_cheap_powers(jaxpr: jex.Jaxpr, consts: Sequence, args: Sequence) -> li
         values = [read(v) for v in eqn.invars]
         inner = eqn.params.get("jaxpr")
         if eqn.primitive is jax.lax.pow_p and _fractional(eqn.invars):
-            x, c = values
-            out = [jnp.exp(jnp.asarray(c, x.dtype) * jnp.log(x))]
+            x, c = values  # (`c` a Python float: `x`'s dtype and weak type kept)
+            out = [jnp.exp(float(c) * jnp.log(x))]
         elif eqn.primitive.name in ("jit", "pjit") and isinstance(
             inner, jex.ClosedJaxpr
         ):

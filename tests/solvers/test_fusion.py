@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dynsim.solvers import Problem, integrate, solve_options
 from dynsim.solvers._fusion import (
     TOGETHER_MAX,
     cheap_powers,
@@ -158,3 +159,15 @@ def test_cheap_powers_rewrites_only_constant_fractional_exponents():
     assert float(out["square"]) == 4.0 and float(traced) == 8.0
     batched = jax.vmap(lambda x: wrapped(x, 3.0, None)[0]["fifth"])(jnp.arange(1.0, 4))
     np.testing.assert_allclose(np.asarray(batched), np.arange(1.0, 4) ** 0.2, 1e-15)
+    # Arguments that are not arrays (a shape, a string) reach `fn` as they are.
+    shape = jax.ShapeDtypeStruct((3,), jnp.float32)
+    out = cheap_powers(lambda x, s: jnp.zeros(s.shape, s.dtype) + x**0.2)(2.0, shape)
+    assert out.shape == (3,) and out.dtype == jnp.float32
+
+
+def test_a_solve_whose_args_hold_a_shape():
+    # The controller's arguments include the ODE's `args`, which may hold anything.
+    problem = Problem("ode", lambda t, y, args: -args["k"] * y)
+    args = {"k": jnp.asarray(1.0), "meta": jax.ShapeDtypeStruct((3,), jnp.float64)}
+    sol = integrate(problem, jnp.ones(1), 0.0, 1.0, args, options=solve_options("ode"))
+    np.testing.assert_allclose(np.asarray(sol.ys)[-1], np.exp(-1.0), rtol=1e-5)
