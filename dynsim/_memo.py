@@ -47,7 +47,8 @@ def argument_key(arguments: Any) -> Hashable | None:
             return None
         if isinstance(leaf, jax.Array):
             kind: Hashable = "jax"
-            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            extended = not isinstance(leaf.dtype, np.dtype)
+            if extended and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
                 kind = ("prng", str(jax.random.key_impl(leaf)))
                 leaf = jax.random.key_data(leaf)
             weak = bool(getattr(leaf, "weak_type", False))
@@ -55,12 +56,12 @@ def argument_key(arguments: Any) -> Hashable | None:
             if numbers > _MAX_KEY_NUMBERS:
                 return None
             host = np.asarray(leaf)
-            key.append((kind, str(host.dtype), host.shape, weak, host.tobytes()))
+            key.append((kind, host.dtype, host.shape, weak, host.tobytes()))
         elif isinstance(leaf, (np.ndarray, np.generic)):
             numbers += leaf.size
             if numbers > _MAX_KEY_NUMBERS or leaf.dtype.hasobject:
                 return None
-            key.append((type(leaf), str(leaf.dtype), leaf.shape, leaf.tobytes()))
+            key.append((type(leaf), leaf.dtype, leaf.shape, leaf.tobytes()))
         else:
             try:
                 hash(leaf)

@@ -4,6 +4,7 @@ by one."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -14,7 +15,6 @@ from typing import Any
 
 import diffrax as dfx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 from tqdm.auto import tqdm
@@ -30,7 +30,7 @@ from ._executor import chunks
 from ._observables import AbstractObservable
 from ._precision import CHECK_TOLERANCE, achieved_error
 from ._provenance import run_info
-from ._results import ScanResult
+from ._results import RunInfo, ScanResult
 from ._scan_fixed import FIXED, fixed_plan
 from ._scan_plan import (
     ScanPlan,
@@ -45,6 +45,8 @@ _FEW_RUNS = 256
 _MIN_ENSEMBLE_RUNS = 64
 # From this many runs a scan states its size before it starts.
 _LARGE_SCAN = 1_000_000
+# The most provenance records kept per fixed part of a plan (`_info`).
+_INFOS = 64
 
 
 def plan_scan(
@@ -97,7 +99,7 @@ def plan_scan(
     # sorts its keys), the default float and the default PRNG.
     context = (
         tuple(observables) if isinstance(observables, Mapping) else None,
-        str(jnp.result_type(float)),
+        str(jax.dtypes.canonicalize_dtype(float)),
         str(jax.config.jax_default_prng_impl),
     )
     fixed = FIXED.get((arguments, context), lambda a: fixed_plan(**a[0]))
@@ -132,21 +134,7 @@ def plan_scan(
         # solves) show the solves' time; their per-step cost dwarfs the meter's.
         # Tied to the chunk size, so it never costs a compilation of its own.
         options = _with_progress(options)
-    settings = dict(fixed.settings)
-    if kind != "map":
-        settings["solver"] = options.solver
-        settings["adaptive"] = options.adaptive
-        settings["precision"] = precision
-        settings["executor"] = chosen
-        if chosen == "ensemble":
-            settings["lanes"] = ensemble_lanes(chunk_size, n_devices)
-        elif chosen == "pallas":
-            settings["block"] = solvers.BLOCK
-        else:
-            settings["executor_reason"] = reason
-    info = run_info(
-        fixed.model, fixed.state_names, key=fixed.key, config=config, **settings
-    )
+    info = _info(fixed, options, config, precision, chosen, reason, chunk_size)
     return ScanPlan(
         model=fixed.model,
         axes=axes,
@@ -168,6 +156,37 @@ def plan_scan(
         dtype=fixed.dtype,
         tangent=fixed.tangent,
     )
+
+
+def _info(fixed, options, config, precision, chosen, reason, chunk_size) -> RunInfo:
+    """The provenance of a plan (`run_info`), made once per fixed part and the rest
+    of its settings (`fixed.infos`): describing the model costs as much as planning
+    the rest of a small scan."""
+    settings: dict[str, Any] = {}
+    if fixed.kind != "map":
+        settings["executor"] = chosen
+        if chosen == "ensemble":
+            settings["lanes"] = ensemble_lanes(chunk_size, jax.local_device_count())
+        elif chosen == "pallas":
+            settings["block"] = solvers.BLOCK
+        else:
+            settings["executor_reason"] = reason
+    key = (config, *settings.items())
+    info = fixed.infos.get(key)
+    if info is None:
+        recorded = dict(fixed.settings)
+        if fixed.kind != "map":
+            recorded.update(
+                solver=options.solver, adaptive=options.adaptive, precision=precision
+            )
+        recorded.update(settings)
+        info = run_info(
+            fixed.model, fixed.state_names, key=fixed.key, config=config, **recorded
+        )
+        if len(fixed.infos) >= _INFOS:
+            fixed.infos.clear()
+        fixed.infos[key] = info
+    return info
 
 
 def _with_progress(options):
@@ -375,14 +394,11 @@ def run_scan(
             file=sys.stderr,
         )
     pieces: list[Any] = [None] * plan.n_chunks
-    with tqdm(
-        total=plan.n_runs,
-        disable=not progress or in_solve,
-        unit="pt",
-        desc="scan",
-        leave=False,
-    ) as bar:
+    show = progress and not in_solve
+    bar = tqdm(total=plan.n_runs, unit="pt", desc="scan", leave=False) if show else None
+    with bar if bar is not None else contextlib.nullcontext():
         for c, out in chunks(plan, range(plan.n_chunks), client):
             pieces[c] = out
-            bar.update(min(plan.chunk_size, plan.n_runs - c * plan.chunk_size))
+            if bar is not None:
+                bar.update(min(plan.chunk_size, plan.n_runs - c * plan.chunk_size))
     return plan.assemble(pieces)

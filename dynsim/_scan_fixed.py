@@ -30,6 +30,7 @@ from ._checks import (
 )
 from ._memo import ArgumentCache
 from ._precision import to_single
+from ._results import RunInfo
 from ._scan_plan import value_size
 from ._tangent import with_tangent
 
@@ -58,6 +59,7 @@ class Fixed(NamedTuple):
     n_saved: int  # numbers per run of saved states
     reason: str | None  # why the ensemble executor cannot run the scan
     settings: dict[str, Any]  # the solver settings recorded so far
+    infos: dict[tuple, RunInfo]  # provenance by the plan's other settings (`_info`)
 
 
 FIXED: ArgumentCache[Fixed] = ArgumentCache(32)
@@ -167,6 +169,7 @@ def fixed_plan(
         n_saved=0 if bound else n_times * state_size,
         reason=reason,
         settings=settings,
+        infos={},
     )
 
 

@@ -11,28 +11,23 @@ chunk is prepared, never all at once.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, PyTree
 
-from dynsim import solvers
-from dynsim.models import AbstractSystem, replace_parameters
-from dynsim.solvers import SolveOptions, Status
+from dynsim.models import AbstractSystem
+from dynsim.solvers import SolveOptions
 
 from ._observables import Function
-from ._placement import device_order, on_each_device, on_runs, resident
+from ._placement import device_order, on_runs
 from ._results import RunInfo, ScanResult
-from ._tangent import tangent_start, with_tangent
+from ._scan_kernel import call_chunk
 
 # Memory budget for one chunk's saved samples (bytes); chunks bound device memory.
 _CHUNK_BYTES = 1 << 28
@@ -202,34 +197,22 @@ class ScanPlan:
         (observables, saved states, status, step counts). With `diagnostics` (the
         ensemble executor only): `(outputs, iterations)`, the executor's loop
         iterations on each device."""
-        values, points, real = inputs
         if diagnostics and self.executor != "ensemble":  # (not "pallas")
             raise ValueError("diagnostics are the ensemble executor's")
-        fixed = (self.model, self.y0, self.t0, self.t1, self.args, self.options)
-        traced = any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(inputs))
-        if not traced:
-            fixed = resident(fixed)
-        model, y0, t0, t1, args, options = fixed
-        run = (values, points, real, model, y0, t0, t1, args)
-        common = dict(
-            options=options,
-            names=self.names,
-            sampled=self.sampled,
-            dtype=self.dtype,
-            tangent=self.tangent,
-        )
-        # (Traced, by `jax.eval_shape` or an outer jit, the chunk's function is
-        # traced in place: a jit's compiler options are the outermost jit's.)
-        if self.executor in ("ensemble", "pallas"):
-            return (_ensemble_chunk if traced else _ensemble_chunk_jit)(
-                *run,
-                lanes=self.ensemble_lanes,
-                blocks=self.executor == "pallas",
-                diagnostics=diagnostics,
-                **common,
-            )
-        chunk = _chunk if traced else _chunk_jit
-        return chunk(*run, self.key, several=self.realisations > 1, **common)
+        return call_chunk(*self._program_parts(diagnostics), *inputs)
+
+    def _program_parts(self, diagnostics: bool = False) -> tuple[tuple, tuple]:
+        """The fixed parts and settings of this plan's chunk program
+        (`_scan_kernel.call_chunk`)."""
+        fixed = (
+            self.model, self.y0, self.t0, self.t1, self.args, self.key,
+            self.options, self.sampled,
+        )  # fmt: skip
+        settings = (
+            self.executor, self.names, self.dtype, self.tangent,
+            self.ensemble_lanes, self.realisations > 1, diagnostics,
+        )  # fmt: skip
+        return fixed, settings
 
     def to_host(self, c: int, out: Any) -> Any:
         """A chunk's outputs as NumPy arrays, padding removed."""
@@ -260,178 +243,6 @@ class ScanPlan:
             info=self.info,
             realisations=self.realisations,
         )
-
-
-def _flat_series(ys: PyTree[Array]) -> Array:
-    return jax.vmap(lambda y: ravel_pytree(y)[0])(ys)
-
-
-def _setup(
-    model: AbstractSystem,
-    y0: PyTree[Array] | None,
-    dtype: Any,
-    tangent: bool,
-    values: dict[str, Array],
-) -> tuple[solvers.Problem, PyTree[Array]]:
-    """One run's problem and start (in `dtype`): the point's parameters set on the
-    model (carried with its tangent dynamics if `tangent`)."""
-    m = replace_parameters(model, values)
-    # Without a y0 every point starts from its own model's default initial state.
-    start = m.initial_state() if y0 is None else y0
-    start = jtu.tree_map(lambda a: jnp.asarray(a, dtype), start)
-    if tangent:
-        return with_tangent(m).problem(), tangent_start(start)
-    return m.problem(), start
-
-
-def _run(
-    values: dict[str, Array],
-    point: Array,
-    real: Array,
-    model: AbstractSystem,
-    y0: PyTree[Array] | None,
-    t0: Any,
-    t1: Any,
-    args: Any,
-    key: Array | None,
-    *,
-    options: SolveOptions,
-    names: tuple[str, ...],
-    sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
-    several: bool,
-    dtype: Any,
-    tangent: bool,
-):
-    """One run: set the point's parameters, solve, reduce."""
-    problem, start = _setup(model, y0, dtype, tangent, values)
-    run_key = None
-    if key is not None:
-        run_key = jr.fold_in(key, point)
-        run_key = jr.fold_in(run_key, real) if several else run_key
-    sol = solvers.integrate(problem, start, t0, t1, args, options=options, key=run_key)
-    return _outputs(sol, options, names, sampled, tangent)
-
-
-def _outputs(
-    sol: solvers.Solution,
-    options: SolveOptions,
-    names: tuple[str, ...],
-    sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
-    tangent: bool,
-):
-    """A run's outputs from its solution: (observables, saved states, status, step
-    counts); NaN where the solve failed. Functions of samples see the model's own
-    state (not its tangent dynamics)."""
-    ok = (sol.status == Status.SUCCESS) | (sol.status == Status.EVENT)
-    # A failed solve has no meaningful values: NaN, never finite-looking numbers.
-    nan = lambda a: jnp.where(ok, a, jnp.nan)  # noqa: E731
-    if not (names or sampled):
-        # Saved states a failed solve never reached are NaN (diffrax leaves the last
-        # state it reached in the end-point slot); those it did reach are real.
-        saved_times = options.saveat.ts is not None
-        reached = jnp.isfinite(sol.ts) & (ok | saved_times)
-        ys = jtu.tree_map(lambda a: _where_times(reached, a), sol.ys)
-        return {}, ys, sol.status, sol.stats
-    out = {name: nan(v) for name, v in zip(names, sol.reductions, strict=True)}
-    if sampled:
-        flat = _flat_series(sol.ys)
-        if tangent:  # (state, tangent, log growth)
-            flat = flat[:, : (flat.shape[1] - 1) // 2]
-        for name, (fn, idx) in sampled:
-            out[name] = nan(fn.fn(sol.ts, flat if idx is None else flat[:, idx]))
-    return out, None, sol.status, sol.stats
-
-
-def _where_times(reached: Array, ys: Array) -> Array:
-    shape = reached.shape + (1,) * (ys.ndim - 1)
-    return jnp.where(reached.reshape(shape), ys, jnp.nan)
-
-
-def _chunk(values, points, real, *rest, **static):
-    """A chunk's runs, vmapped; with several local devices each solves its block of
-    the runs on its own (`on_each_device`: split by the compiler, a chunk of 8
-    Lorenz runs on two CPU devices ran 25× slower than on one)."""
-
-    def solve(values, points, real):
-        return jax.vmap(lambda v, p, r: _run(v, p, r, *rest, **static))(
-            values, points, real
-        )
-
-    return on_each_device(solve, values, points, real)
-
-
-#: XLA options of a chunk's program: on a CPU with 512-bit vectors (AVX-512) its
-#: loops over runs and lanes use them (XLA's default is 256 bits). A Runge–Kutta
-#: step is a chain of dependent operations, so a vector twice as wide steps twice
-#: the lanes in the chain's time: E1's executor step (512 lanes, one device) 27.7 →
-#: 24.4 ns per lane-step on a 2-core AMD EPYC. CPUs without AVX-512 and other
-#: backends ignore it.
-CHUNK_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
-
-_chunk_jit = eqx.filter_jit(_chunk, compiler_options=CHUNK_OPTIONS)
-
-
-def _ensemble_chunk(
-    values,
-    points,
-    real,
-    model,
-    y0,
-    t0,
-    t1,
-    args,
-    *,
-    options,
-    names,
-    sampled,
-    lanes,
-    dtype,
-    tangent,
-    blocks=False,
-    diagnostics=False,
-):
-    """A chunk's runs on the ensemble executor; with several local devices each
-    solves its share of the runs with its share of the lanes (its own queue). With
-    `blocks`: the executor's fused kernel (`solvers.integrate_blocks`)."""
-    del points, real  # (None: keys are for SDEs, which the executor does not solve)
-    setup = functools.partial(_setup, model, y0, dtype, tangent)
-
-    def solve(values):
-        if blocks:
-            sols = solvers.integrate_blocks(
-                setup, values, t0, t1, args, options=options
-            )
-            iterations = jnp.zeros((), jnp.int32)  # (lockstep within a block)
-        else:
-            sols, iterations = solvers.integrate_ensemble(
-                setup,
-                values,
-                t0,
-                t1,
-                args,
-                options=options,
-                lanes=max(1, lanes // n),
-                diagnostics=True,
-            )
-        out = jax.vmap(lambda sol: _outputs(sol, options, names, sampled, tangent))(
-            sols
-        )
-        return (out, iterations[None]) if diagnostics else out
-
-    n = jax.local_device_count()
-    out = on_each_device(solve, values)
-    if n == 1:
-        return out
-    # The inputs come in `device_order` (`ScanPlan.chunk_inputs`); the outputs
-    # go back to the runs' order.
-    size = jtu.tree_leaves(values)[0].shape[0]
-    back = np.argsort(device_order(size, n))
-    if diagnostics:
-        return jtu.tree_map(lambda a: a[back], out[0]), out[1]
-    return jtu.tree_map(lambda a: a[back], out)
-
-
-_ensemble_chunk_jit = eqx.filter_jit(_ensemble_chunk, compiler_options=CHUNK_OPTIONS)
 
 
 def ensemble_lanes(chunk_size: int, n_devices: int = 1) -> int:

@@ -266,13 +266,12 @@ def test_a_grid_too_large_for_memory_is_refused_at_once(tmp_path, capsys):
 
 
 def test_a_large_scan_states_its_size_before_it_runs(monkeypatch, capsys):
-    import dynsim._scan_plan as plan_module
+    import dynsim._scan_kernel as kernel_module
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(plan_module, "_chunk_jit", stop)
-    monkeypatch.setattr(plan_module, "_ensemble_chunk_jit", stop)
+    monkeypatch.setattr(kernel_module, "_compiled", stop)
     with pytest.raises(KeyboardInterrupt):
         ds.scan(
             ds.models.Lorenz(),

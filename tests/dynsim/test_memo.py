@@ -128,3 +128,38 @@ def test_invalid_arguments_fail_on_every_call():
             ds.plan_scan(
                 Decay(), {"k": [1.0]}, (0.0, 1.0), observables=ds.observables.Max("y")
             )
+
+
+def test_a_scan_called_again_reuses_its_program_parts_and_provenance(monkeypatch):
+    from dynsim import _scan_kernel
+
+    model, ks, y0 = Decay(), np.array([0.5, 1.0]), np.array([1.0])
+    kwargs = dict(y0=y0, rtol=1e-10, atol=1e-12, progress=False)
+    splits = []
+    split = _scan_kernel._split
+
+    def counted(*args):
+        splits.append(1)
+        return split(*args)
+
+    monkeypatch.setattr(_scan_kernel, "_split", counted)
+    _scan_fixed.FIXED.clear()  # (a plan of its own, whatever ran before)
+    first = ds.scan(model, {"k": ks}, (0.0, 1.0), **kwargs)
+    again = ds.scan(model, {"k": ks + 1.0}, (0.0, 1.0), **kwargs)
+    # The plan's fixed parts are split into the program's parts once, and the
+    # provenance is made once; the new values still give their own results.
+    assert len(splits) == 1
+    assert again.info is first.info
+    assert np.allclose(again.ys[:, -1, 0], np.exp(-(ks + 1.0)), rtol=1e-8)
+    # Another config text is another provenance.
+    text = '[run]\nname = "decay"\n'
+    other = ds.scan(model, {"k": ks}, (0.0, 1.0), config=text, **kwargs)
+    assert other.info.config == text and first.info.config is None
+    # Plans made anew from equal arguments (new objects) are split again but
+    # compile nothing new: the program's compiled-in parts compare by value.
+    compiled = _scan_kernel._compiled._cache_size()
+    _scan_fixed.FIXED.clear()
+    fresh = ds.scan(model, {"k": ks}, (0.0, 1.0), **kwargs)
+    assert len(splits) == 2
+    assert _scan_kernel._compiled._cache_size() == compiled
+    assert np.array_equal(fresh.ys, first.ys)

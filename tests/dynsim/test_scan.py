@@ -92,20 +92,19 @@ def test_observables_of_failed_points_are_nan():
     assert np.isfinite(res.values["m"][0]) and np.isnan(res.values["m"][1])
 
 
-@pytest.mark.parametrize(
-    "executor, kernel", [("vmap", "_chunk"), ("ensemble", "_ensemble_chunk")]
-)
-def test_new_values_reuse_the_compiled_scan(monkeypatch, executor, kernel):
-    # A scan traces its chunk kernel once; new parameter values, other grids of the
-    # same chunk size and other tolerances reuse the compiled kernel.
+@pytest.mark.parametrize("executor", ["vmap", "ensemble"])
+def test_new_values_reuse_the_compiled_scan(monkeypatch, executor):
+    # A scan traces its chunk program once; new parameter values, other grids of the
+    # same chunk size and other tolerances reuse the compiled program.
     import equinox as eqx
 
-    import dynsim._scan_plan as plan_module
+    import dynsim._scan_kernel as kernel_module
 
-    guarded = eqx.filter_jit(
-        eqx.debug.assert_max_traces(getattr(plan_module, kernel), max_traces=1)
+    guarded = jax.jit(
+        eqx.debug.assert_max_traces(kernel_module._program, max_traces=1),
+        static_argnums=0,
     )
-    monkeypatch.setattr(plan_module, f"{kernel}_jit", guarded)
+    monkeypatch.setattr(kernel_module, "_compiled", guarded)
     model = ds.models.VanDerPol()
     obs = {"amp": ds.observables.Amplitude("x", t_from=5.0)}
     for mus, rtol in [
@@ -212,14 +211,13 @@ def test_scan_shards_over_several_devices(tmp_path):
         # split a vmapped solve over them and reduced its loop condition across
         # them on every step: 25x slower for small chunks) ...
         "import dataclasses\n"
-        "from dynsim import _scan_plan\n"
+        "from dynsim import _scan_kernel\n"
         "p = ds.plan_scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0]},\n"
         "                 (0.0, 1.0), executor='vmap')\n"
         "v, pt, re = p.chunk_inputs(0)\n"
-        "hlo = _scan_plan._chunk_jit.lower(v, pt, re, p.model, p.y0, p.t0, p.t1,\n"
-        "    p.args, p.key, options=p.options, names=p.names, sampled=p.sampled,\n"
-        "    several=False, dtype=p.dtype, tangent=p.tangent).compile()\n"
-        "hlo = hlo.compiled.as_text()\n"
+        "static, arrays = _scan_kernel.prepared(*p._program_parts())\n"
+        "hlo = _scan_kernel._compiled.lower(static, v, pt, re, arrays).compile()\n"
+        "hlo = hlo.as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         # ... and a plan made elsewhere runs here in lanes over both devices.
         "assert dataclasses.replace(p, chunk_size=3).lanes == 4\n"

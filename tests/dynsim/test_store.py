@@ -147,9 +147,9 @@ def test_a_restart_with_other_arguments_is_refused(job, tmp_path, monkeypatch):
 
 
 def _compiled_kernels() -> int:
-    import dynsim._scan_plan
+    import dynsim._scan_kernel
 
-    return dynsim._scan_plan._chunk_jit._cached._cache_size()
+    return dynsim._scan_kernel._compiled._cache_size()
 
 
 @pytest.mark.slow

@@ -1,0 +1,309 @@
+"""A scan chunk's program (one jitted call: a chunk's runs, vmapped or on the
+ensemble executor) and its call.
+
+*The call.* A chunk's program depends on the plan's fixed parts (model, start,
+times, arguments, solver options, observables) and settings (executor, lanes,
+precision). Their arrays are the program's inputs (kept on the devices by value,
+`resident`); everything else is compiled in (`_Static`, hashed once). Splitting the
+fixed parts into those two costs about as much as a small chunk's program, so it
+is done once per plan and kept (`_PREPARED`, by the identity of the plan's fixed
+parts: a scan called again with equal arguments reuses its plan's fixed parts, see
+`_memo.py`); a chunk's call is then the program's call alone. Programs are
+compiled once per value of the compiled-in parts (`_program`, one `jax.jit`), so
+new parameter values, or plans made anew from equal arguments, never recompile.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import jax.tree_util as jtu
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, PyTree
+
+from dynsim import solvers
+from dynsim.models import AbstractSystem, replace_parameters
+from dynsim.solvers import SolveOptions, Status
+
+from ._observables import Function
+from ._placement import device_order, on_each_device, resident
+from ._tangent import tangent_start, with_tangent
+
+#: XLA options of a chunk's program: on a CPU with 512-bit vectors (AVX-512) its
+#: loops over runs and lanes use them (XLA's default is 256 bits). A Runge–Kutta
+#: step is a chain of dependent operations, so a vector twice as wide steps twice
+#: the lanes in the chain's time: E1's executor step (512 lanes, one device) 27.7 →
+#: 24.4 ns per lane-step on a 2-core AMD EPYC. CPUs without AVX-512 and other
+#: backends ignore it.
+CHUNK_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
+
+
+def _flat_series(ys: PyTree[Array]) -> Array:
+    return jax.vmap(lambda y: ravel_pytree(y)[0])(ys)
+
+
+def _setup(
+    model: AbstractSystem,
+    y0: PyTree[Array] | None,
+    dtype: Any,
+    tangent: bool,
+    values: dict[str, Array],
+) -> tuple[solvers.Problem, PyTree[Array]]:
+    """One run's problem and start (in `dtype`): the point's parameters set on the
+    model (carried with its tangent dynamics if `tangent`)."""
+    m = replace_parameters(model, values)
+    # Without a y0 every point starts from its own model's default initial state.
+    start = m.initial_state() if y0 is None else y0
+    start = jtu.tree_map(lambda a: jnp.asarray(a, dtype), start)
+    if tangent:
+        return with_tangent(m).problem(), tangent_start(start)
+    return m.problem(), start
+
+
+def _run(
+    values: dict[str, Array],
+    point: Array,
+    real: Array,
+    model: AbstractSystem,
+    y0: PyTree[Array] | None,
+    t0: Any,
+    t1: Any,
+    args: Any,
+    key: Array | None,
+    *,
+    options: SolveOptions,
+    names: tuple[str, ...],
+    sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
+    several: bool,
+    dtype: Any,
+    tangent: bool,
+):
+    """One run: set the point's parameters, solve, reduce."""
+    problem, start = _setup(model, y0, dtype, tangent, values)
+    run_key = None
+    if key is not None:
+        run_key = jr.fold_in(key, point)
+        run_key = jr.fold_in(run_key, real) if several else run_key
+    sol = solvers.integrate(problem, start, t0, t1, args, options=options, key=run_key)
+    return _outputs(sol, options, names, sampled, tangent)
+
+
+def _outputs(
+    sol: solvers.Solution,
+    options: SolveOptions,
+    names: tuple[str, ...],
+    sampled: tuple[tuple[str, tuple[Function, int | None]], ...],
+    tangent: bool,
+):
+    """A run's outputs from its solution: (observables, saved states, status, step
+    counts); NaN where the solve failed. Functions of samples see the model's own
+    state (not its tangent dynamics)."""
+    ok = (sol.status == Status.SUCCESS) | (sol.status == Status.EVENT)
+    # A failed solve has no meaningful values: NaN, never finite-looking numbers.
+    nan = lambda a: jnp.where(ok, a, jnp.nan)  # noqa: E731
+    if not (names or sampled):
+        # Saved states a failed solve never reached are NaN (diffrax leaves the last
+        # state it reached in the end-point slot); those it did reach are real.
+        saved_times = options.saveat.ts is not None
+        reached = jnp.isfinite(sol.ts) & (ok | saved_times)
+        ys = jtu.tree_map(lambda a: _where_times(reached, a), sol.ys)
+        return {}, ys, sol.status, sol.stats
+    out = {name: nan(v) for name, v in zip(names, sol.reductions, strict=True)}
+    if sampled:
+        flat = _flat_series(sol.ys)
+        if tangent:  # (state, tangent, log growth)
+            flat = flat[:, : (flat.shape[1] - 1) // 2]
+        for name, (fn, idx) in sampled:
+            out[name] = nan(fn.fn(sol.ts, flat if idx is None else flat[:, idx]))
+    return out, None, sol.status, sol.stats
+
+
+def _where_times(reached: Array, ys: Array) -> Array:
+    shape = reached.shape + (1,) * (ys.ndim - 1)
+    return jnp.where(reached.reshape(shape), ys, jnp.nan)
+
+
+def _chunk(values, points, real, *rest, **static):
+    """A chunk's runs, vmapped; with several local devices each solves its block of
+    the runs on its own (`on_each_device`: split by the compiler, a chunk of 8
+    Lorenz runs on two CPU devices ran 25× slower than on one)."""
+
+    def solve(values, points, real):
+        return jax.vmap(lambda v, p, r: _run(v, p, r, *rest, **static))(
+            values, points, real
+        )
+
+    return on_each_device(solve, values, points, real)
+
+
+def _ensemble_chunk(
+    values,
+    points,
+    real,
+    model,
+    y0,
+    t0,
+    t1,
+    args,
+    *,
+    options,
+    names,
+    sampled,
+    lanes,
+    dtype,
+    tangent,
+    blocks=False,
+    diagnostics=False,
+):
+    """A chunk's runs on the ensemble executor; with several local devices each
+    solves its share of the runs with its share of the lanes (its own queue). With
+    `blocks`: the executor's fused kernel (`solvers.integrate_blocks`)."""
+    del points, real  # (None: keys are for SDEs, which the executor does not solve)
+    setup = functools.partial(_setup, model, y0, dtype, tangent)
+
+    def solve(values):
+        if blocks:
+            sols = solvers.integrate_blocks(
+                setup, values, t0, t1, args, options=options
+            )
+            iterations = jnp.zeros((), jnp.int32)  # (lockstep within a block)
+        else:
+            sols, iterations = solvers.integrate_ensemble(
+                setup,
+                values,
+                t0,
+                t1,
+                args,
+                options=options,
+                lanes=max(1, lanes // n),
+                diagnostics=True,
+            )
+        out = jax.vmap(lambda sol: _outputs(sol, options, names, sampled, tangent))(
+            sols
+        )
+        return (out, iterations[None]) if diagnostics else out
+
+    n = jax.local_device_count()
+    out = on_each_device(solve, values)
+    if n == 1:
+        return out
+    # The inputs come in `device_order` (`ScanPlan.chunk_inputs`); the outputs
+    # go back to the runs' order.
+    size = jtu.tree_leaves(values)[0].shape[0]
+    back = np.argsort(device_order(size, n))
+    if diagnostics:
+        return jtu.tree_map(lambda a: a[back], out[0]), out[1]
+    return jtu.tree_map(lambda a: a[back], out)
+
+
+# Where an array leaf of the fixed parts goes (`_Static.leaves`).
+_ARRAY = object()
+
+
+class _Static:
+    """What a chunk's program compiles in: the tree structure of the plan's fixed
+    parts, their leaves that are not arrays (`_ARRAY` where an array goes) and the
+    call's settings. Hashed once: `jax.jit` looks it up on every call."""
+
+    __slots__ = ("treedef", "leaves", "settings", "_hash")
+
+    def __init__(self, treedef: Any, leaves: tuple, settings: tuple):
+        self.treedef = treedef
+        self.leaves = leaves
+        self.settings = settings
+        self._hash = hash((treedef, leaves, settings))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, _Static) or self._hash != other._hash:
+            return False
+        return (self.treedef, self.leaves, self.settings) == (
+            other.treedef,
+            other.leaves,
+            other.settings,
+        )
+
+
+def _split(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
+    leaves, treedef = jtu.tree_flatten(fixed)
+    arrays = [x for x in leaves if eqx.is_array(x)]
+    marked = tuple(_ARRAY if eqx.is_array(x) else x for x in leaves)
+    return _Static(treedef, marked, settings), arrays
+
+
+def _program(static: _Static, values, points, real, arrays: list):
+    """A chunk's program: its runs (`values`, `points`, `real`: see
+    `ScanPlan.chunk_inputs`) with the fixed parts rebuilt from `static` and
+    `arrays`."""
+    given = iter(arrays)
+    leaves = [next(given) if x is _ARRAY else x for x in static.leaves]
+    model, y0, t0, t1, args, key, options, sampled = jtu.tree_unflatten(
+        static.treedef, leaves
+    )
+    executor, names, dtype, tangent, lanes, several, diagnostics = static.settings
+    common = dict(
+        options=options, names=names, sampled=sampled, dtype=dtype, tangent=tangent
+    )
+    if executor in ("ensemble", "pallas"):
+        return _ensemble_chunk(
+            values, points, real, model, y0, t0, t1, args,
+            lanes=lanes, blocks=executor == "pallas", diagnostics=diagnostics,
+            **common,
+        )  # fmt: skip
+    return _chunk(
+        values, points, real, model, y0, t0, t1, args, key, several=several, **common
+    )
+
+
+_compiled = jax.jit(_program, static_argnums=0, compiler_options=CHUNK_OPTIONS)
+
+# The fixed parts of the last _PREPARED_ENTRIES plans, split (`prepared`).
+_PREPARED_ENTRIES = 32
+_PREPARED: OrderedDict[tuple, tuple[tuple, _Static, list]] = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+
+
+def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
+    """`fixed` (a plan's fixed parts) split into what its chunks' program compiles
+    in and its arrays, kept on the devices (`resident`); kept for the next call
+    with the same objects (by identity: the entry holds them, so no other object
+    takes their identity while it is kept)."""
+    key = (*map(id, fixed), settings)
+    with _PREPARED_LOCK:
+        entry = _PREPARED.get(key)
+        same = entry is not None and all(
+            a is b for a, b in zip(entry[0], fixed, strict=True)
+        )
+        if same:
+            _PREPARED.move_to_end(key)
+            return entry[1], entry[2]
+    static, arrays = _split(resident(fixed), settings)
+    with _PREPARED_LOCK:
+        _PREPARED[key] = (fixed, static, arrays)
+        while len(_PREPARED) > _PREPARED_ENTRIES:
+            _PREPARED.popitem(last=False)
+    return static, arrays
+
+
+def call_chunk(fixed: tuple, settings: tuple, values, points, real) -> Any:
+    """Run a chunk's program (`ScanPlan.run_chunk`): compiled, or, where the runs
+    are traced (`jax.eval_shape`, an outer jit), traced in place (a jit's compiler
+    options are the outermost jit's)."""
+    runs = (values, points, real)
+    if any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(runs)):
+        static, arrays = _split(fixed, settings)
+        return _program(static, *runs, arrays)
+    static, arrays = prepared(fixed, settings)
+    return _compiled(static, *runs, arrays)
