@@ -5,12 +5,13 @@ ensemble executor) and its call.
 times, arguments, solver options, observables) and settings (executor, lanes,
 precision). Their arrays are the program's inputs (kept on the devices by value,
 `resident`); everything else is compiled in (`_Static`, hashed once). Splitting the
-fixed parts into those two costs about as much as a small chunk's program, so it
-is done once per plan and kept (`_PREPARED`, by the identity of the plan's fixed
-parts: a scan called again with equal arguments reuses its plan's fixed parts, see
-`_memo.py`); a chunk's call is then the program's call alone. Programs are
-compiled once per value of the compiled-in parts (`_program`, one `jax.jit`), so
-new parameter values, or plans made anew from equal arguments, never recompile.
+fixed parts into those two took about 0.3 ms per call (equinox's `filter_jit` does
+it on every call), an eighth of E1's 1 024 Lorenz solves, so it is done once per
+plan and kept (`prepared`, by the identity of the plan's fixed parts, where their
+arrays are small: a scan called again with equal arguments reuses its plan's fixed
+parts, see `_memo.py`); a chunk's call is then the program's call alone. Programs
+are compiled once per value of the compiled-in parts (`_program`, one `jax.jit`),
+so new parameter values, or plans made anew from equal arguments, never recompile.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dynsim.models import AbstractSystem, replace_parameters
 from dynsim.solvers import SolveOptions, Status
 
 from ._observables import Function
-from ._placement import device_order, on_each_device, resident
+from ._placement import _RESIDENT_NUMBERS, device_order, on_each_device, resident
 from ._tangent import tangent_start, with_tangent
 
 #: XLA options of a chunk's program: on a CPU with 512-bit vectors (AVX-512) its
@@ -279,7 +280,7 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
     """`fixed` (a plan's fixed parts) split into what its chunks' program compiles
     in and its arrays, kept on the devices (`resident`); kept for the next call
     with the same objects (by identity: the entry holds them, so no other object
-    takes their identity while it is kept)."""
+    takes their identity while it is kept) where all its arrays are small."""
     key = (*map(id, fixed), settings)
     with _PREPARED_LOCK:
         entry = _PREPARED.get(key)
@@ -290,6 +291,8 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
             _PREPARED.move_to_end(key)
             return entry[1], entry[2]
     static, arrays = _split(resident(fixed), settings)
+    if any(np.size(a) > _RESIDENT_NUMBERS for a in arrays):
+        return static, arrays  # (not kept: the entry would keep large arrays alive)
     with _PREPARED_LOCK:
         _PREPARED[key] = (fixed, static, arrays)
         while len(_PREPARED) > _PREPARED_ENTRIES:
