@@ -78,6 +78,8 @@ def resident(tree: PyTree) -> PyTree:
     def one(a):
         if not eqx.is_array(a) or a.size > _RESIDENT_NUMBERS:
             return a
+        if isinstance(a, jax.core.Tracer):
+            return a  # (a traced value: nothing to keep)
         if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
             return a
         weak = bool(getattr(a, "weak_type", False))
@@ -85,9 +87,12 @@ def resident(tree: PyTree) -> PyTree:
         key = (host.dtype.str, host.shape, weak, host.tobytes())
         copy = _resident_arrays.get(key)
         if copy is None:
+            copy = jax.device_put(a, sharding)
+            if isinstance(copy, jax.core.Tracer):
+                return copy  # (under a transform, e.g. an outer jit: not kept)
             if len(_resident_arrays) >= _RESIDENT_ENTRIES:
                 _resident_arrays.clear()
-            copy = _resident_arrays[key] = jax.device_put(a, sharding)
+            _resident_arrays[key] = copy
         return copy
 
     return jtu.tree_map(one, tree)

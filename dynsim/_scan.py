@@ -45,8 +45,8 @@ _FEW_RUNS = 256
 _MIN_ENSEMBLE_RUNS = 64
 # From this many runs a scan states its size before it starts.
 _LARGE_SCAN = 1_000_000
-# The most provenance records kept per fixed part of a plan (`_info`).
-_INFOS = 64
+# The most values derived from a fixed part of a plan kept with it (`_info`).
+_DERIVED = 64
 
 
 def plan_scan(
@@ -133,7 +133,7 @@ def plan_scan(
         # Narrow chunks (a ramp's realisations, a grid of PDE solves: few, long
         # solves) show the solves' time; their per-step cost dwarfs the meter's.
         # Tied to the chunk size, so it never costs a compilation of its own.
-        options = _with_progress(options)
+        options = _with_progress(fixed)
     info = _info(fixed, options, config, precision, chosen, reason, chunk_size)
     return ScanPlan(
         model=fixed.model,
@@ -160,8 +160,8 @@ def plan_scan(
 
 def _info(fixed, options, config, precision, chosen, reason, chunk_size) -> RunInfo:
     """The provenance of a plan (`run_info`), made once per fixed part and the rest
-    of its settings (`fixed.infos`): describing the model costs as much as planning
-    the rest of a small scan."""
+    of its settings (`fixed.derived`): describing the model costs as much as
+    planning the rest of a small scan."""
     settings: dict[str, Any] = {}
     if fixed.kind != "map":
         settings["executor"] = chosen
@@ -171,8 +171,8 @@ def _info(fixed, options, config, precision, chosen, reason, chunk_size) -> RunI
             settings["block"] = solvers.BLOCK
         else:
             settings["executor_reason"] = reason
-    key = (config, *settings.items())
-    info = fixed.infos.get(key)
+    key = ("info", config, *settings.items())
+    info = fixed.derived.get(key)
     if info is None:
         recorded = dict(fixed.settings)
         if fixed.kind != "map":
@@ -183,14 +183,21 @@ def _info(fixed, options, config, precision, chosen, reason, chunk_size) -> RunI
         info = run_info(
             fixed.model, fixed.state_names, key=fixed.key, config=config, **recorded
         )
-        if len(fixed.infos) >= _INFOS:
-            fixed.infos.clear()
-        fixed.infos[key] = info
+        if len(fixed.derived) >= _DERIVED:
+            fixed.derived.clear()
+        fixed.derived[key] = info
     return info
 
 
-def _with_progress(options):
-    return dataclasses.replace(options, progress=True)
+def _with_progress(fixed) -> solvers.SolveOptions:
+    """`fixed.options` with the solves' progress bar, made once per fixed part (a
+    plan's program parts are kept by the options' identity, `_scan_kernel`)."""
+    options = fixed.derived.get("progress")
+    if options is None:
+        options = fixed.derived["progress"] = dataclasses.replace(
+            fixed.options, progress=True
+        )
+    return options
 
 
 def scan(

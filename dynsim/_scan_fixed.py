@@ -59,7 +59,9 @@ class Fixed(NamedTuple):
     n_saved: int  # numbers per run of saved states
     reason: str | None  # why the ensemble executor cannot run the scan
     settings: dict[str, Any]  # the solver settings recorded so far
-    infos: dict[tuple, RunInfo]  # provenance by the plan's other settings (`_info`)
+    # Values made from it once: provenance records by the plan's other settings
+    # and the options with a progress bar (`_scan._info`, `_scan._with_progress`).
+    derived: dict[Any, RunInfo | solvers.SolveOptions]
 
 
 FIXED: ArgumentCache[Fixed] = ArgumentCache(32)
@@ -169,7 +171,7 @@ def fixed_plan(
         n_saved=0 if bound else n_times * state_size,
         reason=reason,
         settings=settings,
-        infos={},
+        derived={},
     )
 
 

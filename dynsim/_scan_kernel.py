@@ -220,7 +220,14 @@ class _Static:
         self.treedef = treedef
         self.leaves = leaves
         self.settings = settings
-        self._hash = hash((treedef, leaves, settings))
+        try:
+            self._hash = hash((treedef, leaves, settings))
+        except TypeError:
+            bad = [type(x).__name__ for x in leaves if not _hashable(x)]
+            raise ValueError(
+                "a scan's model, start, args and options must hold arrays or "
+                f"hashable values; got unhashable {', '.join(bad) or 'structure'}"
+            ) from None
 
     def __hash__(self) -> int:
         return self._hash
@@ -235,6 +242,14 @@ class _Static:
             other.leaves,
             other.settings,
         )
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
 
 
 def _split(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
@@ -291,6 +306,8 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
             _PREPARED.move_to_end(key)
             return entry[1], entry[2]
     static, arrays = _split(resident(fixed), settings)
+    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        return static, arrays  # (traced, `call_chunk`: never kept)
     if any(np.size(a) > _RESIDENT_NUMBERS for a in arrays):
         return static, arrays  # (not kept: the entry would keep large arrays alive)
     with _PREPARED_LOCK:
@@ -302,11 +319,13 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
 
 def call_chunk(fixed: tuple, settings: tuple, values, points, real) -> Any:
     """Run a chunk's program (`ScanPlan.run_chunk`): compiled, or, where the runs
-    are traced (`jax.eval_shape`, an outer jit), traced in place (a jit's compiler
-    options are the outermost jit's)."""
+    or the plan's fixed parts are traced (`jax.eval_shape`, an outer jit), traced
+    in place (a jit's compiler options are the outermost jit's)."""
     runs = (values, points, real)
     if any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(runs)):
         static, arrays = _split(fixed, settings)
         return _program(static, *runs, arrays)
     static, arrays = prepared(fixed, settings)
+    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        return _program(static, *runs, arrays)
     return _compiled(static, *runs, arrays)

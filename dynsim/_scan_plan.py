@@ -1,6 +1,7 @@
-"""The parts of a scan: a frozen plan (axes, chunking, bound observables, options), a
-chunk runner (one jitted, vmapped call; the unit that runs on other devices and,
-later, on other workers) and an assembler of the chunks into a `ScanResult`.
+"""The parts of a scan: a frozen plan (axes, chunking, bound observables, options),
+its chunks' inputs and call (one jitted call, the unit that runs on other devices
+and workers; the program itself in `_scan_kernel.py`) and an assembler of the
+chunks into a `ScanResult`.
 
 A scan is a list of *runs*: every parameter point (of a grid of axes, or of axes
 zipped point by point) times `realisations` keyed repetitions. Run g is point
@@ -174,7 +175,7 @@ class ScanPlan:
         runs = np.where(runs < end, runs, 0)
         n = jax.local_device_count()
         if self.executor in ("ensemble", "pallas") and n > 1:
-            # Device d solves runs d, d + n, d + 2n, ... (`_ensemble_chunk`).
+            # Device d solves runs d, d + n, d + 2n, ... (`_scan_kernel` program).
             runs = runs[device_order(self.lanes, n)]
         points, real = np.divmod(runs, self.realisations)
         values = {
@@ -204,13 +205,15 @@ class ScanPlan:
     def _program_parts(self, diagnostics: bool = False) -> tuple[tuple, tuple]:
         """The fixed parts and settings of this plan's chunk program
         (`_scan_kernel.call_chunk`)."""
+        # (Realisations are keys to the generic path: the executor solves ODEs.)
+        several = self.realisations > 1 and self.executor == "vmap"
         fixed = (
             self.model, self.y0, self.t0, self.t1, self.args, self.key,
             self.options, self.sampled,
         )  # fmt: skip
         settings = (
             self.executor, self.names, self.dtype, self.tangent,
-            self.ensemble_lanes, self.realisations > 1, diagnostics,
+            self.ensemble_lanes, several, diagnostics,
         )  # fmt: skip
         return fixed, settings
 

@@ -163,3 +163,49 @@ def test_a_scan_called_again_reuses_its_program_parts_and_provenance(monkeypatch
     assert len(splits) == 2
     assert _scan_kernel._compiled._cache_size() == compiled
     assert np.array_equal(fresh.ys, first.ys)
+
+
+def test_a_small_scan_with_its_progress_bar_reuses_its_program_parts(monkeypatch):
+    # Narrow chunks show the solves' progress with options of their own, made once
+    # per plan's fixed part: called again, the program's parts are reused.
+    from dynsim import _scan_kernel
+
+    splits = []
+    split = _scan_kernel._split
+
+    def counted(*args):
+        splits.append(1)
+        return split(*args)
+
+    monkeypatch.setattr(_scan_kernel, "_split", counted)
+    _scan_fixed.FIXED.clear()
+    for ks in ([0.5, 1.0], [2.0, 3.0], [4.0, 5.0]):
+        out = ds.scan(Decay(), {"k": ks}, (0.0, 1.0), y0=np.array([1.0]), rtol=1e-10)
+        assert np.allclose(out.ys[:, -1, 0], np.exp(-np.asarray(ks)), rtol=1e-7)
+    assert len(splits) == 1
+
+
+def test_a_scan_traced_over_its_key_keeps_no_traced_value():
+    # A plan whose key is traced (an outer jit) runs its program in place, and
+    # neither its program's parts nor its arrays on the devices are kept.
+    from dynsim import _placement, _scan_kernel
+
+    model = ds.models.OrnsteinUhlenbeck()
+    args = dict(dt0=1e-2, realisations=2, progress=False)
+
+    def run(key):
+        plan = ds.plan_scan(model, {"theta": [0.5, 2.0]}, (0.0, 1.0), key=key, **args)
+        return plan.run_chunk(plan.chunk_inputs(0))[1]
+
+    traced = jax.jit(run)(jax.random.key(3))
+    plain = ds.scan(
+        model, {"theta": [0.5, 2.0]}, (0.0, 1.0), key=jax.random.key(3), **args
+    )
+    assert np.allclose(np.asarray(traced)[:4], plain.ys.reshape(4, *plain.ys.shape[2:]))
+    kept = jax.tree_util.tree_leaves(
+        (
+            list(_scan_kernel._PREPARED.values()),
+            list(_placement._resident_arrays.values()),
+        )
+    )
+    assert not any(isinstance(x, jax.core.Tracer) for x in kept)
