@@ -168,15 +168,16 @@ class ScanPlan:
         realisation indices (for the runs' keys; None for the ensemble executor,
         whose ODEs take none), padded to `lanes` runs with run 0 (one shape, one
         compilation); for the ensemble executor on several devices, in the order
-        the devices take them (`run_chunk` returns the runs in order)."""
+        the devices take them (`run_chunk`'s outputs come in the same order,
+        `to_host` puts them in the runs' order)."""
         start = c * self.chunk_size
         end = min(start + self.chunk_size, self.n_runs)
         runs = np.arange(start, start + self.lanes)
         runs = np.where(runs < end, runs, 0)
-        n = jax.local_device_count()
-        if self.executor in ("ensemble", "pallas") and n > 1:
+        order = self._device_order()
+        if order is not None:
             # Device d solves runs d, d + n, d + 2n, ... (`_scan_kernel` program).
-            runs = runs[device_order(self.lanes, n)]
+            runs = runs[order]
         points, real = np.divmod(runs, self.realisations)
         values = {
             k: np.asarray(v, self.dtype) for k, v in self.point_values(points).items()
@@ -195,9 +196,10 @@ class ScanPlan:
         diagnostics: bool = False,
     ) -> Any:
         """Run one chunk (one jitted call); the outputs stay on the device:
-        (observables, saved states, status, step counts). With `diagnostics` (the
-        ensemble executor only): `(outputs, iterations)`, the executor's loop
-        iterations on each device."""
+        (observables, saved states, status, step counts), their runs in the order
+        of `inputs` (`chunk_inputs`; `to_host` puts them in the runs' order). With
+        `diagnostics` (the ensemble executor only): `(outputs, iterations)`, the
+        executor's loop iterations on each device."""
         if diagnostics and self.executor != "ensemble":  # (not "pallas")
             raise ValueError("diagnostics are the ensemble executor's")
         return call_chunk(*self._program_parts(diagnostics), *inputs)
@@ -218,9 +220,22 @@ class ScanPlan:
         return fixed, settings
 
     def to_host(self, c: int, out: Any) -> Any:
-        """A chunk's outputs as NumPy arrays, padding removed."""
+        """A chunk's outputs (`run_chunk`) as NumPy arrays in the runs' order,
+        padding removed."""
         n_real = min(self.chunk_size, self.n_runs - c * self.chunk_size)
-        return jtu.tree_map(lambda a: np.asarray(a)[:n_real], out)
+        order = self._device_order()
+        if order is None:
+            return jtu.tree_map(lambda a: np.asarray(a)[:n_real], out)
+        runs = np.argsort(order)[:n_real]
+        return jtu.tree_map(lambda a: np.asarray(a)[runs], out)
+
+    def _device_order(self) -> np.ndarray | None:
+        """Where the ensemble executor on several local devices takes a chunk's
+        runs from (`device_order`); None where it takes them in order."""
+        n = jax.local_device_count()
+        if self.executor in ("ensemble", "pallas") and n > 1:
+            return device_order(self.lanes, n)
+        return None
 
     def assemble(self, pieces: list[Any]) -> ScanResult:
         """The `ScanResult` of the chunks' host outputs, in run order."""

@@ -219,6 +219,18 @@ def test_scan_shards_over_several_devices(tmp_path):
         "hlo = _scan_kernel._compiled.lower(static, v, pt, re, arrays).compile()\n"
         "hlo = hlo.as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
+        # ... nor does the ensemble executor's (its outputs stay in the order the
+        # devices took the runs; `to_host` puts them in the runs' order) ...
+        "q = ds.plan_scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0, 5.0]},\n"
+        "                 (0.0, 1.0), executor='ensemble')\n"
+        "v, pt, re = q.chunk_inputs(0)\n"
+        "static, arrays = _scan_kernel.prepared(*q._program_parts())\n"
+        "hlo = _scan_kernel._compiled.lower(static, v, pt, re, arrays).compile()\n"
+        "hlo = hlo.as_text()\n"
+        "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
+        "one = ds.scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0, 5.0]},\n"
+        "              (0.0, 1.0), executor='vmap').ys\n"
+        "assert np.allclose(q.to_host(0, q.run_chunk((v, pt, re)))[1], one)\n"
         # ... and a plan made elsewhere runs here in lanes over both devices.
         "assert dataclasses.replace(p, chunk_size=3).lanes == 4\n"
     )
