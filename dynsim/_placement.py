@@ -104,3 +104,11 @@ def device_order(size: int, n: int) -> np.ndarray:
     neighbouring runs (similar work) spread over the devices, which then finish
     together."""
     return np.arange(size).reshape(-1, n).T.ravel()
+
+
+def in_run_order(a: np.ndarray, n: int) -> np.ndarray:
+    """A chunk's outputs `a` (along its first axis) from the order that `n`
+    devices take the runs (`device_order`) back in the runs' order."""
+    if n == 1:
+        return a
+    return a.reshape(n, -1, *a.shape[1:]).swapaxes(0, 1).reshape(a.shape)

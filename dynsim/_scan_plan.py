@@ -26,7 +26,7 @@ from dynsim.models import AbstractSystem
 from dynsim.solvers import SolveOptions
 
 from ._observables import Function
-from ._placement import device_order, on_runs
+from ._placement import device_order, in_run_order, on_runs
 from ._results import RunInfo, ScanResult
 from ._scan_kernel import call_chunk
 
@@ -174,10 +174,10 @@ class ScanPlan:
         end = min(start + self.chunk_size, self.n_runs)
         runs = np.arange(start, start + self.lanes)
         runs = np.where(runs < end, runs, 0)
-        order = self._device_order()
-        if order is not None:
+        n = self._interleaved()
+        if n > 1:
             # Device d solves runs d, d + n, d + 2n, ... (`_scan_kernel` program).
-            runs = runs[order]
+            runs = runs[device_order(self.lanes, n)]
         points, real = np.divmod(runs, self.realisations)
         values = {
             k: np.asarray(v, self.dtype) for k, v in self.point_values(points).items()
@@ -223,19 +223,14 @@ class ScanPlan:
         """A chunk's outputs (`run_chunk`) as NumPy arrays in the runs' order,
         padding removed."""
         n_real = min(self.chunk_size, self.n_runs - c * self.chunk_size)
-        order = self._device_order()
-        if order is None:
-            return jtu.tree_map(lambda a: np.asarray(a)[:n_real], out)
-        runs = np.argsort(order)[:n_real]
-        return jtu.tree_map(lambda a: np.asarray(a)[runs], out)
+        n = self._interleaved()
+        return jtu.tree_map(lambda a: in_run_order(np.asarray(a), n)[:n_real], out)
 
-    def _device_order(self) -> np.ndarray | None:
-        """Where the ensemble executor on several local devices takes a chunk's
-        runs from (`device_order`); None where it takes them in order."""
+    def _interleaved(self) -> int:
+        """Over how many devices a chunk's runs are interleaved (`device_order`):
+        the ensemble executor's on several local devices, else 1 (in order)."""
         n = jax.local_device_count()
-        if self.executor in ("ensemble", "pallas") and n > 1:
-            return device_order(self.lanes, n)
-        return None
+        return n if self.executor in ("ensemble", "pallas") else 1
 
     def assemble(self, pieces: list[Any]) -> ScanResult:
         """The `ScanResult` of the chunks' host outputs, in run order."""

@@ -349,6 +349,20 @@ def test_small_arrays_stay_on_the_devices_by_value():
         assert np.allclose(res.ys[0, -1], one.ys[-1], rtol=1e-6), y0
 
 
+def test_outputs_in_the_devices_order_go_back_to_the_runs_order():
+    # Device d of n solves runs d, d + n, ...; the outputs, in that order, are put
+    # back in the runs' order on the host.
+    from dynsim._placement import device_order, in_run_order
+
+    runs = np.arange(12)
+    for n in (1, 2, 3, 4):
+        taken = runs[device_order(12, n)]
+        assert n == 1 or not np.array_equal(taken, runs)
+        outputs = np.stack([taken, -taken], axis=1)  # (runs, 2)
+        back = in_run_order(outputs, n)
+        assert np.array_equal(back, np.stack([runs, -runs], axis=1))
+
+
 def test_evaluating_a_chunks_shapes_keeps_no_traced_copies():
     # The store and the cluster path read a chunk's output shapes with
     # `jax.eval_shape(plan.run_chunk, ...)`: no traced value may stay among the
