@@ -75,16 +75,12 @@ def argument_key(arguments: Any) -> Hashable | None:
     return treedef, tuple(key)
 
 
-def _owned(tree: Any, limit: float = np.inf) -> Any:
-    """`tree` with its NumPy arrays of at most `limit` numbers copied (a value made
-    from it shares no such array that a caller could change in place)."""
-
-    def own(x):
-        if isinstance(x, np.ndarray) and x.size <= limit:
-            return np.array(x, copy=True)
-        return x
-
-    return jtu.tree_map(own, tree)
+def _owned(tree: Any) -> Any:
+    """`tree` with its NumPy arrays copied (a cached value shares no array that a
+    caller could change in place)."""
+    return jtu.tree_map(
+        lambda x: np.array(x, copy=True) if isinstance(x, np.ndarray) else x, tree
+    )
 
 
 class ArgumentCache(Generic[T]):
@@ -99,13 +95,10 @@ class ArgumentCache(Generic[T]):
         """`compute(arguments)`: computed on the first call with these arguments (by
         value) and kept, the same value on later calls. It is computed from a copy
         of the arguments' NumPy arrays (so that the value shares none of them), and
-        not kept where it holds traced values (computed under a JAX transform).
-        Arguments that are not kept are copied too where small (at most
-        `_MAX_KEY_NUMBERS` numbers each: a value made from them, a plan, may itself
-        be kept by identity, `_scan_kernel.prepared`)."""
+        not kept where it holds traced values (computed under a JAX transform)."""
         key = argument_key(arguments)
         if key is None:
-            return compute(_owned(arguments, _MAX_KEY_NUMBERS))
+            return compute(arguments)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)

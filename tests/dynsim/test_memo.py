@@ -130,19 +130,27 @@ def test_invalid_arguments_fail_on_every_call():
             )
 
 
-def test_a_scan_called_again_reuses_its_program_parts_and_provenance(monkeypatch):
+@pytest.fixture
+def splits(monkeypatch):
+    """The calls that split a plan's fixed parts into its program's parts."""
+    from dynsim import _scan_kernel
+
+    calls = []
+    split = _scan_kernel._split
+
+    def counted(*args):
+        calls.append(1)
+        return split(*args)
+
+    monkeypatch.setattr(_scan_kernel, "_split", counted)
+    return calls
+
+
+def test_a_scan_called_again_reuses_its_program_parts_and_provenance(splits):
     from dynsim import _scan_kernel
 
     model, ks, y0 = Decay(), np.array([0.5, 1.0]), np.array([1.0])
     kwargs = dict(y0=y0, rtol=1e-10, atol=1e-12, progress=False)
-    splits = []
-    split = _scan_kernel._split
-
-    def counted(*args):
-        splits.append(1)
-        return split(*args)
-
-    monkeypatch.setattr(_scan_kernel, "_split", counted)
     _scan_fixed.FIXED.clear()  # (a plan of its own, whatever ran before)
     first = ds.scan(model, {"k": ks}, (0.0, 1.0), **kwargs)
     again = ds.scan(model, {"k": ks + 1.0}, (0.0, 1.0), **kwargs)
@@ -165,19 +173,9 @@ def test_a_scan_called_again_reuses_its_program_parts_and_provenance(monkeypatch
     assert np.array_equal(fresh.ys, first.ys)
 
 
-def test_a_small_scan_with_its_progress_bar_reuses_its_program_parts(monkeypatch):
+def test_a_small_scan_with_its_progress_bar_reuses_its_program_parts(splits):
     # Narrow chunks show the solves' progress with options of their own, made once
     # per plan's fixed part: called again, the program's parts are reused.
-    from dynsim import _scan_kernel
-
-    splits = []
-    split = _scan_kernel._split
-
-    def counted(*args):
-        splits.append(1)
-        return split(*args)
-
-    monkeypatch.setattr(_scan_kernel, "_split", counted)
     _scan_fixed.FIXED.clear()
     for ks in ([0.5, 1.0], [2.0, 3.0], [4.0, 5.0]):
         out = ds.scan(Decay(), {"k": ks}, (0.0, 1.0), y0=np.array([1.0]), rtol=1e-10)
@@ -209,3 +207,28 @@ def test_a_scan_traced_over_its_key_keeps_no_traced_value():
         )
     )
     assert not any(isinstance(x, jax.core.Tracer) for x in kept)
+
+
+def test_an_uncached_scan_starts_from_its_start_as_it_is_now():
+    # Arguments too many to key (here 70 arrays of 256 numbers in args) are not
+    # cached, while the program's parts of a plan with small arrays are kept by
+    # the identity of its parts (`_scan_kernel.prepared`): a y0 changed in place
+    # must not run from the value the first scan kept on the devices.
+    model, ks = Decay(), np.array([0.5, 1.0])
+    many = tuple(np.zeros(256) for _ in range(70))
+    y0 = np.array([1.0])
+    kwargs = dict(args=many, rtol=1e-10, atol=1e-12, progress=False)
+    first = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=y0, **kwargs)
+    y0[0] = 3.0
+    moved = ds.scan(model, {"k": ks}, (0.0, 1.0), y0=y0, **kwargs)
+    assert np.allclose(first.ys[:, -1, 0], np.exp(-ks), rtol=1e-8)  # closed form
+    assert np.allclose(moved.ys[:, -1, 0], 3.0 * np.exp(-ks), rtol=1e-8)
+
+
+def test_a_model_with_an_unhashable_static_field_is_named():
+    # The chunk program compiles in a plan's non-array leaves: one that cannot be
+    # hashed is named in the error instead of failing deep inside jax.jit.
+    from dynsim import _scan_kernel
+
+    with pytest.raises(ValueError, match="unhashable list"):
+        _scan_kernel._Static(None, ([1.0],), ())
