@@ -26,7 +26,7 @@ from dynsim.models import AbstractSystem
 from dynsim.solvers import SolveOptions
 
 from ._observables import Function
-from ._placement import device_order, in_run_order, on_runs
+from ._placement import device_order, on_host, on_runs
 from ._results import RunInfo, ScanResult
 from ._scan_kernel import call_chunk
 
@@ -224,7 +224,7 @@ class ScanPlan:
         padding removed."""
         n_real = min(self.chunk_size, self.n_runs - c * self.chunk_size)
         n = self._interleaved()
-        return jtu.tree_map(lambda a: in_run_order(np.asarray(a), n)[:n_real], out)
+        return jtu.tree_map(lambda a: on_host(a, n)[:n_real], out)
 
     def _interleaved(self) -> int:
         """Over how many devices a chunk's runs are interleaved (`device_order`):

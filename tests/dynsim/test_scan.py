@@ -231,6 +231,13 @@ def test_scan_shards_over_several_devices(tmp_path):
         "one = ds.scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0, 5.0]},\n"
         "              (0.0, 1.0), executor='vmap').ys\n"
         "assert np.allclose(q.to_host(0, q.run_chunk((v, pt, re)))[1], one)\n"
+        # (the host copy of each device's block: joined in order, or put back in
+        # the runs' order from the order the devices took them)
+        "from dynsim._placement import device_order, on_host, on_runs\n"
+        "runs = np.arange(16.0).reshape(8, 2)\n"
+        "split = on_runs(runs[device_order(8, 2)])\n"
+        "assert np.array_equal(on_host(split, 2), runs)\n"
+        "assert np.array_equal(on_host(on_runs(runs), 1), runs)\n"
         # ... and a plan made elsewhere runs here in lanes over both devices.
         "assert dataclasses.replace(p, chunk_size=3).lanes == 4\n"
     )
