@@ -41,8 +41,6 @@ from ._scan_plan import (
 
 # Up to this many runs per chunk, the progress bar follows the solves' time.
 _FEW_RUNS = 256
-# `executor="auto"` runs scans of at least this many runs on the ensemble executor.
-_MIN_ENSEMBLE_RUNS = 64
 # From this many runs a scan states its size before it starts.
 _LARGE_SCAN = 1_000_000
 # The most values derived from a fixed part of a plan kept with it (`_info`).
@@ -106,12 +104,6 @@ def plan_scan(
     n_runs = math.prod(shape) * realisations
     check_scan_size(n_runs, len(axes), fixed.n_values, fixed.n_saved)
     kind, options, reason = fixed.kind, fixed.options, fixed.reason
-    if executor == "auto" and reason is None and n_runs < _MIN_ENSEMBLE_RUNS:
-        # A few runs leave nothing to refill; the generic kernel compiles faster.
-        reason = (
-            f"{n_runs} runs (the executor is chosen from {_MIN_ENSEMBLE_RUNS}: "
-            "fewer leave no lanes to refill, and the generic path compiles faster)"
-        )
     use_ensemble = reason is None
     chosen = (
         "vmap" if not use_ensemble else executor if executor == "pallas" else "ensemble"
