@@ -260,8 +260,9 @@ def scan(
     - `chunk_size`: runs per compiled call (default: from a memory budget, and
       small enough that a large scan runs in several chunks).
     - `progress`: show a progress bar (tqdm; in a notebook, its widget): over the
-      runs, or, for chunks of a few runs, over the solves' time span. Default on;
-      False silences it.
+      runs, or, for chunks of a few runs on the generic path (SDE realisations,
+      PDE grids, stiff solvers: few, long solves), over the solves' time span.
+      Default on; False silences it.
     - `config`: the config text, recorded as provenance (the CLI passes it).
     - `store`, `name`, `overwrite`: stream the scan into run `name` of the HDF5
       file `store`: every finished chunk is kept on disk as it completes, a killed
