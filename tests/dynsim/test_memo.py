@@ -174,11 +174,17 @@ def test_a_scan_called_again_reuses_its_program_parts_and_provenance(splits):
 
 
 def test_a_small_scan_with_its_progress_bar_reuses_its_program_parts(splits):
-    # Narrow chunks show the solves' progress with options of their own, made once
-    # per plan's fixed part: called again, the program's parts are reused.
+    # Narrow chunks on the generic path show the solves' progress with options of
+    # their own, made once per plan's fixed part: called again, the program's parts
+    # are reused.
     _scan_fixed.FIXED.clear()
+    y0 = np.array([1.0])
     for ks in ([0.5, 1.0], [2.0, 3.0], [4.0, 5.0]):
-        out = ds.scan(Decay(), {"k": ks}, (0.0, 1.0), y0=np.array([1.0]), rtol=1e-10)
+        args = dict(y0=y0, rtol=1e-10, executor="vmap")
+        out = ds.scan(Decay(), {"k": ks}, (0.0, 1.0), **args)
+        # (the path with the solves' bar: what this test is about)
+        plan = ds.plan_scan(Decay(), {"k": ks}, (0.0, 1.0), progress=True, **args)
+        assert plan.options.progress
         assert np.allclose(out.ys[:, -1, 0], np.exp(-np.asarray(ks)), rtol=1e-7)
     assert len(splits) == 1
 

@@ -62,12 +62,15 @@ def test_observables_match_hopf_normal_form():
     assert res.values["final"].shape == (4, 2)
 
 
-def test_failing_points_are_recorded_not_fatal():
+@pytest.mark.parametrize("executor", ["ensemble", "vmap"])
+def test_failing_points_are_recorded_not_fatal(executor):
     # x' = a x², x(0) = 1 blows up at t = 1/a: inside [0, 1] for a > 1. A blow-up is
     # a divergence (NONFINITE), found without spending the step budget; the failed
     # points' states are NaN, not the last finite-looking numbers.
     a = np.array([0.25, 0.5, 2.0, 0.75, 4.0])
-    res = ds.scan(BlowUp(), {"a": a}, (0.0, 1.0), rtol=1e-8, atol=1e-10)
+    res = ds.scan(
+        BlowUp(), {"a": a}, (0.0, 1.0), rtol=1e-8, atol=1e-10, executor=executor
+    )
     failed = a > 1
     assert np.array_equal(~res.ok_mask, failed)
     assert np.all(res.status[failed] == ds.Status.NONFINITE)
@@ -77,17 +80,21 @@ def test_failing_points_are_recorded_not_fatal():
     assert np.allclose(good, 1 / (1 - a[~failed]), rtol=1e-6)
     assert res.n_failed == 2 and "nonfinite=2" in repr(res)
     # A budget too small for a regular solve is still MAX_STEPS.
-    short = ds.scan(BlowUp(), {"a": [0.5]}, (0.0, 1.0), max_steps=5, rtol=1e-8)
+    short = ds.scan(
+        BlowUp(), {"a": [0.5]}, (0.0, 1.0), max_steps=5, rtol=1e-8, executor=executor
+    )
     assert short.status[0] == ds.Status.MAX_STEPS
 
 
-def test_observables_of_failed_points_are_nan():
+@pytest.mark.parametrize("executor", ["ensemble", "vmap"])
+def test_observables_of_failed_points_are_nan(executor):
     res = ds.scan(
         BlowUp(),
         {"a": [0.5, 3.0]},
         (0.0, 1.0),
         max_steps=500,
         observables={"m": ds.observables.Max()},
+        executor=executor,
     )
     assert np.isfinite(res.values["m"][0]) and np.isnan(res.values["m"][1])
 
@@ -133,12 +140,15 @@ def test_new_values_reuse_the_compiled_scan(monkeypatch, executor):
         )
 
 
-def test_chunking_does_not_change_results():
+@pytest.mark.parametrize("executor", ["ensemble", "vmap"])
+def test_chunking_does_not_change_results(executor):
     # Equal up to round-off (vector widths differ between chunk sizes).
     model = ds.models.VanDerPol()
     mu = np.linspace(0.0, 3.0, 10)
-    one = ds.scan(model, {"mu": mu}, (0.0, 5.0))
-    many = ds.scan(model, {"mu": mu}, (0.0, 5.0), chunk_size=3, progress=False)
+    one = ds.scan(model, {"mu": mu}, (0.0, 5.0), executor=executor)
+    many = ds.scan(
+        model, {"mu": mu}, (0.0, 5.0), chunk_size=3, progress=False, executor=executor
+    )
     assert np.allclose(one.ys, many.ys, rtol=1e-10, atol=1e-12)
     assert np.array_equal(one.stats["num_steps"], many.stats["num_steps"])
 
@@ -201,7 +211,7 @@ def test_scan_shards_over_several_devices(tmp_path):
         "import jax, jax.random as jr, numpy as np, dynsim as ds\n"
         "assert jax.local_device_count() == 2\n"
         "r = ds.scan(ds.models.Lorenz(), {'rho': np.linspace(0, 30, 7)}, (0.0, 1.0),\n"
-        "            rtol=1e-10, atol=1e-10, chunk_size=3)\n"
+        "            rtol=1e-10, atol=1e-10, chunk_size=3, executor='vmap')\n"
         f"np.save(r'{ys}', r.ys[:, -1])\n"
         "s = ds.scan(ds.models.OrnsteinUhlenbeck(), {'theta': [0.5, 2.0]},\n"
         "            (0.0, 1.0), dt0=1e-2, realisations=3, key=jr.key(3),\n"
