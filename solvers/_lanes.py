@@ -34,6 +34,7 @@ from ._reduce import (
 from ._solution import Solution
 from ._status import status_from_result
 from ._step_rules import Wrapped, clip_floor, clip_to_end, event_mask, save_in_step
+from ._unrolled import AbstractUnrolledERK, compensated
 
 #: The largest state (numbers) the executor takes; a lane holds it component by
 #: component.
@@ -62,6 +63,7 @@ class _Lane(eqx.Module):
     held: Bool[Array, ""]  # holds a run whose outputs are not written yet
     running: Bool[Array, ""]  # ... and whose solve goes on
     y: PyTree[Array]
+    lost: PyTree[Array] | None  # the state's sums' lost bits (compensated steps)
     tprev: Array
     tnext: Array
     controller_state: PyTree
@@ -122,6 +124,11 @@ class LaneProgram:
         _, self.unravel = ravel_pytree(promoted)
         self.n_state = ravel_pytree(promoted)[0].size
         self.soa = self.n_state <= MAX_STATE
+        # Single-precision steps of the unrolled solvers carry the bits their
+        # sums lose (`_unrolled.compensated`): a lane keeps them with its state.
+        self.compensated = isinstance(self.solver, AbstractUnrolledERK) and compensated(
+            promoted
+        )
         cond_fn = None if self.event is None else self.event.cond_fn
         self.cond_fn = (
             None
@@ -138,9 +145,11 @@ class LaneProgram:
             together = jax.default_backend() == "cpu"
         if together:
             terms, y0 = self.terms(one_input)
-            outputs = eqx.filter_eval_shape(lambda: self.outputs(*self.solver.step(
-                terms, self.t0, self.t1, y0, args, self.fresh_state(terms, y0), True
-            )))  # fmt: skip
+            outputs = eqx.filter_eval_shape(
+                lambda: self.outputs(
+                    *self.solver_step(terms, self.t0, self.t1, y0, self.no_loss(y0))
+                )
+            )
             together = fits_together(outputs) and componentwise(
                 terms.vf, self.t0, y0, args
             )
@@ -205,9 +214,7 @@ class LaneProgram:
             mask = jnp.asarray(value) if boolean else jnp.asarray(False)
             result = dfx.RESULTS.where(mask, dfx.RESULTS.event_occurred, result)
             dense_struct = eqx.filter_eval_shape(
-                lambda: solver.step(
-                    terms, t0, tnext, y0, args, self.fresh_state(terms, y0), True
-                )[2]
+                lambda: self.solver_step(terms, t0, tnext, y0, self.no_loss(y0))[2]
             )
             event = _Event(value, mask, t0, t0, jtu.tree_map(_zeros_like, dense_struct))
         zero = jnp.asarray(0, jnp.int32)
@@ -216,6 +223,7 @@ class LaneProgram:
             held=jnp.asarray(True),
             running=jnp.asarray(True),
             y=y0,
+            lost=self.no_loss(y0),
             tprev=t0,
             tnext=tnext,
             controller_state=jtu.tree_map(jnp.asarray, cstate),
@@ -229,34 +237,44 @@ class LaneProgram:
         )
         return eqx.tree_at(lambda s: s.running, lane, ~self.ended(lane))
 
-    def outputs(self, y1, y_error, dense_info, *_):
+    def outputs(self, y1, y_error, dense_info, solver_state, _):
         """What a step computes that its consumers read: the new state, the error
-        estimate and, where it is read, the dense output."""
-        return y1, y_error, dense_info if self.dense else None
+        estimate, where it is read the dense output, and where steps are
+        compensated the bits the new state's sums lost."""
+        lost = solver_state[1] if self.compensated else None
+        return y1, y_error, dense_info if self.dense else None, lost
 
-    def fresh_state(self, terms, y):
-        """The solver state of a step that evaluates its first stage afresh: every
-        step is taken as if after a jump (`made_jump=True`), so that no stage is
-        carried from step to step — XLA would compute the whole step once more for
-        each component of a carried stage; the first stage is the same number as
-        the last one that FSAL would carry over."""
-        struct = eqx.filter_eval_shape(
-            self.solver.init, terms, self.t0, self.t1, y, self.args
-        )
-        return jtu.tree_map(_zeros_like, struct)
+    def no_loss(self, y):
+        """A start's lost bits (`_Lane.lost`): none yet, or None where steps are
+        not compensated."""
+        return jtu.tree_map(_zeros_like, y) if self.compensated else None
+
+    def solver_step(self, terms, t0, t1, y, lost):
+        """The solver's step from `y` (and, compensated, its sums' `lost` bits),
+        evaluating its first stage afresh: every step is taken as if after a jump
+        (`made_jump=True`), so that no stage is carried from step to step — XLA
+        would compute the whole step once more for each component of a carried
+        stage; the first stage is the same number as the last one that FSAL would
+        carry over."""
+        struct = eqx.filter_eval_shape(self.solver.init, terms, t0, t1, y, self.args)
+        if self.compensated:
+            state = jtu.tree_map(_zeros_like, struct[0]), lost
+        else:
+            state = jtu.tree_map(_zeros_like, struct)
+        return self.solver.step(terms, t0, t1, y, self.args, state, True)
 
     def step(self, run_inputs, s: _Lane) -> _Lane:
         """One lane's next step (nothing changes in a lane that is not running)."""
         solver, args, t1 = self.solver, self.args, self.t1
         terms, _ = self.terms(run_inputs, once=self.dense and not self.together)
-        y1, y_error, dense_info, _, solver_result = solver.step(
-            terms, s.tprev, s.tnext, s.y, args, self.fresh_state(terms, s.y), True
+        y1, y_error, dense_info, solver_state, solver_result = self.solver_step(
+            terms, s.tprev, s.tnext, s.y, s.lost
         )
+        outputs = self.outputs(y1, y_error, dense_info, solver_state, solver_result)
         if self.together:
-            y1, y_error, dense = computed_together(
-                self.outputs(y1, y_error, dense_info)
-            )
-            dense_info = dense_info if dense is None else dense
+            outputs = computed_together(outputs)
+        y1, y_error, dense, lost = outputs
+        dense_info = dense_info if dense is None else dense
         y_error = jtu.tree_map(lambda x: jnp.where(jnp.isnan(x), jnp.inf, x), y_error)
         # The guarded controller (`step_controller`) stops a solve whose accepted
         # state is not finite; here that is found on the state the loop holds, one
@@ -284,6 +302,7 @@ class LaneProgram:
         result = dfx.RESULTS.where(dfx.is_okay(s.result), solver_result, s.result)
         result = dfx.RESULTS.where(dfx.is_okay(result), controller_result, result)
         y = jtu.tree_map(lambda a, b: jnp.where(accept, a, b), y1, s.y)
+        lost = jtu.tree_map(lambda a, b: jnp.where(accept, a, b), lost, s.lost)
         interpolation = solver.interpolation_cls(t0=s.tprev, t1=s.tnext, **dense_info)
         carries = s.carries
         if self.reductions:
@@ -311,6 +330,7 @@ class LaneProgram:
             held=s.held,
             running=moving,
             y=y,
+            lost=lost,
             tprev=where(tprev, s.tprev),
             tnext=where(tnext, s.tnext),
             controller_state=where(cstate, s.controller_state),

@@ -1,12 +1,15 @@
-"""The unrolled explicit RK solvers reproduce diffrax's own to round-off."""
+"""The unrolled explicit RK solvers reproduce diffrax's own to round-off, and in
+single precision sum their steps with compensation."""
 
 import diffrax as dfx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dynsim.models import Lorenz
-from dynsim.solvers._unrolled import UnrolledDopri5, UnrolledTsit5
+import dynsim as ds
+from dynsim.models import HopfNormalForm, Lorenz
+from dynsim.solvers._unrolled import UnrolledDopri5, UnrolledTsit5, compensated
 
 
 @pytest.mark.parametrize(
@@ -47,3 +50,46 @@ def test_jump_recomputes_first_stage():
     )
     sol = dfx.diffeqsolve(term, UnrolledTsit5(), **kwargs)
     assert float(sol.ys[-1, 0]) == pytest.approx(1.0 - 2.0, abs=1e-10)
+
+
+def test_single_precision_steps_sum_with_compensation():
+    # x' = -ω y, y' = ω x from (1, 0): x = cos ωt, y = sin ωt (the closed form, at ω
+    # rounded to float32, the ω the solves see). In 20 000 fixed steps of 1e-3
+    # Tsit5's truncation error is ~1e-14 (the float64 solve below), so a float32
+    # solve's error is round-off. Summed plainly (diffrax's own Tsit5) the state's
+    # rounding errors add up step after step; summed with compensation (ours, on
+    # both of dynsim's paths) only the increments' own rounding remains.
+    omega = np.linspace(1.0, 3.0, 64, dtype=np.float32)
+    t1, w = 20.0, omega.astype(np.float64)
+    exact = np.stack([np.cos(w * t1), np.sin(w * t1)], axis=-1)
+    term = dfx.ODETerm(lambda t, y, w: jnp.stack([-w * y[1], w * y[0]]))
+
+    def solve(solver, dtype):
+        def one(w):
+            return dfx.diffeqsolve(
+                term, solver, jnp.asarray(0.0, dtype), jnp.asarray(t1, dtype),
+                jnp.asarray(1e-3, dtype), jnp.array([1.0, 0.0], dtype), w,
+                max_steps=20_001,
+            ).ys[-1]  # fmt: skip
+
+        out = jax.jit(jax.vmap(one))(jnp.asarray(omega, dtype))
+        return np.max(np.abs(np.asarray(out, np.float64) - exact))
+
+    rotation = HopfNormalForm(mu=0.0, a=0.0)
+    scan = ds.scan(
+        rotation, {"omega": omega}, (0.0, t1), y0=np.array([1.0, 0.0]),
+        adaptive=False, dt0=1e-3, precision="single", executor="ensemble",
+        progress=False,
+    )  # fmt: skip
+    assert scan.ys.dtype == np.float32
+    executor = np.max(np.abs(scan.ys[:, -1] - exact))
+    ours, plain = solve(UnrolledTsit5(), jnp.float32), solve(dfx.Tsit5(), jnp.float32)
+    assert solve(UnrolledTsit5(), jnp.float64) < 1e-12  # (truncation: negligible)
+    assert ours < 2e-6 and executor < 2e-6  # ≈ 15 float32 epsilons
+    assert plain > 4 * max(ours, executor)
+    # Double precision sums plainly: its solver state is the last stage alone.
+    y64 = jnp.zeros(2)
+    assert compensated(jnp.zeros(2, jnp.float32)) and not compensated(y64)
+    assert jax.tree.structure(UnrolledTsit5().init(term, 0.0, 1.0, y64, 1.0)) == (
+        jax.tree.structure(y64)
+    )
