@@ -126,9 +126,9 @@ class LaneProgram:
         self.soa = self.n_state <= MAX_STATE
         # Single-precision steps of the unrolled solvers carry the bits their
         # sums lose (`_unrolled.compensated`): a lane keeps them with its state.
-        self.compensated = isinstance(self.solver, AbstractUnrolledERK) and compensated(
-            promoted
-        )
+        # (Decided on the packed state, which `ravel_pytree` gives one dtype.)
+        unrolled = isinstance(self.solver, AbstractUnrolledERK)
+        self.compensated = unrolled and compensated(self.pack(promoted))
         cond_fn = None if self.event is None else self.event.cond_fn
         self.cond_fn = (
             None

@@ -45,8 +45,8 @@ def _lincomb(coeffs, ks):
 
 
 def compensated(y: Any) -> bool:
-    """Whether a step of state `y` sums with compensation (module doc): where its
-    floating-point numbers are narrower than float64."""
+    """Whether a step of state `y` sums with compensation (module doc): where any
+    of its floating-point numbers is narrower than float64 (then all of them are)."""
     return any(
         jnp.finfo(x.dtype).bits < 64
         for x in jtu.tree_leaves(y)
@@ -102,15 +102,24 @@ class AbstractUnrolledERK(dfx.AbstractAdaptiveSolver):
         )
         ks = [terms.prod(f0, dt)]
         f = f0
-        for c, a_row in zip(tab.c, tab.a_lower, strict=True):
-            yi = jtu.tree_map(jnp.add, y0, _lincomb(a_row, ks))
+        y1 = None
+        for i, (c, a_row) in enumerate(zip(tab.c, tab.a_lower, strict=True)):
+            if lost is not None and tab.fsal and i == len(tab.c) - 1:
+                # The last stage of an FSAL pair is evaluated at the new state (its
+                # row of `a` is `b_sol`): at the compensated sum, so that the stage
+                # carried to the next step is f(t1, y1), as a fresh one would be.
+                y1, lost = compensated_add(y0, _lincomb(tab.b_sol, ks), lost)
+                yi = y1
+            else:
+                yi = jtu.tree_map(jnp.add, y0, _lincomb(a_row, ks))
             f = terms.vf(t0 + c * dt, yi, args)
             ks.append(terms.prod(f, dt))
-        increment = _lincomb(tab.b_sol, ks)
-        if lost is None:
-            y1 = jtu.tree_map(jnp.add, y0, increment)
-        else:
-            y1, lost = compensated_add(y0, increment, lost)
+        if y1 is None:
+            increment = _lincomb(tab.b_sol, ks)
+            if lost is None:
+                y1 = jtu.tree_map(jnp.add, y0, increment)
+            else:
+                y1, lost = compensated_add(y0, increment, lost)
         y_error = _lincomb(tab.b_error, ks)
         k = jtu.tree_map(lambda *x: jnp.stack(x), *ks)
         if tab.fsal:

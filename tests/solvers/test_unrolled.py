@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import dynsim as ds
+from dynsim._precision import to_single
 from dynsim.models import HopfNormalForm, Lorenz
 from dynsim.solvers._unrolled import UnrolledDopri5, UnrolledTsit5, compensated
 
@@ -93,3 +94,20 @@ def test_single_precision_steps_sum_with_compensation():
     assert jax.tree.structure(UnrolledTsit5().init(term, 0.0, 1.0, y64, 1.0)) == (
         jax.tree.structure(y64)
     )
+
+
+def test_single_precision_carried_stage_is_that_of_the_new_state():
+    # FSAL: the last stage of a step is f at the new state, carried over as the next
+    # step's first. With compensated sums it must be evaluated at the compensated
+    # y1 (not at the plain sum, an ulp away), so that reusing it (the generic path)
+    # and evaluating it afresh at the step's start (the ensemble executor) agree.
+    model = to_single(Lorenz())
+    term = dfx.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
+    solver, dt = UnrolledTsit5(), jnp.float32(1e-3)
+    t, y = jnp.float32(0.0), jnp.array([1.0, 1.0, 1.0], jnp.float32)
+    state = solver.init(term, t, t + dt, y, None)
+    for _ in range(300):
+        y, _, _, state, _ = solver.step(term, t, t + dt, y, None, state, False)
+        t = t + dt
+        assert np.array_equal(state[0], term.vf(t, y, None))
+    assert np.any(state[1] != 0)  # (the sums did lose bits)
