@@ -239,9 +239,12 @@ class LaneProgram:
 
     def outputs(self, y1, y_error, dense_info, solver_state, _):
         """What a step computes that its consumers read: the new state, the error
-        estimate, where it is read the dense output, and where steps are
-        compensated the bits the new state's sums lost."""
+        estimate where the step size adapts (constant steps never read it: left
+        out, XLA does not compute it, where `computed_together` would), the dense
+        output where it is read, and the bits the new state's sums lost where steps
+        are compensated."""
         lost = solver_state[1] if self.compensated else None
+        y_error = y_error if self.options.adaptive else None
         return y1, y_error, dense_info if self.dense else None, lost
 
     def no_loss(self, y):
