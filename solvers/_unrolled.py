@@ -56,7 +56,10 @@ def compensated(y: Any) -> bool:
 
 def compensated_add(y, increment, lost):
     """`y + increment` with compensated summation: `(sum, lost)`, where `lost` (in
-    and out) is what rounding the sums has lost so far, negated (Kahan)."""
+    and out) is what rounding the sums has lost so far, negated (Kahan); with
+    `lost` None, the plain sum (and None)."""
+    if lost is None:
+        return jtu.tree_map(jnp.add, y, increment), None
     d = jtu.tree_map(jnp.subtract, increment, lost)
     total = jtu.tree_map(jnp.add, y, d)
     lost = jtu.tree_map(lambda t, y, d: (t - y) - d, total, y, d)
@@ -115,11 +118,7 @@ class AbstractUnrolledERK(dfx.AbstractAdaptiveSolver):
             f = terms.vf(t0 + c * dt, yi, args)
             ks.append(terms.prod(f, dt))
         if y1 is None:
-            increment = _lincomb(tab.b_sol, ks)
-            if lost is None:
-                y1 = jtu.tree_map(jnp.add, y0, increment)
-            else:
-                y1, lost = compensated_add(y0, increment, lost)
+            y1, lost = compensated_add(y0, _lincomb(tab.b_sol, ks), lost)
         y_error = _lincomb(tab.b_error, ks)
         k = jtu.tree_map(lambda *x: jnp.stack(x), *ks)
         if tab.fsal:

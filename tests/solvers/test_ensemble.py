@@ -134,6 +134,7 @@ def test_mixed_dtype_state():
     )
     assert np.all(np.asarray(ens.status) == ds.Status.SUCCESS)
     assert np.allclose(ens.ys["b"][:, -1], gen.ys["b"][:, -1], rtol=1e-7, atol=1e-7)
+    # (The closed form: a = cos wt, b = sin wt, at t = 1.)
     assert np.allclose(ens.ys["b"][:, -1], np.sin(np.linspace(1.0, 2.0, 4)), atol=1e-6)
 
 
