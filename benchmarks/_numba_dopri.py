@@ -5,12 +5,16 @@ Same method family and step control as the JAX arms: an integral controller
 h ← h · clip(0.9 · err^(−1/5), 0.2, 10) (0.9 … 1 after a rejection) on the RMS of
 the error scaled by atol + rtol · max(|y₀|, |y₁|), and Hairer's initial step
 (Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4). Fixed steps (`dt > 0`) take
-round((t1 − t0)/dt) steps. numba is a benchmark-only dependency (`dynsim[bench]`).
+round((t1 − t0)/dt) steps. The loop is compiled for float64 or float32 (`solve(...,
+dtype=)`): in float32 every constant is a float32 number, so that nothing is computed
+wider. numba is a benchmark-only dependency (`dynsim[bench]`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 
 # numba's OpenMP threads otherwise spin for a while after each call, taking the
 # cores from whichever arm runs next (measured: the dynsim kernel 2x slower right
@@ -34,110 +38,153 @@ E1 = 71 / 57600
 E3, E4, E5, E6, E7 = -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40
 
 
-@numba.njit(inline="always", fastmath=False)
-def _f(x, y, z, rho):
-    return SIGMA * (y - x), x * (rho - z) - y, x * y - BETA * z
+@functools.cache
+def _ensemble(dtype: type) -> Callable:
+    """The compiled ensemble loop whose arithmetic is in `dtype` (np.float64 or
+    np.float32): every constant is a `dtype` number, so that numba computes
+    nothing in a wider type."""
+    c = dtype
+    sigma, beta = c(SIGMA), c(BETA)
+    a21 = c(A21)
+    a31, a32 = c(A31), c(A32)
+    a41, a42, a43 = c(A41), c(A42), c(A43)
+    a51, a52, a53, a54 = c(A51), c(A52), c(A53), c(A54)
+    a61, a62, a63, a64, a65 = c(A61), c(A62), c(A63), c(A64), c(A65)
+    b1, b3, b4, b5, b6 = c(B1), c(B3), c(B4), c(B5), c(B6)
+    e1, e3, e4, e5, e6, e7 = c(E1), c(E3), c(E4), c(E5), c(E6), c(E7)
+    zero, one, three, ten, hundred = c(0), c(1), c(3), c(10), c(100)
+    safety, shrink, fifth = c(0.9), c(0.2), c(0.2)
+    h_small, d_small, md_small = c(1e-6), c(1e-5), c(1e-15)
+    h_ratio, d_ratio = c(1e-3), c(0.01)
 
+    @numba.njit(inline="always", fastmath=False)
+    def f(x, y, z, rho):
+        return sigma * (y - x), x * (rho - z) - y, x * y - beta * z
 
-@numba.njit(fastmath=False)
-def _one(rho, y0, t0, t1, rtol, atol, dt, max_steps, out, steps):
-    x, y, z = y0[0], y0[1], y0[2]
-    t = t0
-    k1x, k1y, k1z = _f(x, y, z, rho)
-    if dt > 0:
-        n = int(round((t1 - t0) / dt))
-        h = (t1 - t0) / n
-    else:
-        # Hairer's initial step.
-        sx, sy, sz = atol + abs(x) * rtol, atol + abs(y) * rtol, atol + abs(z) * rtol
-        d0 = np.sqrt(((x / sx) ** 2 + (y / sy) ** 2 + (z / sz) ** 2) / 3)
-        d1 = np.sqrt(((k1x / sx) ** 2 + (k1y / sy) ** 2 + (k1z / sz) ** 2) / 3)
-        h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
-        fx, fy, fz = _f(x + h0 * k1x, y + h0 * k1y, z + h0 * k1z, rho)
-        gx, gy, gz = (fx - k1x) / sx, (fy - k1y) / sy, (fz - k1z) / sz
-        d2 = np.sqrt((gx**2 + gy**2 + gz**2) / 3) / h0
-        md = max(d1, d2)
-        h1 = max(1e-6, h0 * 1e-3) if md <= 1e-15 else (0.01 / md) ** (1 / 5)
-        h = min(100 * h0, h1)
-        n = max_steps
-    taken = 0
-    while t < t1 and taken < max_steps:
-        if dt <= 0 and t + h > t1:
-            h = t1 - t
-        k2x, k2y, k2z = _f(x + h * A21 * k1x, y + h * A21 * k1y, z + h * A21 * k1z, rho)
-        k3x, k3y, k3z = _f(
-            x + h * (A31 * k1x + A32 * k2x),
-            y + h * (A31 * k1y + A32 * k2y),
-            z + h * (A31 * k1z + A32 * k2z),
-            rho,
-        )
-        k4x, k4y, k4z = _f(
-            x + h * (A41 * k1x + A42 * k2x + A43 * k3x),
-            y + h * (A41 * k1y + A42 * k2y + A43 * k3y),
-            z + h * (A41 * k1z + A42 * k2z + A43 * k3z),
-            rho,
-        )
-        k5x, k5y, k5z = _f(
-            x + h * (A51 * k1x + A52 * k2x + A53 * k3x + A54 * k4x),
-            y + h * (A51 * k1y + A52 * k2y + A53 * k3y + A54 * k4y),
-            z + h * (A51 * k1z + A52 * k2z + A53 * k3z + A54 * k4z),
-            rho,
-        )
-        k6x, k6y, k6z = _f(
-            x + h * (A61 * k1x + A62 * k2x + A63 * k3x + A64 * k4x + A65 * k5x),
-            y + h * (A61 * k1y + A62 * k2y + A63 * k3y + A64 * k4y + A65 * k5y),
-            z + h * (A61 * k1z + A62 * k2z + A63 * k3z + A64 * k4z + A65 * k5z),
-            rho,
-        )
-        nx = x + h * (B1 * k1x + B3 * k3x + B4 * k4x + B5 * k5x + B6 * k6x)
-        ny = y + h * (B1 * k1y + B3 * k3y + B4 * k4y + B5 * k5y + B6 * k6y)
-        nz = z + h * (B1 * k1z + B3 * k3z + B4 * k4z + B5 * k5z + B6 * k6z)
-        k7x, k7y, k7z = _f(nx, ny, nz, rho)
-        taken += 1
+    @numba.njit(fastmath=False)
+    def one_run(rho, y0, t0, t1, rtol, atol, dt, max_steps, out, steps):
+        x, y, z = y0[0], y0[1], y0[2]
+        t = t0
+        k1x, k1y, k1z = f(x, y, z, rho)
         if dt > 0:
-            x, y, z, k1x, k1y, k1z = nx, ny, nz, k7x, k7y, k7z
-            t = t0 + (t1 - t0) * taken / n
-            if taken == n:
-                break
-            continue
-        ex = h * (E1 * k1x + E3 * k3x + E4 * k4x + E5 * k5x + E6 * k6x + E7 * k7x)
-        ey = h * (E1 * k1y + E3 * k3y + E4 * k4y + E5 * k5y + E6 * k6y + E7 * k7y)
-        ez = h * (E1 * k1z + E3 * k3z + E4 * k4z + E5 * k5z + E6 * k6z + E7 * k7z)
-        sx = atol + rtol * max(abs(x), abs(nx))
-        sy = atol + rtol * max(abs(y), abs(ny))
-        sz = atol + rtol * max(abs(z), abs(nz))
-        err = np.sqrt(((ex / sx) ** 2 + (ey / sy) ** 2 + (ez / sz) ** 2) / 3)
-        if err < 1:
-            t = t + h
-            x, y, z, k1x, k1y, k1z = nx, ny, nz, k7x, k7y, k7z
-            factor = min(10.0, max(1.0, 0.9 * err ** (-0.2))) if err > 0 else 10.0
+            n = int(round((t1 - t0) / dt))
+            h = (t1 - t0) / c(n)
         else:
-            factor = min(0.9, max(0.2, 0.9 * err ** (-0.2)))
-        h = h * factor
-    out[0], out[1], out[2] = x, y, z
-    steps[0] = taken
+            # Hairer's initial step.
+            sx, sy, sz = (
+                atol + abs(x) * rtol,
+                atol + abs(y) * rtol,
+                atol + abs(z) * rtol,
+            )
+            d0 = np.sqrt(((x / sx) ** 2 + (y / sy) ** 2 + (z / sz) ** 2) / three)
+            d1 = np.sqrt(((k1x / sx) ** 2 + (k1y / sy) ** 2 + (k1z / sz) ** 2) / three)
+            h0 = h_small if (d0 < d_small or d1 < d_small) else d_ratio * d0 / d1
+            fx, fy, fz = f(x + h0 * k1x, y + h0 * k1y, z + h0 * k1z, rho)
+            gx, gy, gz = (fx - k1x) / sx, (fy - k1y) / sy, (fz - k1z) / sz
+            d2 = np.sqrt((gx**2 + gy**2 + gz**2) / three) / h0
+            md = max(d1, d2)
+            h1 = (
+                max(h_small, h0 * h_ratio)
+                if md <= md_small
+                else (d_ratio / md) ** fifth
+            )
+            h = min(hundred * h0, h1)
+            n = max_steps
+        taken = 0
+        while t < t1 and taken < max_steps:
+            if dt <= 0 and t + h > t1:
+                h = t1 - t
+            k2x, k2y, k2z = f(
+                x + h * a21 * k1x, y + h * a21 * k1y, z + h * a21 * k1z, rho
+            )
+            k3x, k3y, k3z = f(
+                x + h * (a31 * k1x + a32 * k2x),
+                y + h * (a31 * k1y + a32 * k2y),
+                z + h * (a31 * k1z + a32 * k2z),
+                rho,
+            )
+            k4x, k4y, k4z = f(
+                x + h * (a41 * k1x + a42 * k2x + a43 * k3x),
+                y + h * (a41 * k1y + a42 * k2y + a43 * k3y),
+                z + h * (a41 * k1z + a42 * k2z + a43 * k3z),
+                rho,
+            )
+            k5x, k5y, k5z = f(
+                x + h * (a51 * k1x + a52 * k2x + a53 * k3x + a54 * k4x),
+                y + h * (a51 * k1y + a52 * k2y + a53 * k3y + a54 * k4y),
+                z + h * (a51 * k1z + a52 * k2z + a53 * k3z + a54 * k4z),
+                rho,
+            )
+            k6x, k6y, k6z = f(
+                x + h * (a61 * k1x + a62 * k2x + a63 * k3x + a64 * k4x + a65 * k5x),
+                y + h * (a61 * k1y + a62 * k2y + a63 * k3y + a64 * k4y + a65 * k5y),
+                z + h * (a61 * k1z + a62 * k2z + a63 * k3z + a64 * k4z + a65 * k5z),
+                rho,
+            )
+            nx = x + h * (b1 * k1x + b3 * k3x + b4 * k4x + b5 * k5x + b6 * k6x)
+            ny = y + h * (b1 * k1y + b3 * k3y + b4 * k4y + b5 * k5y + b6 * k6y)
+            nz = z + h * (b1 * k1z + b3 * k3z + b4 * k4z + b5 * k5z + b6 * k6z)
+            k7x, k7y, k7z = f(nx, ny, nz, rho)
+            taken += 1
+            if dt > 0:
+                x, y, z, k1x, k1y, k1z = nx, ny, nz, k7x, k7y, k7z
+                t = t0 + (t1 - t0) * c(taken) / c(n)
+                if taken == n:
+                    break
+                continue
+            ex = h * (e1 * k1x + e3 * k3x + e4 * k4x + e5 * k5x + e6 * k6x + e7 * k7x)
+            ey = h * (e1 * k1y + e3 * k3y + e4 * k4y + e5 * k5y + e6 * k6y + e7 * k7y)
+            ez = h * (e1 * k1z + e3 * k3z + e4 * k4z + e5 * k5z + e6 * k6z + e7 * k7z)
+            sx = atol + rtol * max(abs(x), abs(nx))
+            sy = atol + rtol * max(abs(y), abs(ny))
+            sz = atol + rtol * max(abs(z), abs(nz))
+            err = np.sqrt(((ex / sx) ** 2 + (ey / sy) ** 2 + (ez / sz) ** 2) / three)
+            if err < one:
+                t = t + h
+                x, y, z, k1x, k1y, k1z = nx, ny, nz, k7x, k7y, k7z
+                factor = min(ten, max(one, safety * err**-fifth)) if err > zero else ten
+            else:
+                factor = min(safety, max(shrink, safety * err**-fifth))
+            h = h * factor
+        out[0], out[1], out[2] = x, y, z
+        steps[0] = taken
+
+    @numba.njit(parallel=True)
+    def ensemble(rhos, y0, t0, t1, rtol, atol, dt, max_steps):
+        n = rhos.shape[0]
+        out = np.empty((n, 3), rhos.dtype)
+        steps = np.empty(n, np.int64)
+        for i in numba.prange(n):
+            one_run(
+                rhos[i], y0, t0, t1, rtol, atol, dt, max_steps, out[i], steps[i : i + 1]
+            )
+        return out, steps
+
+    return ensemble
 
 
-@numba.njit(parallel=True)
-def ensemble(rhos, y0, t0, t1, rtol, atol, dt, max_steps):
+def solve(
+    rhos,
+    y0,
+    t_span,
+    *,
+    rtol=1e-8,
+    atol=1e-8,
+    dt=0.0,
+    max_steps=100_000,
+    dtype: type = np.float64,
+):
     """End states `(N, 3)` and attempted step counts `(N,)` of one Lorenz solve
-    per ρ in `rhos` (adaptive when `dt <= 0`)."""
-    n = rhos.shape[0]
-    out = np.empty((n, 3))
-    steps = np.empty(n, np.int64)
-    for i in numba.prange(n):
-        _one(rhos[i], y0, t0, t1, rtol, atol, dt, max_steps, out[i], steps[i : i + 1])
-    return out, steps
-
-
-def solve(rhos, y0, t_span, *, rtol=1e-8, atol=1e-8, dt=0.0, max_steps=100_000):
-    return ensemble(
-        np.ascontiguousarray(rhos, float),
-        np.asarray(y0, float),
-        float(t_span[0]),
-        float(t_span[1]),
-        float(rtol),
-        float(atol),
-        float(dt),
+    per ρ in `rhos` (adaptive when `dt <= 0`), computed in `dtype` (np.float64 or
+    np.float32)."""
+    c = np.dtype(dtype).type
+    return _ensemble(c)(
+        np.ascontiguousarray(rhos, c),
+        np.asarray(y0, c),
+        c(t_span[0]),
+        c(t_span[1]),
+        c(rtol),
+        c(atol),
+        c(dt),
         int(max_steps),
     )

@@ -14,7 +14,7 @@ ratios, so that load drifting during the run favours no arm):
 - plain `jax.jit(jax.vmap(diffrax.diffeqsolve))` with diffrax's defaults (Tsit5,
   PID control, RecursiveCheckpointAdjoint, automatic first step);
 - a numba per-trajectory Dormand–Prince 5(4) loop, parallel over trajectories on
-  every core (`benchmarks/_numba_dopri.py`; float64 rows only);
+  every core, in the row's precision (`benchmarks/_numba_dopri.py`);
 - SciPy `solve_ivp(method="RK45")` per trajectory (adaptive float64 only, timed on
   256 members and scaled to N).
 
@@ -190,7 +190,8 @@ def numba_arm(rho, mode, precision):
 
     tol = TOL[precision]
     dt = DT if mode == "fixed" else 0.0
-    return lambda: solve(rho, Y0, (0.0, 1.0), rtol=tol, atol=tol, dt=dt)
+    dtype = np.float32 if precision == "f32" else np.float64
+    return lambda: solve(rho, Y0, (0.0, 1.0), rtol=tol, atol=tol, dt=dt, dtype=dtype)
 
 
 ARMS = {
@@ -219,11 +220,7 @@ def bound_ns(mode: str) -> float:
 def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
     rho = np.linspace(0.0, 21.0, n)
     members = np.linspace(0, n - 1, 257).round().astype(int)
-    arms = {
-        name: make(rho, mode, precision)
-        for name, make in ARMS.items()
-        if not (name.startswith("numba") and precision == "f32")
-    }
+    arms = {name: make(rho, mode, precision) for name, make in ARMS.items()}
     first, times, out = interleaved(arms, repeats, warm=WARM)
     base = np.asarray(times["dynsim.scan"])
     rows = []
