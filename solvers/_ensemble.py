@@ -24,7 +24,9 @@ iterations) are the sum of the members' own steps, a short wait per run and a
 tail, the last solves of the batch. Writing and refilling between inner loops keeps
 the inner loop a pure step (the refill runs once per `lanes/8` finished runs, not
 on every step), and refilling `lanes/8` lanes at a time staggers the lanes' runs,
-so that they do not end in waves.
+so that they do not end in waves. A batch with a lane for every run has nothing to
+refill: its program is the loop over steps alone (the same steps; a smaller program,
+which XLA compiles faster).
 
 Because every lane goes through diffrax's own step and controller with the same
 arithmetic as `integrate`, a member takes the same steps as its generic solve (to
@@ -128,6 +130,26 @@ def integrate_ensemble(
     v_step = jax.vmap(program.step)
     v_finish = jax.vmap(program.finish)
     pick = lambda runs: jtu.tree_map(lambda a: jnp.asarray(a)[runs], inputs)  # noqa: E731
+    zero = jnp.asarray(0, jnp.int32)
+
+    if lanes == n_runs:
+        # Every run on a lane of its own from the start: nothing to refill (module
+        # doc; a first scan of 16 Lorenz runs on one CPU device compiles in 0.73 s
+        # instead of 1.00 s).
+        runs = jnp.arange(n_runs, dtype=jnp.int32)
+        run_inputs = pick(runs)
+
+        def step_all(carry):
+            lane, count = carry
+            return v_step(run_inputs, lane), count + 1
+
+        lane, count = jax.lax.while_loop(
+            lambda carry: jnp.any(carry[0].running),
+            step_all,
+            (v_init(run_inputs, runs), zero),
+        )
+        out = v_finish(run_inputs, lane)
+        return (out, count) if diagnostics else out
 
     # The results start as zeros; every lane starts free (holding no run) and the
     # first refills load the first runs.
@@ -138,7 +160,6 @@ def integrate_ensemble(
     out = jtu.tree_map(lambda s: jnp.zeros((n_runs,) + s.shape, s.dtype), out_struct)
     free = jtu.tree_map(lambda s: jnp.zeros((lanes,) + s.shape, s.dtype), lane_struct)
     free = eqx.tree_at(lambda x: x.run, free, jnp.full(lanes, n_runs, jnp.int32))
-    zero = jnp.asarray(0, jnp.int32)
     state0 = (free, pick(jnp.zeros(lanes, jnp.int32)), out, zero, zero)
     # Lanes written and refilled at once.
     k = max(1, min(lanes, -(-lanes // _REFILL_FRACTION)))

@@ -266,6 +266,9 @@ def test_results_do_not_depend_on_chunks_or_lanes():
         )
         for c in (200, 16, 5)
     ]
+    # 200 runs refill 128 lanes; chunks of 16 and 5 runs have a lane for every run,
+    # whose program is the loop over steps alone.
+    assert [r.info.solver_settings["lanes"] for r in runs] == [128, 16, 5]
     for r in runs[1:]:
         assert np.array_equal(r.ys, runs[0].ys)
         assert np.array_equal(r.stats["num_steps"], runs[0].stats["num_steps"])
