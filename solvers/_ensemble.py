@@ -134,8 +134,8 @@ def integrate_ensemble(
 
     if lanes == n_runs:
         # Every run on a lane of its own from the start: nothing to refill (module
-        # doc; a first scan of 16 Lorenz runs on one CPU device compiles in 0.73 s
-        # instead of 1.00 s).
+        # doc; a first scan of 16 Lorenz runs on one CPU device compiles in 0.84 s
+        # instead of 1.09 s: `benchmarks/first_scan.py`).
         runs = jnp.arange(n_runs, dtype=jnp.int32)
         run_inputs = pick(runs)
 
