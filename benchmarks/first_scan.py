@@ -55,23 +55,34 @@ for _ in range(2):
     r = ds.scan(*args, progress=False, executor=executor, **kw)
     times.append(time.perf_counter() - start)
 print(json.dumps({"first": times[0], "second": times[1],
-                  "executor": r.info.solver_settings["executor"]}))
+                  "executor": r.info.solver_settings["executor"],
+                  "devices": [d.platform for d in jax.devices()]}))
 """
 
 
 def one(case: str, executor: str) -> dict:
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # (one CPU device)
+    """First and second call of `case` on `executor`, in a fresh process on one CPU
+    device."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    for name in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES"):
+        env.pop(name, None)
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, case, executor],
-        check=True,
         capture_output=True,
         text=True,
         env=env,
+        timeout=600,
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{case} on {executor} failed (exit {out.returncode}):\n{out.stderr}"
+        )
+    result = json.loads(lines[-1])
     if result["executor"] != executor:
         raise RuntimeError(f"{case}: asked for {executor}, ran {result['executor']}")
+    if result["devices"] != ["cpu"]:
+        raise RuntimeError(f"{case}: ran on {result['devices']}, not one CPU device")
     return result
 
 
@@ -87,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     rows = []
     for case in CASES:
         for executor in EXECUTORS:
@@ -103,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(table(rows[-1:], COLUMNS), flush=True)
     print(table(rows, COLUMNS))
-    path = write_json("first_scan", {"machine": machine(), "rows": rows})
+    # (The cases ran in processes of their own: one CPU device, no XLA_FLAGS.)
+    info = dict(machine(), devices=["cpu:0"], xla_flags="")
+    path = write_json("first_scan", {"machine": info, "rows": rows})
     print(f"wrote {path}")
 
 

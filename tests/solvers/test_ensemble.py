@@ -9,6 +9,7 @@ import sys
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
 import pytest
 from equinox.internal import prevbefore
@@ -185,6 +186,42 @@ def test_events_agree():
     assert np.array_equal(np.asarray(ens.status), np.asarray(gen.status))
     assert np.allclose(np.asarray(ens.ts), np.asarray(gen.ts), rtol=1e-12)
     assert np.allclose(np.asarray(ens.ys), np.asarray(gen.ys), atol=1e-7)
+
+
+def test_a_lane_for_every_run_agrees_with_refilled_lanes():
+    # With a lane for every run the executor's program is the loop over steps alone
+    # (no refills): the same steps, saved states, events and statuses as runs
+    # taken from the queue by fewer lanes, bit for bit (the same step, compiled
+    # alike). Van der Pol stopped where x first crosses 0, saved at fixed times.
+    model = ds.models.VanDerPol()
+    mus = jnp.linspace(4.5, 5.5, 12)
+
+    def setup(mu):
+        return replace_parameters(model, {"mu": mu}).problem(), jnp.array([2.0, 0.0])
+
+    options = solvers.solve_options(
+        "ode",
+        rtol=1e-8,
+        atol=1e-8,
+        event=lambda t, y, args: y[0],
+        saveat=solvers.SaveSpec(ts=jnp.linspace(0.0, 6.0, 7)),
+    )
+
+    def run(lanes):
+        return eqx.filter_jit(
+            lambda i, o: solvers.integrate_ensemble(
+                setup, i, 0.0, 6.0, options=o, lanes=lanes, diagnostics=True
+            )
+        )(mus, options)
+
+    refilled, _ = run(4)
+    every, iterations = run(len(mus))
+    assert np.all(np.asarray(every.status) == ds.Status.EVENT)
+    for a, b in zip(jtu.tree_leaves(every), jtu.tree_leaves(refilled), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    # Every lane steps on each iteration until its run ends: the loop runs as many
+    # iterations as the run with the most steps takes.
+    assert int(iterations) == int(np.max(every.stats["num_steps"]))
 
 
 def test_fused_kernel_agrees():
