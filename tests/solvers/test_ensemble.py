@@ -153,20 +153,21 @@ def _pair(setup, inputs, t1, options, lanes):
     return ens, gen
 
 
+def _van_der_pol(mu):
+    """One run of the event tests: Van der Pol at `mu`, from x = 2 at rest."""
+    model = replace_parameters(ds.models.VanDerPol(), {"mu": mu})
+    return model.problem(), jnp.array([2.0, 0.0])
+
+
 def test_events_agree():
     # Van der Pol from x = 2 at rest, stopped where x first crosses 0 (Newton on
     # the step's dense output, as diffrax locates an event): the crossing time and
     # state, for μ around 5, and a bound that some runs never reach.
-    model = ds.models.VanDerPol()
     mus = jnp.linspace(4.5, 5.5, 40)
-
-    def setup(mu):
-        return replace_parameters(model, {"mu": mu}).problem(), jnp.array([2.0, 0.0])
-
     options = solvers.solve_options(
         "ode", rtol=1e-8, atol=1e-8, event=lambda t, y, args: y[0]
     )
-    ens, gen = _pair(setup, mus, 6.0, options, lanes=8)
+    ens, gen = _pair(_van_der_pol, mus, 6.0, options, lanes=8)
     status = np.asarray(gen.status)
     assert np.all(status == ds.Status.EVENT)
     assert np.array_equal(np.asarray(ens.status), status)
@@ -182,7 +183,7 @@ def test_events_agree():
     bool_options = solvers.solve_options(
         "ode", rtol=1e-8, atol=1e-8, event=lambda t, y, args: y[1] < -8.0
     )
-    ens, gen = _pair(setup, mus, 6.0, bool_options, lanes=8)
+    ens, gen = _pair(_van_der_pol, mus, 6.0, bool_options, lanes=8)
     assert np.array_equal(np.asarray(ens.status), np.asarray(gen.status))
     assert np.allclose(np.asarray(ens.ts), np.asarray(gen.ts), rtol=1e-12)
     assert np.allclose(np.asarray(ens.ys), np.asarray(gen.ys), atol=1e-7)
@@ -193,12 +194,7 @@ def test_a_lane_for_every_run_agrees_with_refilled_lanes():
     # (no refills): the same steps, saved states, events and statuses as runs
     # taken from the queue by fewer lanes, bit for bit (the same step, compiled
     # alike). Van der Pol stopped where x first crosses 0, saved at fixed times.
-    model = ds.models.VanDerPol()
     mus = jnp.linspace(4.5, 5.5, 12)
-
-    def setup(mu):
-        return replace_parameters(model, {"mu": mu}).problem(), jnp.array([2.0, 0.0])
-
     options = solvers.solve_options(
         "ode",
         rtol=1e-8,
@@ -210,7 +206,7 @@ def test_a_lane_for_every_run_agrees_with_refilled_lanes():
     def run(lanes):
         return eqx.filter_jit(
             lambda i, o: solvers.integrate_ensemble(
-                setup, i, 0.0, 6.0, options=o, lanes=lanes, diagnostics=True
+                _van_der_pol, i, 0.0, 6.0, options=o, lanes=lanes, diagnostics=True
             )
         )(mus, options)
 
@@ -248,24 +244,21 @@ def test_fused_kernel_agrees():
     ok = a.status == ds.Status.SUCCESS
     assert np.allclose(a.ys[ok], b.ys[ok], rtol=1e-10)
 
-    vdp = ds.models.VanDerPol()
-
-    def setup(mu):
-        return replace_parameters(vdp, {"mu": mu}).problem(), jnp.array([2.0, 0.0])
-
     options = solvers.solve_options(
         "ode", rtol=1e-8, atol=1e-8, event=lambda t, y, args: y[0]
     )
     mus = jnp.linspace(4.5, 5.5, 20)
     fused = eqx.filter_jit(
-        lambda i, o: solvers.integrate_blocks(setup, i, 0.0, 6.0, options=o, block=8)
+        lambda i, o: solvers.integrate_blocks(
+            _van_der_pol, i, 0.0, 6.0, options=o, block=8
+        )
     )(mus, options)
-    _, gen = _pair(setup, mus, 6.0, options, lanes=8)
+    _, gen = _pair(_van_der_pol, mus, 6.0, options, lanes=8)
     assert np.all(np.asarray(fused.status) == ds.Status.EVENT)
     assert np.allclose(np.asarray(fused.ts), np.asarray(gen.ts), rtol=1e-9)
     assert np.allclose(np.asarray(fused.ys), np.asarray(gen.ys), atol=1e-7)
     with pytest.raises(ValueError, match="power of two"):
-        solvers.integrate_blocks(setup, mus, 0.0, 6.0, options=options, block=6)
+        solvers.integrate_blocks(_van_der_pol, mus, 0.0, 6.0, options=options, block=6)
 
 
 def test_failures_are_statuses_per_run():
