@@ -40,9 +40,9 @@ def run_chunk_on_host(plan: ScanPlan, c: int) -> Any:
 
 def failed_chunk(plan: ScanPlan, c: int) -> Any:
     """The outputs of chunk `c` when it could not be computed: every run FAILED,
-    its observables and states NaN, no steps."""
+    its observables and states NaN, no steps, and no run checked."""
     n = min(plan.chunk_size, plan.n_runs - c * plan.chunk_size)
-    values, ys, _, stats = jax.eval_shape(plan.run_chunk, plan.chunk_inputs(0))
+    values, ys, _, stats, check = jax.eval_shape(plan.run_chunk, plan.chunk_inputs(0))
 
     def nan(s):
         return np.full((n, *s.shape[1:]), np.nan, s.dtype)
@@ -52,6 +52,7 @@ def failed_chunk(plan: ScanPlan, c: int) -> Any:
         jtu.tree_map(nan, ys),
         np.full(n, int(Status.FAILED), np.int32),
         jtu.tree_map(lambda s: np.zeros((n, *s.shape[1:]), s.dtype), stats),
+        jtu.tree_map(lambda s: np.zeros(s.shape, s.dtype), check),
     )
 
 

@@ -8,11 +8,10 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from ._results import ScanResult
+    from ._results import RunInfo
 
 
 def set_precision(precision: Literal["single", "double"]) -> None:
@@ -42,8 +41,8 @@ def _default_precision() -> None:
         os.environ["JAX_ENABLE_X64"] = "1"
 
 
-#: Runs of a single-precision scan solved again in float64 (evenly spread over the
-#: scan's successful runs).
+#: Runs of each chunk of a single-precision scan solved again in float64 (evenly
+#: spread over the chunk's runs).
 CHECK_RUNS = 8
 #: The float64 solves' tolerances, as a fraction of the scan's (adaptive steps):
 #: their own error is then negligible next to the one measured.
@@ -70,51 +69,37 @@ def to_single(tree: Any) -> Any:
     return jtu.tree_map(cast, tree)
 
 
-def check_points(result: ScanResult, n: int = CHECK_RUNS) -> Any:
-    """Up to `n` points of a scan, evenly spread over its successful ones."""
+def check_positions(shares: list[int], per_device: int) -> Any:
+    """Which runs of a chunk its float64 check solves again: on each device (its
+    `shares[d]` runs of the chunk first in its block, then padding), up to
+    `per_device` positions in its block spread evenly over its runs, each once, the
+    rest -1 (none); one int32 array of `len(shares) * per_device` positions, device
+    by device."""
     import numpy as np
 
-    ok = np.flatnonzero(np.asarray(result.ok_mask).reshape(-1))
-    if ok.size == 0:
-        return ok
-    return np.unique(
-        ok[np.linspace(0, ok.size - 1, min(n, ok.size)).round().astype(int)]
-    )
+    at = np.full((len(shares), per_device), -1, np.int32)
+    for d, share in enumerate(shares):
+        if share > 0:
+            picked = np.unique(np.linspace(0, share - 1, per_device).round())
+            at[d, : picked.size] = picked
+    return at.reshape(-1)
 
 
-def achieved_error(
-    result: ScanResult, reference: Callable[[dict[str, Any]], ScanResult]
-) -> ScanResult:
-    """`result` (a single-precision scan of one realisation per point) with its
-    achieved error in its solver settings: `achieved_error`, the largest difference
-    between its values (observables, or saved states) at `check_points` and those
-    of `reference(params)` — the same runs (`params`: their parameter values,
-    zipped) solved in float64 at `CHECK_TOLERANCE` times the tolerances — relative
-    to 1 + |reference|, where both are finite; and `achieved_error_runs`, the number
-    of runs compared (0, and no error, when no run succeeded)."""
+def with_achieved_error(info: RunInfo, checks: list[Any]) -> RunInfo:
+    """`info` (of a single-precision scan) with its achieved error in its solver
+    settings, from its chunks' checks (`(error, compared)` per device: the largest
+    difference between the chunk's values — observables, or saved states — and
+    those of float64 solves of the same runs at `CHECK_TOLERANCE` times the
+    tolerances, relative to 1 + |float64 value|, where both solves succeeded and
+    both values are finite; and how many runs were compared): `achieved_error`,
+    the largest over the chunks (None when no run was compared), and
+    `achieved_error_runs`, the runs compared."""
     import numpy as np
 
-    points = check_points(result)
-    error = None
-    if points.size:
-        ref = reference({k: np.asarray(v)[points] for k, v in result.params.items()})
-        ours = result.values if result.values else {"ys": result.ys}
-        theirs = ref.values if ref.values else {"ys": ref.ys}
-        worst = 0.0
-        for key, a in ours.items():
-            a = np.asarray(a, np.float64)[points]
-            b = np.asarray(theirs[key], np.float64)
-            both = (
-                np.isfinite(a)
-                & np.isfinite(b)
-                & ref.ok_mask.reshape((-1,) + (1,) * (b.ndim - 1))
-            )
-            if np.any(both):
-                worst = max(
-                    worst, float(np.max(np.abs(a - b)[both] / (1 + np.abs(b[both]))))
-                )
-        error = worst
-    settings = result.info.solver_settings
-    settings.update(achieved_error=error, achieved_error_runs=int(points.size))
-    info = dataclasses.replace(result.info, solver=json.dumps(settings))
-    return dataclasses.replace(result, info=info)
+    errors = np.concatenate([np.ravel(e) for e, _ in checks])
+    compared = np.concatenate([np.ravel(n) for _, n in checks])
+    runs = int(compared.sum())
+    error = float(np.max(errors[compared > 0])) if runs else None
+    settings = info.solver_settings
+    settings.update(achieved_error=error, achieved_error_runs=runs)
+    return dataclasses.replace(info, solver=json.dumps(settings))

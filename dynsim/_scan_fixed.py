@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +30,7 @@ from ._checks import (
     save_times,
 )
 from ._memo import ArgumentCache
-from ._precision import to_single
+from ._precision import CHECK_TOLERANCE, to_single
 from ._results import RunInfo
 from ._scan_plan import value_size
 from ._tangent import with_tangent
@@ -58,6 +59,9 @@ class Fixed(NamedTuple):
     n_values: int  # numbers per run the observables return
     n_saved: int  # numbers per run of saved states
     reason: str | None  # why the ensemble executor cannot run the scan
+    # A single-precision scan's check: (model, y0, t0, t1, args, options) of its
+    # float64 solves; None for other scans (and stochastic ones: keyed per point).
+    check: tuple | None
     settings: dict[str, Any]  # the solver settings recorded so far
     # Values made from it once: provenance records by the plan's other settings
     # and the options with a progress bar (`_scan._info`, `_scan._with_progress`).
@@ -142,6 +146,18 @@ def fixed_plan(
     if precision not in ("double", "single"):
         raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
     dtype = np.dtype(np.float32 if precision == "single" else jnp.result_type(float))
+    check = None
+    if precision == "single" and key is None:
+        # The float64 solves of each chunk's check (`_precision.with_achieved_error`):
+        # the model, start, times and arguments as given, the tolerances tighter.
+        check_options = options
+        if options.adaptive:
+            check_options = eqx.tree_at(
+                lambda o: (o.rtol, o.atol),
+                options,
+                (options.rtol * CHECK_TOLERANCE, options.atol * CHECK_TOLERANCE),
+            )
+        check = (model, y0, t0, t1, args, check_options)
     if precision == "single":
         model, y0, args, options = to_single((model, y0, args, options))
         if kind != "map":
@@ -170,6 +186,7 @@ def fixed_plan(
         n_values=n_values,
         n_saved=0 if bound else n_times * state_size,
         reason=reason,
+        check=check,
         settings=settings,
         derived={},
     )

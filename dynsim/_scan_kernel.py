@@ -107,7 +107,7 @@ def _outputs(
     """A run's outputs from its solution: (observables, saved states, status, step
     counts); NaN where the solve failed. Functions of samples see the model's own
     state (not its tangent dynamics)."""
-    ok = (sol.status == Status.SUCCESS) | (sol.status == Status.EVENT)
+    ok = _ok(sol.status)
     # A failed solve has no meaningful values: NaN, never finite-looking numbers.
     nan = lambda a: jnp.where(ok, a, jnp.nan)  # noqa: E731
     if not (names or sampled):
@@ -125,6 +125,11 @@ def _outputs(
         for name, (fn, idx) in sampled:
             out[name] = nan(fn.fn(sol.ts, flat if idx is None else flat[:, idx]))
     return out, None, sol.status, sol.stats
+
+
+def _ok(status: Array) -> Array:
+    """Which runs' statuses are ok outcomes (`Status.ok`)."""
+    return (status == Status.SUCCESS) | (status == Status.EVENT)
 
 
 def _where_times(reached: Array, ys: Array) -> Array:
@@ -255,28 +260,92 @@ def _split(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
     return _Static(treedef, marked, settings), arrays
 
 
-def _program(static: _Static, values, points, real, arrays: list):
-    """A chunk's program: its runs (`values`, `points`, `real`: see
+def _program(static: _Static, values, points, real, at, arrays: list):
+    """A chunk's program: its runs (`values`, `points`, `real`, `at`: see
     `ScanPlan.chunk_inputs`) with the fixed parts rebuilt from `static` and
-    `arrays`."""
+    `arrays`; its outputs `(observables, saved states, status, step counts,
+    check)` (the check None without one)."""
     given = iter(arrays)
     leaves = [next(given) if x is _ARRAY else x for x in static.leaves]
-    model, y0, t0, t1, args, key, options, sampled = jtu.tree_unflatten(
+    model, y0, t0, t1, args, key, options, sampled, check = jtu.tree_unflatten(
         static.treedef, leaves
     )
     executor, names, dtype, tangent, lanes, several, diagnostics = static.settings
-    common = dict(
-        options=options, names=names, sampled=sampled, dtype=dtype, tangent=tangent
-    )
+    common = dict(names=names, sampled=sampled, tangent=tangent)
+    own = values
+    if check is not None:  # (float64 values: the check's, cast for the scan's own)
+        own = jtu.tree_map(lambda v: v.astype(dtype), values)
     if executor in ("ensemble", "pallas"):
-        return _ensemble_chunk(
-            values, points, real, model, y0, t0, t1, args,
-            lanes=lanes, blocks=executor == "pallas", diagnostics=diagnostics,
-            **common,
+        result = _ensemble_chunk(
+            own, points, real, model, y0, t0, t1, args, options=options,
+            dtype=dtype, lanes=lanes, blocks=executor == "pallas",
+            diagnostics=diagnostics, **common,
         )  # fmt: skip
-    return _chunk(
-        values, points, real, model, y0, t0, t1, args, key, several=several, **common
-    )
+    else:
+        result = _chunk(
+            own, points, real, model, y0, t0, t1, args, key, options=options,
+            dtype=dtype, several=several, **common,
+        )  # fmt: skip
+    out, iterations = result if diagnostics else (result, None)
+    checked = None
+    if check is not None:
+        checked = _checked(out, values, at, check, vmapped=executor == "vmap", **common)
+    out = (*out, checked)
+    return (out, iterations) if diagnostics else out
+
+
+def _checked(out, values, at, check, *, vmapped, names, sampled, tangent):
+    """A single-precision chunk's check: on each device, the runs at its positions
+    `at` (-1: none) solved again in float64 with the `check`'s parts, as the chunk
+    solves its runs (`vmapped`, or on the ensemble executor); `(error, compared)`
+    per device: the largest difference between the chunk's values (observables,
+    or saved states) and theirs relative to 1 + |theirs|, where both solves
+    succeeded and both values are finite, and the runs compared."""
+    model, y0, t0, t1, args, options = check
+    dtype = jnp.result_type(float)
+    values_out, ys, status, _ = out
+    observed = bool(names or sampled)
+
+    def solve(values, at):
+        runs = jnp.where(at >= 0, at, 0)
+        run_values = jtu.tree_map(lambda v: v[runs], values)
+        if vmapped:
+            settings = dict(names=names, sampled=sampled, tangent=tangent)
+
+            def one(v):
+                return _run(
+                    v, 0, 0, model, y0, t0, t1, args, None, options=options,
+                    several=False, dtype=dtype, **settings,
+                )  # fmt: skip
+
+            theirs = jax.vmap(one)(run_values)
+        else:
+            setup = functools.partial(_setup, model, y0, dtype, tangent)
+            sols = solvers.integrate_ensemble(
+                setup, run_values, t0, t1, args, options=options, lanes=runs.size
+            )
+            theirs = jax.vmap(
+                lambda sol: _outputs(sol, options, names, sampled, tangent)
+            )(sols)
+        return (theirs[0] if observed else theirs[1]), theirs[2]
+
+    def compare(ours, status, theirs, their_status, at):
+        runs = jnp.where(at >= 0, at, 0)
+        both = (at >= 0) & _ok(status[runs]) & _ok(their_status)
+        error = jnp.zeros((), dtype)
+        for a, b in zip(jtu.tree_leaves(ours), jtu.tree_leaves(theirs), strict=True):
+            a = a[runs].astype(dtype)
+            finite = jnp.isfinite(a) & jnp.isfinite(b)
+            finite &= both.reshape(both.shape + (1,) * (b.ndim - 1))
+            diff = jnp.where(finite, jnp.abs(a - b) / (1 + jnp.abs(b)), 0)
+            error = jnp.maximum(error, jnp.max(diff, initial=0))
+        return error[None], jnp.sum(both, dtype=jnp.int32)[None]
+
+    # The float64 solves depend on the chunk's inputs alone (not on its solves),
+    # so the devices run them alongside.
+    theirs, their_status = on_each_device(solve, values, at)
+    ours = values_out if observed else ys
+    return on_each_device(compare, ours, status, theirs, their_status, at)
 
 
 _compiled = jax.jit(_program, static_argnums=0, compiler_options=CHUNK_OPTIONS)
@@ -313,11 +382,11 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
     return static, arrays
 
 
-def call_chunk(fixed: tuple, settings: tuple, values, points, real) -> Any:
+def call_chunk(fixed: tuple, settings: tuple, values, points, real, at) -> Any:
     """Run a chunk's program (`ScanPlan.run_chunk`): compiled, or, where the runs
     or the plan's fixed parts are traced (`jax.eval_shape`, an outer jit), traced
     in place (a jit's compiler options are the outermost jit's)."""
-    runs = (values, points, real)
+    runs = (values, points, real, at)
     if any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(runs)):
         static, arrays = _split(fixed, settings)
         return _program(static, *runs, arrays)

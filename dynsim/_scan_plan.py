@@ -27,6 +27,7 @@ from dynsim.solvers import SolveOptions
 
 from ._observables import Function
 from ._placement import device_order, on_host, on_runs
+from ._precision import CHECK_RUNS, check_positions, with_achieved_error
 from ._results import RunInfo, ScanResult
 from ._scan_kernel import call_chunk
 
@@ -102,6 +103,10 @@ class ScanPlan:
       `precision="single"`).
     - `tangent`: the runs carry their tangent dynamics after the model's state
       (`dynsim._tangent`: an observable needs them).
+    - `check`: a single-precision scan's check, `(model, y0, t0, t1, args,
+      options)` of float64 solves (the tolerances tighter): each chunk solves
+      `CHECK_RUNS` of its runs again with them, alongside its own solve, and
+      reports how far its values are from theirs (`_precision`); None: no check.
     """
 
     model: AbstractSystem
@@ -123,6 +128,7 @@ class ScanPlan:
     ensemble_lanes: int
     dtype: np.dtype
     tangent: bool = False
+    check: tuple | None = None
 
     @property
     def n_points(self) -> int:
@@ -151,6 +157,13 @@ class ScanPlan:
         return {k: v[i] for (k, v), i in zip(self.axes.items(), sub, strict=True)}
 
     @property
+    def check_runs(self) -> int:
+        """Runs of each chunk that its check solves again: `CHECK_RUNS`, a
+        multiple of the local devices (each checks its share)."""
+        n = jax.local_device_count()
+        return n * -(-CHECK_RUNS // n)
+
+    @property
     def lanes(self) -> int:
         """The width of the compiled kernel: `chunk_size`, but at least
         `_MIN_LANES` per local device (XLA compiles a width-1 vmap into other code,
@@ -163,13 +176,16 @@ class ScanPlan:
 
     def chunk_inputs(
         self, c: int
-    ) -> tuple[dict[str, Array], Array | None, Array | None]:
+    ) -> tuple[dict[str, Array], Array | None, Array | None, Array | None]:
         """The inputs of chunk `c` on the device(s): parameter values, point and
         realisation indices (for the runs' keys; None for the ensemble executor,
         whose ODEs take none), padded to `lanes` runs with run 0 (one shape, one
-        compilation); for the ensemble executor on several devices, in the order
-        the devices take them (`run_chunk`'s outputs come in the same order,
-        `to_host` puts them in the runs' order)."""
+        compilation), and with a `check`, the positions of the runs it solves
+        again (`_precision.check_positions`; else None); for the ensemble executor
+        on several devices, in the order the devices take them (`run_chunk`'s
+        outputs come in the same order, `to_host` puts them in the runs' order).
+        A checked chunk's values are float64 (its program casts them for its own
+        solve)."""
         start = c * self.chunk_size
         end = min(start + self.chunk_size, self.n_runs)
         runs = np.arange(start, start + self.lanes)
@@ -179,25 +195,37 @@ class ScanPlan:
             # Device d solves runs d, d + n, d + 2n, ... (`_scan_kernel` program).
             runs = runs[device_order(self.lanes, n)]
         points, real = np.divmod(runs, self.realisations)
-        values = {
-            k: np.asarray(v, self.dtype) for k, v in self.point_values(points).items()
-        }
+        dtype = self.dtype if self.check is None else jnp.result_type(float)
+        values = {k: np.asarray(v, dtype) for k, v in self.point_values(points).items()}
         if self.executor in ("ensemble", "pallas"):
             keys = (None, None)
         else:
             index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
             keys = (points.astype(index), real.astype(index))
+        at = None
+        if self.check is not None:
+            # Each device's share of the chunk's runs (not its padding): interleaved
+            # (above), or a block of the runs in order.
+            devices, n_real = jax.local_device_count(), end - start
+            block = self.lanes // devices
+            shares = [
+                -(-(n_real - d) // n) if n > 1 else n_real - d * block
+                for d in range(devices)
+            ]
+            shares = [min(block, max(0, k)) for k in shares]
+            at = check_positions(shares, self.check_runs // devices)
         # Host arrays straight to where the kernel reads them.
-        return on_runs((values, *keys))
+        return on_runs((values, *keys, at))
 
     def run_chunk(
         self,
-        inputs: tuple[dict[str, Array], Array | None, Array | None],
+        inputs: tuple[dict[str, Array], Array | None, Array | None, Array | None],
         diagnostics: bool = False,
     ) -> Any:
         """Run one chunk (one jitted call); the outputs stay on the device:
-        (observables, saved states, status, step counts), their runs in the order
-        of `inputs` (`chunk_inputs`; `to_host` puts them in the runs' order). With
+        (observables, saved states, status, step counts, check), their runs in the
+        order of `inputs` (`chunk_inputs`; `to_host` puts them in the runs' order;
+        the check: None, or `(error, compared)` per device, see `_precision`). With
         `diagnostics` (the ensemble executor only): `(outputs, iterations)`, the
         executor's loop iterations on each device."""
         if diagnostics and self.executor != "ensemble":  # (not "pallas")
@@ -211,7 +239,7 @@ class ScanPlan:
         several = self.realisations > 1 and self.executor == "vmap"
         fixed = (
             self.model, self.y0, self.t0, self.t1, self.args, self.key,
-            self.options, self.sampled,
+            self.options, self.sampled, self.check,
         )  # fmt: skip
         settings = (
             self.executor, self.names, self.dtype, self.tangent,
@@ -221,10 +249,12 @@ class ScanPlan:
 
     def to_host(self, c: int, out: Any) -> Any:
         """A chunk's outputs (`run_chunk`) as NumPy arrays in the runs' order,
-        padding removed."""
+        padding removed (the check's as they are, one number per device)."""
         n_real = min(self.chunk_size, self.n_runs - c * self.chunk_size)
         n = self._interleaved()
-        return jtu.tree_map(lambda a: on_host(a, n)[:n_real], out)
+        *runs, check = out
+        runs = jtu.tree_map(lambda a: on_host(a, n)[:n_real], tuple(runs))
+        return (*runs, jtu.tree_map(np.asarray, check))
 
     def _interleaved(self) -> int:
         """Over how many devices a chunk's runs are interleaved (`device_order`):
@@ -241,7 +271,10 @@ class ScanPlan:
                 a = a.reshape((self.n_points, self.realisations) + a.shape[1:])
             return a
 
-        values, ys, status, stats = jtu.tree_map(cat, *pieces)
+        values, ys, status, stats = jtu.tree_map(cat, *(p[:4] for p in pieces))
+        info = self.info
+        if self.check is not None:
+            info = with_achieved_error(info, [p[4] for p in pieces])
         ts = self.options.saveat.ts
         return ScanResult(
             params=self.point_values(np.arange(self.n_points)),
@@ -253,7 +286,7 @@ class ScanPlan:
             values=values,
             ts=None if (self.observed or ts is None) else np.asarray(ts),
             ys=None if self.observed else ys,
-            info=self.info,
+            info=info,
             realisations=self.realisations,
         )
 

@@ -13,6 +13,7 @@ import h5py
 import jax.tree_util as jtu
 import numpy as np
 
+from .._precision import with_achieved_error
 from .._scan_plan import ScanPlan
 from ._common import empty_dataset, write_info
 from ._hdf5 import save_with
@@ -41,11 +42,13 @@ def save_chunks(
 
 def write_scan(g: h5py.Group, plan: ScanPlan, shard: Callable[[int], Any]) -> None:
     """Write the scan of `plan` into the empty group `g` from its chunks' host
-    outputs `shard(c)` = (values, ys, status, stats), chunk after chunk."""
+    outputs `shard(c)` = (values, ys, status, stats, check), chunk after chunk
+    (with a check, the scan's achieved error recorded in its info)."""
     R = plan.realisations
     run = ("point", "realisation") if R > 1 else ("point",)
     lead = (plan.n_points, R) if R > 1 else (plan.n_points,)
-    values, ys, status, stats = shard(0)
+    values, ys, status, stats, check = shard(0)
+    checks = [check]
 
     def alloc(group: h5py.Group, name: str, like: np.ndarray, dims: tuple) -> Any:
         return empty_dataset(group, name, lead + like.shape[1:], like.dtype, list(dims))
@@ -66,7 +69,9 @@ def write_scan(g: h5py.Group, plan: ScanPlan, shard: Callable[[int], Any]) -> No
     if flat_ys is not None and not plan.observed:
         out["ys"] = alloc(g, "ys", flat_ys, (*run, "time", "state"))
     for c in range(plan.n_chunks):
-        values, ys, status, stats = shard(c) if c else (values, ys, status, stats)
+        if c:
+            values, ys, status, stats, check = shard(c)
+            checks.append(check)
         start = c * plan.chunk_size
         _write_runs(out["status"], start, status, R)
         for k, v in stats.items():
@@ -93,7 +98,10 @@ def write_scan(g: h5py.Group, plan: ScanPlan, shard: Callable[[int], Any]) -> No
         fields["ys"] = None
     if plan.grid and plan.axes and plan.observed:
         _write_gridded(g, plan)
-    write_info(g, "scan", plan.info)
+    info = plan.info
+    if plan.check is not None:
+        info = with_achieved_error(info, checks)
+    write_info(g, "scan", info)
     g.attrs["kind"] = "scan"
     g.attrs["fields"] = json.dumps(fields)
 

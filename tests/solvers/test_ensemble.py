@@ -16,6 +16,7 @@ from equinox.internal import prevbefore
 
 import dynsim as ds
 from dynsim import solvers
+from dynsim._precision import check_positions
 from dynsim.models import replace_parameters
 from dynsim.solvers._step_rules import clip_floor
 from tests.helpers import BlowUp
@@ -362,6 +363,39 @@ def test_single_precision():
     assert settings["achieved_error_runs"] == 8
     assert err32 / 10 < settings["achieved_error"] <= err32 + 1e-7
     assert "achieved_error" not in double.info.solver_settings
+
+
+@pytest.mark.parametrize("executor", ["ensemble", "vmap"])
+def test_single_precision_check_is_the_float64_scan(executor):
+    # The achieved error is the float64 scan's verdict on the runs it checks: each
+    # chunk (three here) solves 8 of its runs again in float64 at 1e-3 of the
+    # tolerances; where a run failed in either precision (max_steps too small for
+    # the larger rho, and more so at the tighter tolerance) it is not compared.
+    # Recomputed here from the public scans, both precisions, on every run of a
+    # scan of 8-run chunks (so every run is checked once).
+    model = ds.models.Lorenz()
+    params = {"rho": np.linspace(0.0, 40.0, 24)}
+    kwargs = dict(y0=np.array([1.0, 0.0, 0.0]), max_steps=40, progress=False)
+    kwargs.update(executor=executor, chunk_size=8)
+    single = ds.scan(
+        model, params, (0.0, 1.0), rtol=1e-5, atol=1e-5, precision="single", **kwargs
+    )
+    ref = ds.scan(model, params, (0.0, 1.0), rtol=1e-8, atol=1e-8, **kwargs)
+    both = single.ok_mask & ref.ok_mask
+    # (one run fails in float32, more at the float64 check's tighter tolerance)
+    assert 0 < both.sum() < single.ok_mask.sum() < 24
+    diff = np.abs(single.ys[both] - ref.ys[both]) / (1 + np.abs(ref.ys[both]))
+    settings = single.info.solver_settings
+    assert settings["achieved_error_runs"] == both.sum()
+    np.testing.assert_allclose(settings["achieved_error"], diff.max(), rtol=1e-6)
+
+
+def test_check_positions():
+    # Each device's positions spread evenly over its share of the chunk's runs,
+    # each run once, -1 for none (a device holding padding only checks nothing).
+    at = check_positions([3, 2, 0], 4).reshape(3, 4)
+    assert at.tolist() == [[0, 1, 2, -1], [0, 1, -1, -1], [-1, -1, -1, -1]]
+    assert check_positions([100], 5).tolist() == [0, 25, 50, 74, 99]
 
 
 def test_single_precision_error_is_stored(tmp_path):
