@@ -206,3 +206,48 @@ def test_results_do_not_depend_on_the_chunk_size(job, reference, tmp_path):
     for size in (12, 1):
         _same(job[1](chunk_size=size), reference)
     _same(job[1](chunk_size=1, store=tmp_path / "one.h5", name="ou"), reference)
+
+
+SINGLE_JOB = """
+import sys
+import numpy as np
+import dynsim as ds
+
+def scan(**kw):
+    return ds.scan(
+        ds.models.Lorenz(),
+        {"rho": np.linspace(0.0, 21.0, 24)},
+        (0.0, 1.0),
+        rtol=1e-5,
+        atol=1e-5,
+        precision="single",
+        chunk_size=8,
+        progress=False,
+        **kw,
+    )
+
+if __name__ == "__main__":
+    scan(store=sys.argv[1], name="s")
+"""
+
+
+def test_a_resumed_single_precision_scan_keeps_its_check(tmp_path):
+    # Each chunk's float64 check travels with its results: killed after its second
+    # chunk was written, then resumed, the stored scan reports the in-memory scan's
+    # achieved error over all three chunks' checks (8 runs each).
+    script = tmp_path / "single_job.py"
+    script.write_text(textwrap.dedent(SINGLE_JOB))
+    path = tmp_path / "single.h5"
+    env = dict(os.environ, DYNSIM_FAULT="shard-written:1")
+    code = subprocess.run([sys.executable, str(script), str(path)], env=env).returncode
+    assert code == -signal.SIGKILL
+    namespace: dict = {"__name__": "single_job"}
+    exec(compile(script.read_text(), str(script), "exec"), namespace)  # noqa: S102
+    resumed = namespace["scan"](store=path, name="s")
+    memory = namespace["scan"]().info.solver_settings
+    stored = ds.io.load(path, "s").info.solver_settings
+    assert memory["achieved_error_runs"] == 24
+    for settings in (resumed.info.solver_settings, stored):
+        assert settings["achieved_error_runs"] == 24
+        assert settings["achieved_error"] == memory["achieved_error"]
+    assert 0 < memory["achieved_error"] < 1e-3
