@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def to_single(tree: Any) -> Any:
     return jtu.tree_map(cast, tree)
 
 
-def check_positions(shares: list[int], per_device: int) -> Any:
+def check_positions(shares: Sequence[int], per_device: int) -> Any:
     """Which runs of a chunk its float64 check solves again: on each device (its
     `shares[d]` runs of the chunk first in its block, then padding), up to
     `per_device` positions in its block spread evenly over its runs, each once, the

@@ -289,44 +289,42 @@ def _program(static: _Static, values, points, real, at, arrays: list):
     out, iterations = result if diagnostics else (result, None)
     checked = None
     if check is not None:
-        checked = _checked(out, values, at, check, vmapped=executor == "vmap", **common)
+        checked = _checked(out, values, at, check, executor == "vmap", common)
     out = (*out, checked)
     return (out, iterations) if diagnostics else out
 
 
-def _checked(out, values, at, check, *, vmapped, names, sampled, tangent):
+def _checked(out, values, at, check, vmapped: bool, common: dict):
     """A single-precision chunk's check: on each device, the runs at its positions
     `at` (-1: none) solved again in float64 with the `check`'s parts, as the chunk
-    solves its runs (`vmapped`, or on the ensemble executor); `(error, compared)`
+    solves its runs (`vmapped`, or on the ensemble executor; `common`: the outputs'
+    names, sampled functions and tangent flag, as `_program`'s); `(error, compared)`
     per device: the largest difference between the chunk's values (observables,
     or saved states) and theirs relative to 1 + |theirs|, where both solves
     succeeded and both values are finite, and the runs compared."""
     model, y0, t0, t1, args, options = check
     dtype = jnp.result_type(float)
     values_out, ys, status, _ = out
-    observed = bool(names or sampled)
+    observed = bool(common["names"] or common["sampled"])
 
     def solve(values, at):
         runs = jnp.where(at >= 0, at, 0)
         run_values = jtu.tree_map(lambda v: v[runs], values)
         if vmapped:
-            settings = dict(names=names, sampled=sampled, tangent=tangent)
 
             def one(v):
                 return _run(
                     v, 0, 0, model, y0, t0, t1, args, None, options=options,
-                    several=False, dtype=dtype, **settings,
+                    several=False, dtype=dtype, **common,
                 )  # fmt: skip
 
             theirs = jax.vmap(one)(run_values)
         else:
-            setup = functools.partial(_setup, model, y0, dtype, tangent)
+            setup = functools.partial(_setup, model, y0, dtype, common["tangent"])
             sols = solvers.integrate_ensemble(
                 setup, run_values, t0, t1, args, options=options, lanes=runs.size
             )
-            theirs = jax.vmap(
-                lambda sol: _outputs(sol, options, names, sampled, tangent)
-            )(sols)
+            theirs = jax.vmap(lambda sol: _outputs(sol, options, **common))(sols)
         return (theirs[0] if observed else theirs[1]), theirs[2]
 
     def compare(ours, status, theirs, their_status, at):

@@ -299,7 +299,7 @@ def _positions_on_devices(shares: tuple, per_device: int, devices: tuple) -> Arr
     """`check_positions` on the `devices` (split as a chunk's runs), kept: every
     chunk of a scan but its last has the same (a copy costs ≈ 0.1 ms per call,
     a twentieth of a small scan's)."""
-    return on_runs(check_positions(list(shares), per_device))
+    return on_runs(check_positions(shares, per_device))
 
 
 def ensemble_lanes(chunk_size: int, n_devices: int = 1) -> int:
