@@ -147,7 +147,7 @@ def kernel_arm(rho, mode, precision):
     inputs = plan.chunk_inputs(0)
 
     def run():  # (the outputs as the devices hold them: no copy or reordering)
-        return plan.run_chunk(inputs)
+        return plan.run_chunk(inputs, packed=True)
 
     def host(out):  # (untimed: the saved states and steps in the runs' order)
         _, ys, _, stats, _ = plan.to_host(0, out)

@@ -35,7 +35,7 @@ RETRIES = 2
 def run_chunk_on_host(plan: ScanPlan, c: int) -> Any:
     """Chunk `c` of `plan`, computed here, as host (NumPy) arrays."""
     fault_point("chunk", c)
-    return plan.to_host(c, plan.run_chunk(plan.chunk_inputs(c)))
+    return plan.to_host(c, plan.run_chunk(plan.chunk_inputs(c), packed=True))
 
 
 def failed_chunk(plan: ScanPlan, c: int) -> Any:

@@ -104,28 +104,3 @@ def device_order(size: int, n: int) -> np.ndarray:
     neighbouring runs (similar work) spread over the devices, which then finish
     together."""
     return np.arange(size).reshape(-1, n).T.ravel()
-
-
-def on_host(a: Array | np.ndarray, n: int) -> np.ndarray:
-    """A chunk's output `a` (split along its first axis, the runs, over the local
-    devices) on the host in the runs' order: its devices' blocks joined in order,
-    or, where the `n` devices took the runs interleaved (`device_order`), put back
-    in the runs' order (`in_run_order`). Each device's block is copied on its own:
-    `np.asarray` of the whole array joins the blocks in a copy of its own first
-    (≈ 30 µs per output of a small chunk on two devices)."""
-    sharding = runs_sharding()
-    if getattr(a, "sharding", None) != sharding or len(sharding.device_set) == 1:
-        return in_run_order(np.asarray(a), n)
-    # (`addressable_data(d)`: device d's block, in the order of the mesh's devices)
-    blocks = [np.asarray(a.addressable_data(d)) for d in range(sharding.mesh.size)]
-    if n == 1:
-        return np.concatenate(blocks)
-    return np.stack(blocks, axis=1).reshape(a.shape)
-
-
-def in_run_order(a: np.ndarray, n: int) -> np.ndarray:
-    """A chunk's outputs `a` (along its first axis) from the order that `n`
-    devices take the runs (`device_order`) back in the runs' order."""
-    if n == 1:
-        return a
-    return a.reshape(n, -1, *a.shape[1:]).swapaxes(0, 1).reshape(a.shape)

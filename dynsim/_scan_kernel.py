@@ -35,6 +35,7 @@ from dynsim.models import AbstractSystem, replace_parameters
 from dynsim.solvers import SolveOptions, Status
 
 from ._observables import Function
+from ._packing import Layout, pack
 from ._placement import _RESIDENT_NUMBERS, on_each_device, resident
 from ._tangent import tangent_start, with_tangent
 
@@ -347,6 +348,47 @@ def _checked(out, values, at, check, vmapped: bool, common: dict):
 
 
 _compiled = jax.jit(_program, static_argnums=0, compiler_options=CHUNK_OPTIONS)
+# (The program as a nested jit, whose trace `_layout` makes and `_packed_program`
+# reuses: compiler options are the top-level jit's.)
+_nested = jax.jit(_program, static_argnums=0)
+
+
+def _packed_program(static: _Static, values, points, real, at, arrays: list):
+    """A chunk's program with its outputs packed into one array of bytes
+    (`_packing`, laid out as `_layout` says); the program traced once, by
+    `_layout`."""
+    out = _nested(static, values, points, real, at, arrays)
+    return pack((out[:4], out[4]), _layout(static, (values, points, real, at), arrays))
+
+
+_compiled_packed = jax.jit(
+    _packed_program, static_argnums=0, compiler_options=CHUNK_OPTIONS
+)
+
+# The layouts of the packed outputs of the last _LAYOUT_ENTRIES programs.
+_LAYOUT_ENTRIES = 64
+_LAYOUTS: OrderedDict[tuple, Layout] = OrderedDict()
+
+
+def _layout(static: _Static, runs: tuple, arrays: list) -> Layout:
+    """The layout of a chunk program's packed outputs, from its outputs' shapes
+    (`jax.eval_shape`, kept: its trace is the program's own, reused when the packed
+    program calls it)."""
+    key = (
+        static,
+        jtu.tree_structure((runs, arrays)),
+        tuple((a.shape, a.dtype) for a in jtu.tree_leaves((runs, arrays))),
+    )
+    with _PREPARED_LOCK:
+        layout = _LAYOUTS.get(key)
+    if layout is None:
+        out = jax.eval_shape(_nested, static, *runs, arrays)
+        layout = Layout((out[:4], out[4]), jax.local_device_count())
+        with _PREPARED_LOCK:
+            _LAYOUTS[key] = layout
+            while len(_LAYOUTS) > _LAYOUT_ENTRIES:
+                _LAYOUTS.popitem(last=False)
+    return layout
 
 # The fixed parts of the last _PREPARED_ENTRIES plans, split (`prepared`).
 _PREPARED_ENTRIES = 32
@@ -380,15 +422,25 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
     return static, arrays
 
 
-def call_chunk(fixed: tuple, settings: tuple, values, points, real, at) -> Any:
+def call_chunk(
+    fixed: tuple, settings: tuple, values, points, real, at, packed: bool = False
+) -> Any:
     """Run a chunk's program (`ScanPlan.run_chunk`): compiled, or, where the runs
     or the plan's fixed parts are traced (`jax.eval_shape`, an outer jit), traced
-    in place (a jit's compiler options are the outermost jit's)."""
+    in place (a jit's compiler options are the outermost jit's). `packed`: its
+    outputs packed, `(bytes, Layout)` (`_packing`; never traced)."""
     runs = (values, points, real, at)
-    if any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(runs)):
+    traced = any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(runs))
+    if traced:
         static, arrays = _split(fixed, settings)
+    else:
+        static, arrays = prepared(fixed, settings)
+        traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
+    if traced:
+        if packed:
+            raise ValueError("a chunk's packed outputs are for the host: not traced")
         return _program(static, *runs, arrays)
-    static, arrays = prepared(fixed, settings)
-    if any(isinstance(a, jax.core.Tracer) for a in arrays):
-        return _program(static, *runs, arrays)
+    if packed:
+        layout = _layout(static, runs, arrays)
+        return _compiled_packed(static, *runs, arrays), layout
     return _compiled(static, *runs, arrays)

@@ -27,7 +27,8 @@ from dynsim.models import AbstractSystem
 from dynsim.solvers import SolveOptions
 
 from ._observables import Function
-from ._placement import device_order, on_host, on_runs
+from ._packing import Layout, unpack
+from ._placement import device_order, on_runs
 from ._precision import CHECK_RUNS, check_positions, with_achieved_error
 from ._results import RunInfo, ScanResult
 from ._scan_kernel import call_chunk
@@ -224,16 +225,20 @@ class ScanPlan:
         self,
         inputs: tuple[dict[str, Array], Array | None, Array | None, Array | None],
         diagnostics: bool = False,
+        packed: bool = False,
     ) -> Any:
         """Run one chunk (one jitted call); the outputs stay on the device:
         (observables, saved states, status, step counts, check), their runs in the
-        order of `inputs` (`chunk_inputs`; `to_host` puts them in the runs' order;
-        the check: None, or `(error, compared)` per device, see `_precision`). With
-        `diagnostics` (the ensemble executor only): `(outputs, iterations)`, the
-        executor's loop iterations on each device."""
+        order of `inputs` (`chunk_inputs`; the check: None, or `(error, compared)`
+        per device, see `_precision`). With `diagnostics` (the ensemble executor
+        only): `(outputs, iterations)`, the executor's loop iterations on each
+        device. `packed`: the outputs as one array of bytes and its layout, for
+        `to_host` (`_packing`)."""
         if diagnostics and self.executor != "ensemble":  # (not "pallas")
             raise ValueError("diagnostics are the ensemble executor's")
-        return call_chunk(*self._program_parts(diagnostics), *inputs)
+        if diagnostics and packed:
+            raise ValueError("diagnostics come with the outputs unpacked")
+        return call_chunk(*self._program_parts(diagnostics), *inputs, packed=packed)
 
     def _program_parts(self, diagnostics: bool = False) -> tuple[tuple, tuple]:
         """The fixed parts and settings of this plan's chunk program
@@ -250,14 +255,13 @@ class ScanPlan:
         )  # fmt: skip
         return fixed, settings
 
-    def to_host(self, c: int, out: Any) -> Any:
-        """A chunk's outputs (`run_chunk`) as NumPy arrays in the runs' order,
-        padding removed (the check's as they are, one number per device)."""
+    def to_host(self, c: int, out: tuple[Array, Layout]) -> Any:
+        """Chunk `c`'s packed outputs (`run_chunk(..., packed=True)`) as NumPy
+        arrays, (observables, saved states, status, step counts, check), the runs
+        in their order, padding removed (the check's one number per device)."""
         n_real = min(self.chunk_size, self.n_runs - c * self.chunk_size)
-        n = self._interleaved()
-        *runs, check = out
-        runs = jtu.tree_map(lambda a: on_host(a, n)[:n_real], tuple(runs))
-        return (*runs, jtu.tree_map(np.asarray, check))
+        runs, check = unpack(*out, n_real, self._interleaved() > 1)
+        return (*runs, check)
 
     def _interleaved(self) -> int:
         """Over how many devices a chunk's runs are interleaved (`device_order`):

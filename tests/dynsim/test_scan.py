@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -111,7 +112,7 @@ def test_new_values_reuse_the_compiled_scan(monkeypatch, executor):
         eqx.debug.assert_max_traces(kernel_module._program, max_traces=1),
         static_argnums=0,
     )
-    monkeypatch.setattr(kernel_module, "_compiled", guarded)
+    monkeypatch.setattr(kernel_module, "_nested", guarded)  # (the scans' program)
     model = ds.models.VanDerPol()
     obs = {"amp": ds.observables.Amplitude("x", t_from=5.0)}
     for mus, rtol in [
@@ -226,7 +227,7 @@ def test_scan_shards_over_several_devices(tmp_path):
         "                 (0.0, 1.0), executor='vmap')\n"
         "v, pt, re, at = p.chunk_inputs(0)\n"
         "static, arrays = _scan_kernel.prepared(*p._program_parts())\n"
-        "hlo = _scan_kernel._compiled.lower(static, v, pt, re, at, arrays).compile()\n"
+        "hlo = _scan_kernel._compiled_packed.lower(static, v, pt, re, at, arrays).compile()\n"
         "hlo = hlo.as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         # ... nor does the ensemble executor's (its outputs stay in the order the
@@ -235,7 +236,7 @@ def test_scan_shards_over_several_devices(tmp_path):
         "                 (0.0, 1.0), executor='ensemble')\n"
         "v, pt, re, at = q.chunk_inputs(0)\n"
         "static, arrays = _scan_kernel.prepared(*q._program_parts())\n"
-        "hlo = _scan_kernel._compiled.lower(static, v, pt, re, at, arrays).compile()\n"
+        "hlo = _scan_kernel._compiled_packed.lower(static, v, pt, re, at, arrays).compile()\n"
         "hlo = hlo.as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         # ... nor does a single-precision chunk's float64 check (each device
@@ -243,20 +244,21 @@ def test_scan_shards_over_several_devices(tmp_path):
         "s = ds.plan_scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0, 5.0]},\n"
         "                 (0.0, 1.0), rtol=1e-5, atol=1e-5, precision='single')\n"
         "static, arrays = _scan_kernel.prepared(*s._program_parts())\n"
-        "hlo = _scan_kernel._compiled.lower(static, *s.chunk_inputs(0), arrays)\n"
+        "hlo = _scan_kernel._compiled_packed.lower(static, *s.chunk_inputs(0), arrays)\n"
         "hlo = hlo.compile().as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
-        "assert s.to_host(0, s.run_chunk(s.chunk_inputs(0)))[4][1].tolist() == [3, 2]\n"
+        "out = s.to_host(0, s.run_chunk(s.chunk_inputs(0), packed=True))\n"
+        "assert out[4][1].tolist() == [3, 2]\n"
         "one = ds.scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0, 5.0]},\n"
         "              (0.0, 1.0), executor='vmap').ys\n"
-        "assert np.allclose(q.to_host(0, q.run_chunk((v, pt, re, at)))[1], one)\n"
-        # (the host copy of each device's block: joined in order, or put back in
-        # the runs' order from the order the devices took them)
-        "from dynsim._placement import device_order, on_host, on_runs\n"
-        "runs = np.arange(16.0).reshape(8, 2)\n"
-        "split = on_runs(runs[device_order(8, 2)])\n"
-        "assert np.array_equal(on_host(split, 2), runs)\n"
-        "assert np.array_equal(on_host(on_runs(runs), 1), runs)\n"
+        "out = q.to_host(0, q.run_chunk((v, pt, re, at), packed=True))\n"
+        "assert np.allclose(out[1], one)\n"
+        # (the packed outputs read back: each device's block joined in order, or
+        # put back in the runs' order from the order the devices took them)
+        "import sys\n"
+        f"sys.path.insert(0, r'{Path(__file__).parents[2]}')\n"
+        "from tests.dynsim.test_scan import check_packing\n"
+        "check_packing()\n"
         # ... and a plan made elsewhere runs here in lanes over both devices.
         "assert dataclasses.replace(p, chunk_size=3).lanes == 4\n"
     )
@@ -375,18 +377,40 @@ def test_small_arrays_stay_on_the_devices_by_value():
         assert np.allclose(res.ys[0, -1], one.ys[-1], rtol=1e-6), y0
 
 
-def test_outputs_in_the_devices_order_go_back_to_the_runs_order():
-    # Device d of n solves runs d, d + n, ...; the outputs, in that order, are put
-    # back in the runs' order on the host.
-    from dynsim._placement import device_order, in_run_order
+def check_packing():
+    """A chunk's outputs of every kind (floats of both widths, booleans, ints, an
+    empty output, per-device outputs) packed into bytes on the local devices and
+    read back on the host as they were, padding dropped, from the devices' blocks
+    in order or in the order the devices took the runs (`device_order`)."""
+    from dynsim._packing import Layout, pack, unpack
+    from dynsim._placement import device_order, on_runs
 
-    runs = np.arange(12)
-    for n in (1, 2, 3, 4):
-        taken = runs[device_order(12, n)]
-        assert n == 1 or not np.array_equal(taken, runs)
-        outputs = np.stack([taken, -taken], axis=1)  # (runs, 2)
-        back = in_run_order(outputs, n)
-        assert np.array_equal(back, np.stack([runs, -runs], axis=1))
+    n = jax.local_device_count()
+    size, real = 6 * n, 6 * n - 3
+    rng = np.random.default_rng(0)
+    runs = {
+        "f32": rng.normal(size=(size, 1, 3)).astype(np.float32),
+        "flag": rng.normal(size=size) > 0,
+        "count": rng.integers(-5, 5, size=size).astype(np.int32),
+        "f64": rng.normal(size=(size, 2)),
+        "none": np.zeros((size, 0)),
+    }
+    per_device = (np.arange(n, dtype=np.float64) + 0.5, np.arange(n, dtype=np.int32))
+    for interleaved in (False, True):
+        order = device_order(size, n) if interleaved else np.arange(size)
+        taken = jax.tree.map(lambda a: a[order], runs)  # noqa: B023
+        layout = Layout(jax.eval_shape(lambda: (taken, per_device)), n)  # noqa: B023
+        data = jax.jit(lambda o: pack(o, layout))(on_runs((taken, per_device)))  # noqa: B023
+        back, devices = unpack(data, layout, real, interleaved)
+        for key, a in runs.items():
+            assert back[key].dtype == a.dtype and np.array_equal(back[key], a[:real])
+        for a, b in zip(devices, per_device, strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_packed_outputs_read_back_as_they_were():
+    # (on two devices in `test_scan_shards_over_several_devices`)
+    check_packing()
 
 
 def test_evaluating_a_chunks_shapes_keeps_no_traced_copies():

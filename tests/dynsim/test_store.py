@@ -149,7 +149,7 @@ def test_a_restart_with_other_arguments_is_refused(job, tmp_path, monkeypatch):
 def _compiled_kernels() -> int:
     import dynsim._scan_kernel
 
-    return dynsim._scan_kernel._compiled._cache_size()
+    return dynsim._scan_kernel._compiled_packed._cache_size()
 
 
 @pytest.mark.slow
