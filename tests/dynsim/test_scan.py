@@ -227,8 +227,8 @@ def test_scan_shards_over_several_devices(tmp_path):
         "                 (0.0, 1.0), executor='vmap')\n"
         "v, pt, re, at = p.chunk_inputs(0)\n"
         "static, arrays = _scan_kernel.prepared(*p._program_parts())\n"
-        "hlo = _scan_kernel._compiled_packed.lower(static, v, pt, re, at, arrays).compile()\n"
-        "hlo = hlo.as_text()\n"
+        "program = _scan_kernel._compiled_packed\n"
+        "hlo = program.lower(static, v, pt, re, at, arrays).compile().as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         # ... nor does the ensemble executor's (its outputs stay in the order the
         # devices took the runs; `to_host` puts them in the runs' order) ...
@@ -236,15 +236,15 @@ def test_scan_shards_over_several_devices(tmp_path):
         "                 (0.0, 1.0), executor='ensemble')\n"
         "v, pt, re, at = q.chunk_inputs(0)\n"
         "static, arrays = _scan_kernel.prepared(*q._program_parts())\n"
-        "hlo = _scan_kernel._compiled_packed.lower(static, v, pt, re, at, arrays).compile()\n"
-        "hlo = hlo.as_text()\n"
+        "program = _scan_kernel._compiled_packed\n"
+        "hlo = program.lower(static, v, pt, re, at, arrays).compile().as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         # ... nor does a single-precision chunk's float64 check (each device
         # checks runs of its own) ...
         "s = ds.plan_scan(ds.models.Lorenz(), {'rho': [1.0, 2.0, 3.0, 4.0, 5.0]},\n"
         "                 (0.0, 1.0), rtol=1e-5, atol=1e-5, precision='single')\n"
         "static, arrays = _scan_kernel.prepared(*s._program_parts())\n"
-        "hlo = _scan_kernel._compiled_packed.lower(static, *s.chunk_inputs(0), arrays)\n"
+        "hlo = program.lower(static, *s.chunk_inputs(0), arrays)\n"
         "hlo = hlo.compile().as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         "out = s.to_host(0, s.run_chunk(s.chunk_inputs(0), packed=True))\n"
