@@ -390,6 +390,7 @@ def _layout(static: _Static, runs: tuple, arrays: list) -> Layout:
                 _LAYOUTS.popitem(last=False)
     return layout
 
+
 # The fixed parts of the last _PREPARED_ENTRIES plans, split (`prepared`).
 _PREPARED_ENTRIES = 32
 _PREPARED: OrderedDict[tuple, tuple[tuple, _Static, list]] = OrderedDict()
