@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         _, iterations = plan.run_chunk(inputs, diagnostics=True)
         _, plain_iterations = plain(rho_device)
         arms = {
-            "executor": lambda plan=plan, inputs=inputs: plan.run_chunk(inputs),
+            "executor": lambda plan=plan, inputs=inputs: plan.run_chunk(
+                inputs, packed=True
+            ),
             "plain": lambda rho=rho_device: plain(rho),
         }
         _, times, out = interleaved(arms, a.repeats)

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     per_device = max(1, plan.ensemble_lanes // jax.local_device_count())
     lane_steps = own = lockstep = 0
     for c in range(plan.n_chunks):
-        out, iterations = plan.run_chunk(plan.chunk_inputs(c), diagnostics=True)
+        out, iterations = plan.run_chunk(
+            plan.chunk_inputs(c), diagnostics=True, packed=True
+        )
         steps = plan.to_host(c, out)[3]["num_steps"]
         lane_steps += int(np.sum(iterations)) * per_device
         own += int(steps.sum())

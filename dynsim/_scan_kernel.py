@@ -357,8 +357,12 @@ def _packed_program(static: _Static, values, points, real, at, arrays: list):
     """A chunk's program with its outputs packed into one array of bytes
     (`_packing`, laid out as `_layout` says); the program traced once, by
     `_layout`."""
-    out = _nested(static, values, points, real, at, arrays)
-    return pack((out[:4], out[4]), _layout(static, (values, points, real, at), arrays))
+    result = _nested(static, values, points, real, at, arrays)
+    diagnostics = static.settings[-1]
+    out, iterations = result if diagnostics else (result, None)
+    layout = _layout(static, (values, points, real, at), arrays)
+    data = pack((out[:4], out[4]), layout)
+    return (data, iterations) if diagnostics else data
 
 
 _compiled_packed = jax.jit(
@@ -383,6 +387,7 @@ def _layout(static: _Static, runs: tuple, arrays: list) -> Layout:
         layout = _LAYOUTS.get(key)
     if layout is None:
         out = jax.eval_shape(_nested, static, *runs, arrays)
+        out = out[0] if static.settings[-1] else out  # (diagnostics: with them)
         layout = Layout((out[:4], out[4]), jax.local_device_count())
         with _PREPARED_LOCK:
             _LAYOUTS[key] = layout
@@ -429,7 +434,8 @@ def call_chunk(
     """Run a chunk's program (`ScanPlan.run_chunk`): compiled, or, where the runs
     or the plan's fixed parts are traced (`jax.eval_shape`, an outer jit), traced
     in place (a jit's compiler options are the outermost jit's). `packed`: its
-    outputs packed, `(bytes, Layout)` (`_packing`; never traced)."""
+    outputs packed, `(bytes, Layout)` (`_packing`; never traced; with the
+    diagnostics, `((bytes, Layout), iterations)`)."""
     runs = (values, points, real, at)
     traced = any(isinstance(a, jax.core.Tracer) for a in jtu.tree_leaves(runs))
     if traced:
@@ -443,5 +449,8 @@ def call_chunk(
         return _program(static, *runs, arrays)
     if packed:
         layout = _layout(static, runs, arrays)
+        if static.settings[-1]:  # (diagnostics)
+            data, iterations = _compiled_packed(static, *runs, arrays)
+            return (data, layout), iterations
         return _compiled_packed(static, *runs, arrays), layout
     return _compiled(static, *runs, arrays)

@@ -236,8 +236,6 @@ class ScanPlan:
         `to_host` (`_packing`)."""
         if diagnostics and self.executor != "ensemble":  # (not "pallas")
             raise ValueError("diagnostics are the ensemble executor's")
-        if diagnostics and packed:
-            raise ValueError("diagnostics come with the outputs unpacked")
         return call_chunk(*self._program_parts(diagnostics), *inputs, packed=packed)
 
     def _program_parts(self, diagnostics: bool = False) -> tuple[tuple, tuple]:
