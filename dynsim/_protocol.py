@@ -156,28 +156,36 @@ def freeze_fields(result: AbstractResult) -> None:
     every array field a read-only NumPy copy, every mapping a read-only view of
     read-only arrays, tuples of arrays tuples of read-only arrays."""
 
-    def freeze(value: Any) -> Any:
-        if isinstance(value, np.generic):
-            return value.item()  # NumPy scalars: plain numbers
-        if is_array(value):
-            return frozen(value)
-        if isinstance(value, tuple):
-            return tuple(freeze(v) for v in value)
-        return value
-
     for f in dataclasses.fields(result):  # type: ignore[arg-type]
         value = getattr(result, f.name)
         if f.name in result.transient or isinstance(value, AbstractResult):
             continue
         if isinstance(value, Mapping):
-            value = types.MappingProxyType({k: freeze(v) for k, v in value.items()})
+            value = types.MappingProxyType({k: _freeze(v) for k, v in value.items()})
         else:
-            value = freeze(value)
+            value = _freeze(value)
         object.__setattr__(result, f.name, value)
 
 
+def _freeze(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()  # NumPy scalars: plain numbers
+    if is_array(value):
+        return frozen(value)
+    if isinstance(value, tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
 def frozen(array: Any) -> np.ndarray:
-    """A read-only NumPy copy."""
+    """A read-only NumPy array: `array` itself where it is one that owns its data
+    (nothing else can write to it), else a read-only copy."""
+    if (
+        isinstance(array, np.ndarray)
+        and not array.flags.writeable
+        and array.flags.owndata
+    ):
+        return array
     out = np.array(array)
     out.flags.writeable = False
     return out

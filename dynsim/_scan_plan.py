@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+from jax.dtypes import canonicalize_dtype
 from jaxtyping import Array, ArrayLike, PyTree
 
 from dynsim.models import AbstractSystem
@@ -181,43 +182,28 @@ class ScanPlan:
     ) -> tuple[dict[str, Array], Array | None, Array | None, Array | None]:
         """The inputs of chunk `c` on the device(s): parameter values, point and
         realisation indices (for the runs' keys; None for the ensemble executor,
-        whose ODEs take none), padded to `lanes` runs with run 0 (one shape, one
-        compilation), and with a `check`, the positions of the runs it solves
-        again (`_precision.check_positions`; else None); for the ensemble executor
-        on several devices, in the order the devices take them (`run_chunk`'s
-        outputs come in the same order, `to_host` puts them in the runs' order).
-        A checked chunk's values are float64 (its program casts them for its own
-        solve)."""
+        whose ODEs take none), padded to `lanes` runs with the chunk's first run
+        (one shape, one compilation), and with a `check`, the positions of the runs
+        it solves again (`_precision.check_positions`; else None); for the
+        ensemble executor on several devices, in the order the devices take them
+        (`run_chunk`'s outputs come in the same order, `to_host` puts them in the
+        runs' order). A checked chunk's values are float64 (its program casts them
+        for its own solve)."""
         start = c * self.chunk_size
-        end = min(start + self.chunk_size, self.n_runs)
-        runs = np.arange(start, start + self.lanes)
-        runs = np.where(runs < end, runs, 0)
-        n = self._interleaved()
-        if n > 1:
-            # Device d solves runs d, d + n, d + 2n, ... (`_scan_kernel` program).
-            runs = runs[device_order(self.lanes, n)]
-        points, real = np.divmod(runs, self.realisations)
-        dtype = self.dtype if self.check is None else jnp.result_type(float)
+        n_real = min(self.chunk_size, self.n_runs - start)
+        check_runs = 0 if self.check is None else self.check_runs
+        runs, at = _chunk_runs(
+            self.lanes, n_real, self._interleaved(), check_runs,
+            tuple(jax.local_devices()),
+        )  # fmt: skip
+        points, real = np.divmod(runs + start, self.realisations)
+        dtype = self.dtype if self.check is None else canonicalize_dtype(float)
         values = {k: np.asarray(v, dtype) for k, v in self.point_values(points).items()}
         if self.executor in ("ensemble", "pallas"):
             keys = (None, None)
         else:
             index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
             keys = (points.astype(index), real.astype(index))
-        at = None
-        if self.check is not None:
-            # Each device's share of the chunk's runs (not its padding): interleaved
-            # (above), or a block of the runs in order.
-            devices, n_real = jax.local_device_count(), end - start
-            block = self.lanes // devices
-            shares = [
-                -(-(n_real - d) // n) if n > 1 else n_real - d * block
-                for d in range(devices)
-            ]
-            shares = tuple(min(block, max(0, k)) for k in shares)
-            at = _positions_on_devices(
-                shares, self.check_runs // devices, tuple(jax.local_devices())
-            )
         # Host arrays straight to where the kernel reads them.
         return (*on_runs((values, *keys)), at)
 
@@ -274,15 +260,16 @@ class ScanPlan:
             a = np.concatenate(xs, axis=0)
             if self.realisations > 1:
                 a = a.reshape((self.n_points, self.realisations) + a.shape[1:])
-            return a
+            return _read_only(a)
 
         values, ys, status, stats = jtu.tree_map(cat, *(p[:4] for p in pieces))
         info = self.info
         if self.check is not None:
             info = with_achieved_error(info, [p[4] for p in pieces])
         ts = self.options.saveat.ts
+        params = self.point_values(np.arange(self.n_points))
         return ScanResult(
-            params=self.point_values(np.arange(self.n_points)),
+            params={k: _read_only(v) for k, v in params.items()},
             axes=tuple(self.axes),
             shape=self.shape,
             grid=self.grid,
@@ -296,12 +283,40 @@ class ScanPlan:
         )
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """`a` (a new array, which nothing else holds) read-only: the result keeps it
+    as it is instead of copying it (`_protocol.frozen`)."""
+    a.flags.writeable = False
+    return a
+
+
 @functools.lru_cache(maxsize=64)
-def _positions_on_devices(shares: tuple, per_device: int, devices: tuple) -> Array:
-    """`check_positions` on the `devices` (split as a chunk's runs), kept: every
-    chunk of a scan but its last has the same (a copy costs ≈ 0.1 ms per call,
-    a twentieth of a small scan's)."""
-    return on_runs(check_positions(shares, per_device))
+def _chunk_runs(
+    lanes: int, n_real: int, n: int, check_runs: int, devices: tuple
+) -> tuple[np.ndarray, Array | None]:
+    """A chunk's runs (of `n_real`, padded to `lanes` with its first), counted
+    from its first, in the order the `devices` take them (interleaved over `n`
+    of them: device d solves runs d, d + n, d + 2n, ..., the `_scan_kernel`
+    program; else each a block of the runs in order); and where `check_runs` > 0,
+    the positions of the runs a check solves again (`check_positions`, split over
+    the devices as the runs). Kept: every chunk of a scan but its last has the
+    same (the positions' copy to the devices alone costs ≈ 0.1 ms, a twentieth of
+    a small scan's call)."""
+    runs = np.arange(lanes)
+    runs = np.where(runs < n_real, runs, 0)
+    if n > 1:
+        runs = runs[device_order(lanes, n)]
+    runs.flags.writeable = False
+    if not check_runs:
+        return runs, None
+    # Each device's share of the chunk's runs (not its padding).
+    block = lanes // len(devices)
+    shares = [
+        -(-(n_real - d) // n) if n > 1 else n_real - d * block
+        for d in range(len(devices))
+    ]
+    shares = [min(block, max(0, k)) for k in shares]
+    return runs, on_runs(check_positions(shares, check_runs // len(devices)))
 
 
 def ensemble_lanes(chunk_size: int, n_devices: int = 1) -> int:
