@@ -153,10 +153,11 @@ def integrate_ensemble(
 
     # The results start as zeros; every lane starts free (holding no run) and the
     # first refills load the first runs.
-    lane_struct = eqx.filter_eval_shape(program.init, one, 0)
-    out_struct = eqx.filter_eval_shape(
-        lambda: program.finish(one, program.init(one, 0))
-    )
+    def started_and_finished():
+        lane = program.init(one, 0)
+        return lane, program.finish(one, lane)
+
+    lane_struct, out_struct = eqx.filter_eval_shape(started_and_finished)
     out = jtu.tree_map(lambda s: jnp.zeros((n_runs,) + s.shape, s.dtype), out_struct)
     free = jtu.tree_map(lambda s: jnp.zeros((lanes,) + s.shape, s.dtype), lane_struct)
     free = eqx.tree_at(lambda x: x.run, free, jnp.full(lanes, n_runs, jnp.int32))

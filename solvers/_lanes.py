@@ -145,14 +145,20 @@ class LaneProgram:
             together = jax.default_backend() == "cpu"
         if together:
             terms, y0 = self.terms(one_input)
-            outputs = eqx.filter_eval_shape(
-                lambda: self.outputs(
-                    *self.solver_step(terms, self.t0, self.t1, y0, self.no_loss(y0))
+            together = componentwise(terms.vf, self.t0, y0, args)
+            if together and self.dense:
+                # (Decided before the step, which computes its stages once where
+                # they are not computed together: a trace of the step for its
+                # outputs' sizes, which `computed_together` checks by itself where
+                # nothing else depends on them — a tenth of E1's first call.)
+                outputs = eqx.filter_eval_shape(
+                    lambda: self.outputs(
+                        *self.solver_step(
+                            terms, self.t0, self.t1, y0, self.no_loss(y0)
+                        )
+                    )
                 )
-            )
-            together = fits_together(outputs) and componentwise(
-                terms.vf, self.t0, y0, args
-            )
+                together = fits_together(outputs)
         self.together = together
 
     def promote(self, y):
