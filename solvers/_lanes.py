@@ -153,9 +153,7 @@ class LaneProgram:
                 # nothing else depends on them — a tenth of E1's first call.)
                 outputs = eqx.filter_eval_shape(
                     lambda: self.outputs(
-                        *self.solver_step(
-                            terms, self.t0, self.t1, y0, self.no_loss(y0)
-                        )
+                        *self.solver_step(terms, self.t0, self.t1, y0, self.no_loss(y0))
                     )
                 )
                 together = fits_together(outputs)
