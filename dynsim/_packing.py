@@ -56,8 +56,7 @@ class Layout:
             leaf = run_leaves[i]
             self.runs[i] = (offset, np.dtype(leaf.dtype), tuple(leaf.shape[1:]))
             offset += leaf.dtype.itemsize * math.prod(leaf.shape[1:])
-        widest = max([leaf.dtype.itemsize for leaf in run_leaves] or [1])
-        self.row = widest * -(-offset // widest)
+        self.row = _aligned(offset, max([a.dtype.itemsize for a in run_leaves] or [1]))
         self.devices = []
         offset = self.rows * self.row
         for leaf in device_leaves:
