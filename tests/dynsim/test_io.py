@@ -349,3 +349,20 @@ def test_a_grid_scan_is_readable_without_dynsim(tmp_path, scan_result):
     ) as grid:
         assert grid["x"].dims == ("theta", "realisation", "x_dim0")
         assert np.array_equal(grid["x"], ens.values["x"])
+
+
+def test_results_keep_their_own_read_only_arrays_and_copy_others():
+    # A result freezes its arrays: an array it alone holds (read-only, owning its
+    # data, as `ScanPlan.assemble` makes them) is kept as it is; any other is
+    # copied, so that changing the caller's array never changes the result.
+    from dynsim._protocol import frozen
+
+    own = np.arange(4.0)
+    own.flags.writeable = False
+    assert frozen(own) is own
+    mine = np.arange(4.0)
+    kept = frozen(mine)
+    mine[0] = 99.0
+    assert kept[0] == 0.0 and not kept.flags.writeable
+    view = own[1:]  # (read-only, but a view of another array's data)
+    assert frozen(view) is not view and np.array_equal(frozen(view), view)

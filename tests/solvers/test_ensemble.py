@@ -398,6 +398,30 @@ def test_check_positions():
     assert check_positions([100], 5).tolist() == [0, 25, 50, 74, 99]
 
 
+def test_achieved_error_joins_the_settings_text():
+    # The achieved error is added to the settings' JSON text as it stands: the
+    # same text as the settings with the two entries added and dumped again
+    # (json.dumps keeps insertion order); a second one is refused.
+    import json
+
+    from dynsim._precision import with_achieved_error
+    from dynsim._results import RunInfo
+
+    settings = {"solver": "Tsit5", "rtol": 1e-5, "dt0": None, "lanes": [4, 4]}
+    info = RunInfo("m", "{}", ("x",), json.dumps(settings))
+    checks = [(np.array([1e-6, 3e-6]), np.array([4, 3])), (np.array([9.0]), [0])]
+    checked = with_achieved_error(info, checks)
+    expected = dict(settings, achieved_error=3e-6, achieved_error_runs=7)
+    assert checked.solver == json.dumps(expected)
+    none = with_achieved_error(info, [(np.array([1e-6]), np.array([0]))])
+    assert none.solver_settings["achieved_error"] is None
+    assert none.solver_settings["achieved_error_runs"] == 0
+    empty = with_achieved_error(RunInfo("m", "{}", ("x",), "{}"), checks)
+    assert empty.solver_settings == {"achieved_error": 3e-6, "achieved_error_runs": 7}
+    with pytest.raises(ValueError, match="achieved error already"):
+        with_achieved_error(checked, checks)
+
+
 def test_single_precision_error_is_stored(tmp_path):
     # A streamed single-precision scan records its achieved error in its file too.
     model, params, span = CASES["lorenz"]
