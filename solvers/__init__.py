@@ -54,3 +54,4 @@ from ._status import (
     status_from_result as status_from_result,
     status_ok as status_ok,
 )
+from ._unrolled import explicit_runge_kutta as explicit_runge_kutta

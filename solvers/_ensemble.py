@@ -51,7 +51,7 @@ from ._integrate import diffrax_event
 from ._lanes import MAX_STATE, LaneProgram, Setup
 from ._problem import Problem, SolveOptions, resolve_solver
 from ._solution import Solution
-from ._unrolled import AbstractUnrolledERK
+from ._unrolled import explicit_runge_kutta
 
 #: Lanes are refilled in batches of 1/_REFILL_FRACTION of the lanes.
 _REFILL_FRACTION = 8
@@ -82,7 +82,7 @@ def ensemble_support(
             f"an implicit solver ({type(solver).__name__}, for stiff problems): "
             "its Newton iterations differ from lane to lane"
         )
-    if not isinstance(solver, (dfx.AbstractERK, AbstractUnrolledERK)):
+    if not explicit_runge_kutta(solver):
         return f"{type(solver).__name__} is not an explicit Runge–Kutta method"
     event = diffrax_event(options.event)
     if event is not None and not callable(event.cond_fn):

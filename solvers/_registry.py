@@ -14,7 +14,7 @@ import diffrax as dfx
 import equinox as eqx
 import optimistix as optx
 
-from ._unrolled import UnrolledDopri5, UnrolledTsit5
+from ._unrolled import UnrolledDopri5, UnrolledDopri8, UnrolledTsit5
 
 Kind = Literal["ode", "imex", "sde", "langevin"]
 
@@ -80,7 +80,7 @@ _TABLE = [
     # Stages unrolled into one fused computation: see `_unrolled.py`.
     SolverInfo("tsit5", lambda forward_only: UnrolledTsit5(), _ODE, True, 5),
     SolverInfo("dopri5", lambda forward_only: UnrolledDopri5(), _ODE, True, 5),
-    SolverInfo("dopri8", _rk(dfx.Dopri8), _ODE, True, 8),
+    SolverInfo("dopri8", lambda forward_only: UnrolledDopri8(), _ODE, True, 8),
     SolverInfo("bosh3", _rk(dfx.Bosh3), _ODE, True, 3),
     SolverInfo("midpoint", _rk(dfx.Midpoint), _ODE, True, 2),
     # Heun on an SDE converges to the Stratonovich solution (strong order 1/2).

@@ -130,6 +130,11 @@ class AbstractUnrolledERK(dfx.AbstractAdaptiveSolver):
         return y1, y_error, dense_info, state, dfx.RESULTS.successful
 
 
+def explicit_runge_kutta(solver: dfx.AbstractSolver) -> bool:
+    """Whether `solver` is an explicit Runge–Kutta method (diffrax's, or unrolled)."""
+    return isinstance(solver, (dfx.AbstractERK, AbstractUnrolledERK))
+
+
 def _weighted_sum(weights, k):
     """Σ_j w_j k_j over the stage axis, as elementwise multiply-adds: on a CPU a
     batched contraction over seven stages is far slower than seven fused FMAs."""
@@ -246,3 +251,11 @@ class UnrolledDopri5(AbstractUnrolledERK):
 
     reference: ClassVar = dfx.Dopri5
     interpolation_cls: ClassVar = _Dopri5Interpolation
+
+
+class UnrolledDopri8(AbstractUnrolledERK):
+    """Dormand–Prince 8(5,3) (Prince & Dormand 1981; Hairer, Nørsett & Wanner's
+    DOP853) with unrolled stages; its dense output is diffrax's."""
+
+    reference: ClassVar = dfx.Dopri8
+    interpolation_cls: ClassVar = dfx.Dopri8.interpolation_cls

@@ -368,21 +368,23 @@ def test_single_precision():
 @pytest.mark.parametrize("executor", ["ensemble", "vmap"])
 def test_single_precision_check_is_the_float64_scan(executor):
     # The achieved error is the float64 scan's verdict on the runs it checks: each
-    # chunk (three here) solves 8 of its runs again in float64 at 1e-3 of the
-    # tolerances; where a run failed in either precision (max_steps too small for
-    # the larger rho, and more so at the tighter tolerance) it is not compared.
+    # chunk (three here) solves 8 of its runs again in float64 with Dopri8 at 1e-3
+    # of the tolerances; where a run failed in either precision (max_steps too small
+    # for the larger rho, and more so at the tighter tolerance) it is not compared.
     # Recomputed here from the public scans, both precisions, on every run of a
     # scan of 8-run chunks (so every run is checked once).
     model = ds.models.Lorenz()
     params = {"rho": np.linspace(0.0, 40.0, 24)}
-    kwargs = dict(y0=np.array([1.0, 0.0, 0.0]), max_steps=40, progress=False)
+    kwargs = dict(y0=np.array([1.0, 0.0, 0.0]), max_steps=24, progress=False)
     kwargs.update(executor=executor, chunk_size=8)
     single = ds.scan(
-        model, params, (0.0, 1.0), rtol=1e-5, atol=1e-5, precision="single", **kwargs
+        model, params, (0.0, 1.0), rtol=1e-4, atol=1e-4, precision="single", **kwargs
     )
-    ref = ds.scan(model, params, (0.0, 1.0), rtol=1e-8, atol=1e-8, **kwargs)
+    ref = ds.scan(
+        model, params, (0.0, 1.0), rtol=1e-7, atol=1e-7, solver="dopri8", **kwargs
+    )
     both = single.ok_mask & ref.ok_mask
-    # (one run fails in float32, more at the float64 check's tighter tolerance)
+    # (four runs fail in float32, more at the float64 check's tighter tolerance)
     assert 0 < both.sum() < single.ok_mask.sum() < 24
     diff = np.abs(single.ys[both] - ref.ys[both]) / (1 + np.abs(ref.ys[both]))
     settings = single.info.solver_settings

@@ -10,11 +10,21 @@ import pytest
 import dynsim as ds
 from dynsim._precision import to_single
 from dynsim.models import HopfNormalForm, Lorenz
-from dynsim.solvers._unrolled import UnrolledDopri5, UnrolledTsit5, compensated
+from dynsim.solvers._unrolled import (
+    UnrolledDopri5,
+    UnrolledDopri8,
+    UnrolledTsit5,
+    compensated,
+)
 
 
 @pytest.mark.parametrize(
-    "ours, theirs", [(UnrolledTsit5(), dfx.Tsit5()), (UnrolledDopri5(), dfx.Dopri5())]
+    "ours, theirs",
+    [
+        (UnrolledTsit5(), dfx.Tsit5()),
+        (UnrolledDopri5(), dfx.Dopri5()),
+        (UnrolledDopri8(), dfx.Dopri8()),
+    ],
 )
 def test_same_steps_same_solution_same_dense_output(ours, theirs):
     model = Lorenz()
