@@ -15,18 +15,26 @@ held component by component (struct of arrays: every component of all lanes is o
 vector, so the stages, the error norm and the controller are elementwise across the
 lanes and XLA fuses a whole step into a few loops over the lanes).
 
-*Lane refill.* When a lane's solve ends, the lane waits (masked) until `lanes/8`
+*Lane refill.* When a lane's solve ends, the lane waits (masked) until `lanes/4`
 lanes are idle; then the loop leaves its inner loop over steps, every ended lane
 writes its outputs (saved states, reductions, status, step counts) into the results
-at its run's index, and up to `lanes/8` idle lanes load the next pending runs.
+at its run's index, and up to `lanes/4` idle lanes load the next pending runs.
 Lanes thus never idle for long while work remains: the loop's lane-steps (lanes ×
 iterations) are the sum of the members' own steps, a short wait per run and a
 tail, the last solves of the batch. Writing and refilling between inner loops keeps
-the inner loop a pure step (the refill runs once per `lanes/8` finished runs, not
-on every step), and refilling `lanes/8` lanes at a time staggers the lanes' runs,
-so that they do not end in waves. A batch with a lane for every run has nothing to
-refill: its program is the loop over steps alone (the same steps; a smaller program,
-which XLA compiles faster).
+the inner loop a pure step (the refill runs once per `lanes/4` finished runs, not
+on every step), and refilling `lanes/4` lanes at a time staggers the lanes' runs,
+so that they do not end in waves. The batch weighs a refill's cost against the
+lanes' waits: on a CPU a refill costs as much as 1.5–3 steps of the loop (it
+touches every lane's fields and the results), and a wait grows with the batch.
+Against `lanes/8`, E1 (1 024 Lorenz runs, ρ ∈ [0, 21], t ∈ [0, 1], two devices)
+runs 10 % faster in float32 and 3 % in float64 (E1 at 16 384 runs: 12 % and 2 %),
+with the same loop iterations; where neighbouring runs differ (the same runs
+shuffled, or van der Pol with μ ∈ [0.1, 8] shuffled) the loop takes 1–4 % more
+iterations and 1–8 % less time, and E2's lane-steps are unchanged.
+
+A batch with a lane for every run has nothing to refill: its program is the loop over
+steps alone (the same steps; a smaller program, which XLA compiles faster).
 
 Because every lane goes through diffrax's own step and controller with the same
 arithmetic as `integrate`, a member takes the same steps as its generic solve (to
@@ -54,7 +62,7 @@ from ._solution import Solution
 from ._unrolled import explicit_runge_kutta
 
 #: Lanes are refilled in batches of 1/_REFILL_FRACTION of the lanes.
-_REFILL_FRACTION = 8
+_REFILL_FRACTION = 4
 
 
 def ensemble_support(
