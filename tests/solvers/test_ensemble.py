@@ -392,6 +392,24 @@ def test_single_precision_check_is_the_float64_scan(executor):
     np.testing.assert_allclose(settings["achieved_error"], diff.max(), rtol=1e-6)
 
 
+def test_single_precision_check_options():
+    # The check's float64 solves: an explicit Runge–Kutta scan is checked with
+    # Dopri8 at 1e-3 of its tolerances; an implicit solver (a stiff problem, where
+    # an explicit method would stall) keeps its own; fixed steps keep the scan's
+    # own solver and steps.
+    from dynsim._scan_fixed import _check_options
+
+    for name in ("tsit5", "dopri5", "bosh3"):
+        options = solvers.solve_options("ode", solver=name, rtol=1e-5, atol=1e-7)
+        checked = _check_options(options, "ode")
+        assert checked.solver == "dopri8"
+        np.testing.assert_allclose([checked.rtol, checked.atol], [1e-8, 1e-10])
+    implicit = solvers.solve_options("ode", solver="kvaerno5", rtol=1e-5, atol=1e-7)
+    assert _check_options(implicit, "ode").solver == "kvaerno5"
+    fixed = solvers.solve_options("ode", solver="tsit5", dt0=1e-3, adaptive=False)
+    assert _check_options(fixed, "ode") is fixed
+
+
 def test_check_positions():
     # Each device's positions spread evenly over its share of the chunk's runs,
     # each run once, -1 for none (a device holding padding only checks nothing).
