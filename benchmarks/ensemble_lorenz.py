@@ -4,8 +4,9 @@ rtol = atol = 1e-8 (float64; 1e-6 in float32) and fixed steps dt = 1e-3.
 
 Arms, timed interleaved in one run (each repeat runs every arm in turn, untimed
 calls for 50 ms then a timed one, so that no arm runs in the state the previous one
-left the cores in; the table gives each arm's median and the median of the per-repeat
-ratios, so that load drifting during the run favours no arm):
+left the cores in; the table gives each arm's median and the medians of the per-repeat
+ratios of its time to `dynsim.scan`'s and of numba's to its own, so that load drifting
+during the run favours no arm):
 - `dynsim.scan` through the public API (host to host: NumPy in, NumPy out), on
   every core (one CPU device per core, `XLA_FLAGS`, set here before JAX starts);
 - in adaptive float32, the same scan at rtol = atol = 1e-7, where its error is at
@@ -210,12 +211,13 @@ def numba_arm(rho, mode, precision):
     return lambda: solve(rho, Y0, (0.0, 1.0), rtol=tol, atol=tol, dt=dt, dtype=dtype)
 
 
+NUMBA = "numba Dormand–Prince, all cores"
 ARMS = {
     "dynsim.scan": dynsim_arm,
     "dynsim.scan at numba's error (rtol = atol = 1e-7)": equal_error_arm,
     "dynsim kernel only (planned once, inputs on the devices)": kernel_arm,
     "diffrax jit(vmap(diffeqsolve))": diffrax_arm,
-    "numba Dormand–Prince, all cores": numba_arm,
+    NUMBA: numba_arm,
 }
 
 
@@ -241,6 +243,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
     arms = {name: arm for name, arm in arms.items() if arm is not None}
     first, times, out = interleaved(arms, repeats, warm=WARM)
     base = np.asarray(times["dynsim.scan"])
+    numba = np.asarray(times[NUMBA])
     rows = []
     for name in arms:
         host = getattr(arms[name], "host", lambda o: o)
@@ -260,6 +263,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
                 "ns_per_step": median / float(np.sum(steps)) * 1e9,
                 "max_error": float(np.abs(ends[members] - ref).max()),
                 "dynsim_speedup": float(np.median(t / base)),
+                "numba_ratio": float(np.median(numba / t)),
             }
         )
     if mode == "adaptive" and precision == "f64":
@@ -291,6 +295,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
                 "ns_per_step": elapsed / (steps * n) * 1e9,
                 "max_error": float(np.abs(ends - ref).max()),
                 "dynsim_speedup": elapsed / float(np.median(base)),
+                "numba_ratio": float(np.median(numba)) / elapsed,
             }
         )
     return rows
@@ -307,6 +312,7 @@ COLUMNS = [
     ("ns_per_step", "ns/traj-step", ".1f"),
     ("max_error", "max error", ".1e"),
     ("dynsim_speedup", "dynsim faster by", ".2f"),
+    ("numba_ratio", "numba's time / its", ".2f"),
 ]
 
 
