@@ -154,7 +154,7 @@ class ScanPlan:
         """Every parameter's value at the flat point indices `points`."""
         if not self.axes:
             return {}
-        if not self.grid:
+        if not self.grid or len(self.axes) == 1:  # (points index the axes)
             return {k: v[points] for k, v in self.axes.items()}
         sub = np.unravel_index(points, self.shape)
         return {k: v[i] for (k, v), i in zip(self.axes.items(), sub, strict=True)}
@@ -196,7 +196,10 @@ class ScanPlan:
             self.lanes, n_real, self._interleaved(), check_runs,
             tuple(jax.local_devices()),
         )  # fmt: skip
-        points, real = np.divmod(runs + start, self.realisations)
+        if self.realisations == 1:
+            points, real = runs + start, np.zeros_like(runs)
+        else:
+            points, real = np.divmod(runs + start, self.realisations)
         dtype = self.dtype if self.check is None else canonicalize_dtype(float)
         values = {k: np.asarray(v, dtype) for k, v in self.point_values(points).items()}
         if self.executor in ("ensemble", "pallas"):
@@ -267,7 +270,10 @@ class ScanPlan:
         if self.check is not None:
             info = with_achieved_error(info, [p[4] for p in pieces])
         ts = self.options.saveat.ts
-        params = self.point_values(np.arange(self.n_points))
+        if not self.grid or len(self.axes) == 1:  # (the axes are the points' values)
+            params = {k: np.array(v) for k, v in self.axes.items()}
+        else:
+            params = self.point_values(np.arange(self.n_points))
         return ScanResult(
             params={k: _read_only(v) for k, v in params.items()},
             axes=tuple(self.axes),
