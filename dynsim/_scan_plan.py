@@ -270,10 +270,7 @@ class ScanPlan:
         if self.check is not None:
             info = with_achieved_error(info, [p[4] for p in pieces])
         ts = self.options.saveat.ts
-        if not self.grid or len(self.axes) == 1:  # (the axes are the points' values)
-            params = {k: np.array(v) for k, v in self.axes.items()}
-        else:
-            params = self.point_values(np.arange(self.n_points))
+        params = self.point_values(np.arange(self.n_points))
         return ScanResult(
             params={k: _read_only(v) for k, v in params.items()},
             axes=tuple(self.axes),
