@@ -41,24 +41,36 @@ def timed(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, float, Any]:
 
 
 def interleaved(
-    arms: dict[str, Callable[[], Any]], repeats: int, warm: float = 0.0
+    arms: dict[str, Callable[[], Any]],
+    repeats: int,
+    warm: float = 0.0,
+    batch: float = 0.0,
 ) -> tuple[dict[str, float], dict[str, list[float]], dict[str, Any]]:
     """Time several arms in turn: one call of each (compile), then `repeats` rounds
-    that call every arm once, so that load drifting during the run favours none.
-    With `warm` > 0, each timed call follows untimed calls of the same arm for at
+    that time every arm once, so that load drifting during the run favours none.
+    With `warm` > 0, each timed sample follows untimed calls of the same arm for at
     least `warm` seconds (one call at least): an arm of a few ms then runs on cores
     that its own calls have kept busy, not in the state the previous arm left them
     (on a virtual machine, a core left idle for 30 ms or more by a single-core arm
-    runs the next ≈ 30 ms of a two-device JAX call ≈ 1.4× slower).
+    runs the next ≈ 30 ms of a two-device JAX call ≈ 1.4× slower). With `batch` > 0,
+    each timed sample is the mean of as many consecutive calls as take about `batch`
+    seconds (their number fixed per arm from its second call, one at least): an arm
+    of a few ms is then timed over tens of calls, where a single call's time moves
+    by ±20 % from one call to the next on a shared machine.
 
-    **Returns:** (first-call seconds, per-round seconds, first outputs), by arm.
-    Ratios are then taken per round (the median of per-round ratios).
+    **Returns:** (first-call seconds, per-round seconds per call, first outputs), by
+    arm. Ratios are then taken per round (the median of per-round ratios).
     """
-    first, out = {}, {}
+    first, out, calls = {}, {}, {}
     for name, fn in arms.items():
         start = time.perf_counter()
         out[name] = block(fn())
         first[name] = time.perf_counter() - start
+        calls[name] = 1
+        if batch > 0:
+            start = time.perf_counter()
+            block(fn())
+            calls[name] = max(1, round(batch / (time.perf_counter() - start)))
     times: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(repeats):
         for name, fn in arms.items():
@@ -68,8 +80,9 @@ def interleaved(
                 while time.perf_counter() < until:
                     block(fn())
             start = time.perf_counter()
-            block(fn())
-            times[name].append(time.perf_counter() - start)
+            for _ in range(calls[name]):
+                block(fn())
+            times[name].append((time.perf_counter() - start) / calls[name])
     return first, times, out
 
 

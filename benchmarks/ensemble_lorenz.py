@@ -2,11 +2,12 @@
 linspace(0, 21, N), y0 = (1, 0, 0), t ∈ [0, 1], endpoint saved; adaptive steps at
 rtol = atol = 1e-8 (float64; 1e-6 in float32) and fixed steps dt = 1e-3.
 
-Arms, timed interleaved in one run (each repeat runs every arm in turn, untimed
-calls for 50 ms then a timed one, so that no arm runs in the state the previous one
-left the cores in; the table gives each arm's median and the medians of the per-repeat
-ratios of its time to `dynsim.scan`'s and of numba's to its own, so that load drifting
-during the run favours no arm):
+Arms, timed interleaved in one run (each repeat runs every arm in turn: untimed
+calls for 50 ms, so that no arm runs in the state the previous one left the cores
+in, then a timed sample, the mean of as many consecutive calls as take about 50 ms;
+the table gives each arm's median and the medians of the per-repeat ratios of its
+time to `dynsim.scan`'s and of numba's to its own, so that load drifting during the
+run favours no arm):
 - `dynsim.scan` through the public API (host to host: NumPy in, NumPy out), on
   every core (one CPU device per core, `XLA_FLAGS`, set here before JAX starts);
 - in adaptive float32, the same scan with the numba arm's method, Dormand–Prince
@@ -78,8 +79,10 @@ DT = 1e-3
 TOL = {"f64": 1e-8, "f32": 1e-6}
 FLOP = {"adaptive": 320, "fixed": 200}
 SCIPY_MEMBERS = 256
-#: Seconds of untimed calls of an arm before each of its timed calls.
+#: Seconds of untimed calls of an arm before each of its timed samples.
 WARM = 0.05
+#: Seconds of consecutive calls that one timed sample of an arm averages over.
+BATCH = 0.05
 
 
 def lorenz_np(t, y, rho):
@@ -240,7 +243,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
     members = np.linspace(0, n - 1, 257).round().astype(int)
     arms = {name: make(rho, mode, precision) for name, make in ARMS.items()}
     arms = {name: arm for name, arm in arms.items() if arm is not None}
-    first, times, out = interleaved(arms, repeats, warm=WARM)
+    first, times, out = interleaved(arms, repeats, warm=WARM, batch=BATCH)
     base = np.asarray(times["dynsim.scan"])
     numba = np.asarray(times[NUMBA])
     rows = []
