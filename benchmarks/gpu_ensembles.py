@@ -2,8 +2,9 @@
 N = 2¹⁰ … 2²², float32 and float64, fixed (dt = 1e-3) and adaptive steps,
 `dynsim.scan` (the ensemble executor, unchanged from the CPU; with `--pallas` also
 its fused kernel, `executor="pallas"`) against plain `jit(vmap(diffeqsolve))`,
-timed interleaved (median of `--repeats` pairs; compile
-time apart). Writes `benchmarks/results/gpu_ensembles.json` and `.md`.
+timed interleaved (median of `--repeats` rounds, each arm's sample the mean of
+about 50 ms of consecutive calls; compile time apart). Writes
+`benchmarks/results/gpu_ensembles.json` and `.md`.
 
 Run on a machine with a GPU: `python -m benchmarks.gpu_ensembles [--log2 10 22]
 [--repeats 5] [--pallas]`. On a CPU it runs too (use a smaller `--log2` range).
@@ -17,7 +18,7 @@ import jax
 import numpy as np
 
 from benchmarks._common import RESULTS, interleaved, machine, table, write_json
-from benchmarks.ensemble_lorenz import diffrax_arm, dynsim_arm
+from benchmarks.ensemble_lorenz import BATCH, diffrax_arm, dynsim_arm
 
 
 def measure(n: int, mode: str, precision: str, repeats: int, pallas: bool) -> dict:
@@ -28,7 +29,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, pallas: bool) -> di
     }
     if pallas:
         arms["pallas"] = dynsim_arm(rho, mode, precision, executor="pallas")
-    first, times, out = interleaved(arms, repeats)
+    first, times, out = interleaved(arms, repeats, batch=BATCH)
     ends = {name: np.asarray(o[0]) for name, o in out.items()}
     med = {k: float(np.median(v)) for k, v in times.items()}
     ratio = float(np.median(np.asarray(times["diffrax"]) / np.asarray(times["dynsim"])))
