@@ -46,17 +46,10 @@ def argument_key(arguments: Any) -> Hashable | None:
         if isinstance(leaf, jax.core.Tracer):
             return None
         if isinstance(leaf, jax.Array):
-            kind: Hashable = "jax"
-            extended = not isinstance(leaf.dtype, np.dtype)
-            if extended and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-                kind = ("prng", str(jax.random.key_impl(leaf)))
-                leaf = jax.random.key_data(leaf)
-            weak = bool(getattr(leaf, "weak_type", False))
             numbers += leaf.size
             if numbers > _MAX_KEY_NUMBERS:
                 return None
-            host = np.asarray(leaf)
-            key.append((kind, host.dtype, host.shape, weak, host.tobytes()))
+            key.append(_jax_key(leaf))
         elif isinstance(leaf, (np.ndarray, np.generic)):
             numbers += leaf.size
             if numbers > _MAX_KEY_NUMBERS or leaf.dtype.hasobject:
@@ -73,6 +66,40 @@ def argument_key(arguments: Any) -> Hashable | None:
     except TypeError:  # (a static field that is not hashable)
         return None
     return treedef, tuple(key)
+
+
+# The keys of the last _JAX_KEYS small JAX arrays keyed (`_jax_key`), by identity.
+_JAX_KEYS = 256
+_JAX_KEY_NUMBERS = 256
+_jax_keys: OrderedDict[int, tuple[jax.Array, Hashable]] = OrderedDict()
+_jax_keys_lock = threading.Lock()
+
+
+def _jax_key(leaf: jax.Array) -> Hashable:
+    """A JAX array's part of a key: its kind, dtype, shape, weak type and bytes.
+    JAX arrays are immutable, so a small one's key is kept by its identity (the
+    entry holds the array, so no other array takes its identity while it is
+    kept): a model's parameters are read back from the device once, not on every
+    call."""
+    with _jax_keys_lock:
+        entry = _jax_keys.get(id(leaf))
+    if entry is not None and entry[0] is leaf:
+        return entry[1]
+    array = leaf
+    kind: Hashable = "jax"
+    extended = not isinstance(leaf.dtype, np.dtype)
+    if extended and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        kind = ("prng", str(jax.random.key_impl(leaf)))
+        leaf = jax.random.key_data(leaf)
+    weak = bool(getattr(leaf, "weak_type", False))
+    host = np.asarray(leaf)
+    key = (kind, host.dtype, host.shape, weak, host.tobytes())
+    if array.size <= _JAX_KEY_NUMBERS:
+        with _jax_keys_lock:
+            _jax_keys[id(array)] = (array, key)
+            while len(_jax_keys) > _JAX_KEYS:
+                _jax_keys.popitem(last=False)
+    return key
 
 
 def _owned(tree: Any) -> Any:

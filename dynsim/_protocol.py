@@ -11,6 +11,7 @@ executed), and `dynsim.plot.save_figures` calls its `figures`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
@@ -156,15 +157,22 @@ def freeze_fields(result: AbstractResult) -> None:
     every array field a read-only NumPy copy, every mapping a read-only view of
     read-only arrays, tuples of arrays tuples of read-only arrays."""
 
-    for f in dataclasses.fields(result):  # type: ignore[arg-type]
-        value = getattr(result, f.name)
-        if f.name in result.transient or isinstance(value, AbstractResult):
+    transient = result.transient
+    for name in _field_names(type(result)):
+        value = getattr(result, name)
+        if name in transient or isinstance(value, AbstractResult):
             continue
-        if isinstance(value, Mapping):
+        # (A dict tested first: testing against `Mapping` costs ten times more.)
+        if isinstance(value, dict) or isinstance(value, Mapping):
             value = types.MappingProxyType({k: _freeze(v) for k, v in value.items()})
         else:
             value = _freeze(value)
-        object.__setattr__(result, f.name, value)
+        object.__setattr__(result, name, value)
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _freeze(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -249,7 +250,7 @@ class ScanResult(AbstractResult):
 
     def __post_init__(self):
         freeze_fields(self)
-        n = int(np.prod(self.shape))
+        n = math.prod(self.shape)
         for k, v in self.params.items():
             if v.shape != (n,):
                 raise ValueError(f"param {k!r} has shape {v.shape}, expected ({n},)")

@@ -92,10 +92,11 @@ def plan_scan(
         max_steps=max_steps, args=args, executor=executor, precision=precision,
     )  # fmt: skip
     # What else the plan depends on: the observables' order (a dict's flattening
-    # sorts its keys), the default float and the default PRNG.
+    # sorts its keys), the default float (float64 where JAX's x64 is on) and the
+    # default PRNG.
     context = (
         tuple(observables) if isinstance(observables, Mapping) else None,
-        str(jax.dtypes.canonicalize_dtype(float)),
+        bool(jax.config.jax_enable_x64),
         str(jax.config.jax_default_prng_impl),
     )
     fixed = FIXED.get((arguments, context), lambda a: fixed_plan(**a[0]))

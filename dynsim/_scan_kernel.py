@@ -185,7 +185,7 @@ def _ensemble_chunk(
             )
             iterations = jnp.zeros((), jnp.int32)  # (lockstep within a block)
         else:
-            sols, iterations = solvers.integrate_ensemble(
+            solved = solvers.integrate_ensemble(
                 setup,
                 values,
                 t0,
@@ -193,8 +193,9 @@ def _ensemble_chunk(
                 args,
                 options=options,
                 lanes=max(1, lanes // n),
-                diagnostics=True,
+                diagnostics=diagnostics,
             )
+            sols, iterations = solved if diagnostics else (solved, None)
         out = jax.vmap(lambda sol: _outputs(sol, options, names, sampled, tangent))(
             sols
         )
