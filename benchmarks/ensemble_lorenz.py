@@ -69,6 +69,7 @@ from benchmarks._common import (  # noqa: E402
     RESULTS,
     interleaved,
     machine,
+    on_devices,
     table,
     write_json,
 )
@@ -161,7 +162,7 @@ def kernel_arm(rho, mode, precision):
         raise ValueError(
             f"the kernel arm times one chunk, this scan has {plan.n_chunks}"
         )
-    inputs = plan.chunk_inputs(0)
+    inputs = on_devices(plan.chunk_inputs(0))
 
     def run():  # (the outputs as the devices hold them: no copy or reordering)
         return plan.run_chunk(inputs, packed=True)

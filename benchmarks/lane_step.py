@@ -37,7 +37,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dynsim as ds  # noqa: E402
-from benchmarks._common import interleaved, machine, table, write_json  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    interleaved,
+    machine,
+    on_devices,
+    table,
+    write_json,
+)
 
 SIGMA, BETA = 10.0, 8.0 / 3.0
 TOL = 1e-8
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             y0=np.array([1.0, 0.0, 0.0]), rtol=TOL, atol=TOL,
         )  # fmt: skip
         plan = dataclasses.replace(plan, ensemble_lanes=lanes)
-        inputs = plan.chunk_inputs(0)
+        inputs = on_devices(plan.chunk_inputs(0))
         rho_device = jnp.asarray(rho)
         _, iterations = plan.run_chunk(inputs, diagnostics=True)
         _, plain_iterations = plain(rho_device)

@@ -24,9 +24,10 @@ def _sharding_on(devices: tuple, spec: tuple) -> jax.sharding.Sharding:
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
 
 
-def runs_sharding() -> jax.sharding.Sharding:
-    """A chunk's inputs split along the runs over the local devices."""
-    return _sharding_on(tuple(jax.local_devices()), ("runs",))
+def runs_sharding(devices: tuple | None = None) -> jax.sharding.Sharding:
+    """A chunk's inputs split along the runs over the local devices (or
+    `devices`)."""
+    return _sharding_on(devices or tuple(jax.local_devices()), ("runs",))
 
 
 def on_runs(tree: PyTree[np.ndarray]) -> PyTree[Array]:

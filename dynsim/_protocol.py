@@ -162,8 +162,11 @@ def freeze_fields(result: AbstractResult) -> None:
         value = getattr(result, name)
         if name in transient or isinstance(value, AbstractResult):
             continue
-        # (A dict tested first: testing against `Mapping` costs ten times more.)
-        if isinstance(value, dict) or isinstance(value, Mapping):
+        # (Arrays and dicts tested first: testing against `Mapping` costs ten
+        # times more.)
+        if type(value) is np.ndarray:
+            value = frozen(value)
+        elif isinstance(value, dict) or isinstance(value, Mapping):
             value = types.MappingProxyType({k: _freeze(v) for k, v in value.items()})
         else:
             value = _freeze(value)
@@ -176,6 +179,8 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 def _freeze(value: Any) -> Any:
+    if type(value) is np.ndarray:  # (the usual case first)
+        return frozen(value)
     if isinstance(value, np.generic):
         return value.item()  # NumPy scalars: plain numbers
     if is_array(value):

@@ -71,8 +71,8 @@ def plan_scan(
     precision: str = "double",
 ) -> ScanPlan:
     """Check a scan and fix its plan; arguments as `scan`. `ScanPlan.chunk_inputs`
-    and `ScanPlan.run_chunk` then run its chunks one by one (device-resident), and
-    `ScanPlan.assemble` makes the result.
+    and `ScanPlan.run_chunk` then run its chunks one by one (their outputs left on
+    the devices), and `ScanPlan.assemble` makes the result.
 
     **Raises:** as `scan`.
     """

@@ -179,12 +179,15 @@ class ScanPlan:
 
     def chunk_inputs(
         self, c: int
-    ) -> tuple[dict[str, Array], Array | None, Array | None, Array | None]:
-        """The inputs of chunk `c` on the device(s): parameter values, point and
-        realisation indices (for the runs' keys; None for the ensemble executor,
-        whose ODEs take none), padded to `lanes` runs with the chunk's first run
-        (one shape, one compilation), and with a `check`, the positions of the runs
-        it solves again (`_precision.check_positions`; else None); for the
+    ) -> tuple[
+        dict[str, np.ndarray], np.ndarray | None, np.ndarray | None, Array | None
+    ]:
+        """The inputs of chunk `c`: parameter values, point and realisation
+        indices (for the runs' keys; None for the ensemble executor, whose ODEs
+        take none), as host arrays that `run_chunk` copies to the device(s),
+        padded to `lanes` runs with the chunk's first run (one shape, one
+        compilation), and with a `check`, the positions of the runs it solves again
+        (`_precision.check_positions`, on the devices; else None); for the
         ensemble executor on several devices, in the order the devices take them
         (`run_chunk`'s outputs come in the same order, `to_host` puts them in the
         runs' order). A checked chunk's values are float64 (its program casts them
@@ -207,8 +210,8 @@ class ScanPlan:
         else:
             index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
             keys = (points.astype(index), real.astype(index))
-        # Host arrays straight to where the kernel reads them.
-        return (*on_runs((values, *keys)), at)
+        # (Host arrays: the program's call copies them to where it reads them.)
+        return (values, *keys, at)
 
     def run_chunk(
         self,

@@ -271,7 +271,7 @@ def test_a_large_scan_states_its_size_before_it_runs(monkeypatch, capsys):
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kernel_module, "_compiled_packed", stop)
+    monkeypatch.setattr(kernel_module, "compiled_program", lambda *args: stop)
     with pytest.raises(KeyboardInterrupt):
         ds.scan(
             ds.models.Lorenz(),

@@ -165,11 +165,16 @@ def test_a_scan_called_again_reuses_its_program_parts_and_provenance(splits):
     assert other.info.config == text and first.info.config is None
     # Plans made anew from equal arguments (new objects) are split again but
     # compile nothing new: the program's compiled-in parts compare by value.
-    compiled = _scan_kernel._compiled_packed._cache_size()
+    compiled = _scan_kernel.compiled_program(
+        True, tuple(jax.local_devices())
+    )._cache_size()
     _scan_fixed.FIXED.clear()
     fresh = ds.scan(model, {"k": ks}, (0.0, 1.0), **kwargs)
     assert len(splits) == 2
-    assert _scan_kernel._compiled_packed._cache_size() == compiled
+    assert (
+        _scan_kernel.compiled_program(True, tuple(jax.local_devices()))._cache_size()
+        == compiled
+    )
     assert np.array_equal(fresh.ys, first.ys)
 
 

@@ -227,7 +227,7 @@ def test_scan_shards_over_several_devices(tmp_path):
         "                 (0.0, 1.0), executor='vmap')\n"
         "v, pt, re, at = p.chunk_inputs(0)\n"
         "static, arrays = _scan_kernel.prepared(*p._program_parts())\n"
-        "program = _scan_kernel._compiled_packed\n"
+        "program = _scan_kernel.compiled_program(True, tuple(jax.local_devices()))\n"
         "hlo = program.lower(static, v, pt, re, at, arrays).compile().as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         # ... nor does the ensemble executor's (its outputs stay in the order the
@@ -236,7 +236,7 @@ def test_scan_shards_over_several_devices(tmp_path):
         "                 (0.0, 1.0), executor='ensemble')\n"
         "v, pt, re, at = q.chunk_inputs(0)\n"
         "static, arrays = _scan_kernel.prepared(*q._program_parts())\n"
-        "program = _scan_kernel._compiled_packed\n"
+        "program = _scan_kernel.compiled_program(True, tuple(jax.local_devices()))\n"
         "hlo = program.lower(static, v, pt, re, at, arrays).compile().as_text()\n"
         "assert 'all-reduce' not in hlo and 'all-gather' not in hlo\n"
         # ... nor does a single-precision chunk's float64 check (each device

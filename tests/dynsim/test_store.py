@@ -147,9 +147,12 @@ def test_a_restart_with_other_arguments_is_refused(job, tmp_path, monkeypatch):
 
 
 def _compiled_kernels() -> int:
+    import jax
+
     import dynsim._scan_kernel
 
-    return dynsim._scan_kernel._compiled_packed._cache_size()
+    program = dynsim._scan_kernel.compiled_program(True, tuple(jax.local_devices()))
+    return program._cache_size()
 
 
 @pytest.mark.slow
