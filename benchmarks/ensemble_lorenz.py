@@ -6,8 +6,8 @@ Arms, timed interleaved in one run (each repeat runs every arm in turn: untimed
 calls for 50 ms, so that no arm runs in the state the previous one left the cores
 in, then a timed sample, the mean of as many consecutive calls as take about 50 ms;
 the table gives each arm's median and the medians of the per-repeat ratios of its
-time to `dynsim.scan`'s and of numba's to its own, so that load drifting during the
-run favours no arm):
+time to `dynsim.scan`'s and of plain diffrax's and numba's to its own, so that load
+drifting during the run favours no arm):
 - `dynsim.scan` through the public API (host to host: NumPy in, NumPy out), on
   every core (one CPU device per core, `XLA_FLAGS`, set here before JAX starts);
 - in adaptive float32, the same scan with the numba arm's method, Dormand–Prince
@@ -215,11 +215,12 @@ def numba_arm(rho, mode, precision):
 
 
 NUMBA = "numba Dormand–Prince, all cores"
+DIFFRAX = "diffrax jit(vmap(diffeqsolve))"
 ARMS = {
     "dynsim.scan": dynsim_arm,
     "dynsim.scan, Dormand–Prince 5(4) as numba": same_method_arm,
     "dynsim kernel only (planned once, inputs on the devices)": kernel_arm,
-    "diffrax jit(vmap(diffeqsolve))": diffrax_arm,
+    DIFFRAX: diffrax_arm,
     NUMBA: numba_arm,
 }
 
@@ -247,6 +248,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
     first, times, out = interleaved(arms, repeats, warm=WARM, batch=BATCH)
     base = np.asarray(times["dynsim.scan"])
     numba = np.asarray(times[NUMBA])
+    diffrax = np.asarray(times[DIFFRAX])
     rows = []
     for name in arms:
         host = getattr(arms[name], "host", lambda o: o)
@@ -266,6 +268,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
                 "ns_per_step": median / float(np.sum(steps)) * 1e9,
                 "max_error": float(np.abs(ends[members] - ref).max()),
                 "dynsim_speedup": float(np.median(t / base)),
+                "diffrax_ratio": float(np.median(diffrax / t)),
                 "numba_ratio": float(np.median(numba / t)),
             }
         )
@@ -298,6 +301,7 @@ def measure(n: int, mode: str, precision: str, repeats: int, ref) -> list[dict]:
                 "ns_per_step": elapsed / (steps * n) * 1e9,
                 "max_error": float(np.abs(ends - ref).max()),
                 "dynsim_speedup": elapsed / float(np.median(base)),
+                "diffrax_ratio": float(np.median(diffrax)) / elapsed,
                 "numba_ratio": float(np.median(numba)) / elapsed,
             }
         )
@@ -315,6 +319,7 @@ COLUMNS = [
     ("ns_per_step", "ns/traj-step", ".1f"),
     ("max_error", "max error", ".1e"),
     ("dynsim_speedup", "dynsim faster by", ".2f"),
+    ("diffrax_ratio", "diffrax's time / its", ".2f"),
     ("numba_ratio", "numba's time / its", ".2f"),
 ]
 
