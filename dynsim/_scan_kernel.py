@@ -360,7 +360,7 @@ def _packed_program(static: _Static, values, points, real, at, arrays: list):
     result = _nested(static, values, points, real, at, arrays)
     diagnostics = static.settings[-1]
     out, iterations = result if diagnostics else (result, None)
-    layout = _layout(static, (values, points, real, at), arrays)
+    layout = _layout(static, (values, points, real, at), arrays, _shapes(arrays))
     data = pack((out[:4], out[4]), layout)
     return (data, iterations) if diagnostics else data
 
@@ -388,14 +388,15 @@ _LAYOUT_ENTRIES = 64
 _LAYOUTS: OrderedDict[tuple, Layout] = OrderedDict()
 
 
-def _layout(static: _Static, runs: tuple, arrays: list) -> Layout:
+def _layout(static: _Static, runs: tuple, arrays: list, shapes: tuple) -> Layout:
     """The layout of a chunk program's packed outputs, from its outputs' shapes
     (`jax.eval_shape`, kept: its trace is the program's own, reused when the packed
-    program calls it)."""
+    program calls it); `shapes`: the `arrays`' (`_shapes`)."""
     key = (
         static,
-        jtu.tree_structure((runs, arrays)),
-        tuple((a.shape, a.dtype) for a in jtu.tree_leaves((runs, arrays))),
+        jtu.tree_structure(runs),
+        _shapes(jtu.tree_leaves(runs)),
+        shapes,
     )
     with _PREPARED_LOCK:
         layout = _LAYOUTS.get(key)
@@ -410,9 +411,15 @@ def _layout(static: _Static, runs: tuple, arrays: list) -> Layout:
     return layout
 
 
-# The fixed parts of the last _PREPARED_ENTRIES plans, split (`prepared`).
+def _shapes(arrays: list) -> tuple:
+    """The shapes and dtypes of `arrays` (part of a program's layout's key)."""
+    return tuple((a.shape, a.dtype) for a in arrays)
+
+
+# The fixed parts of the last _PREPARED_ENTRIES plans, split (`prepared`), with
+# their arrays' shapes.
 _PREPARED_ENTRIES = 32
-_PREPARED: OrderedDict[tuple, tuple[tuple, _Static, list]] = OrderedDict()
+_PREPARED: OrderedDict[tuple, tuple[tuple, _Static, list, tuple]] = OrderedDict()
 _PREPARED_LOCK = threading.Lock()
 
 
@@ -421,6 +428,13 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
     in and its arrays, kept on the devices (`resident`); kept for the next call
     with the same objects (by identity: the entry holds them, so no other object
     takes their identity while it is kept) where all its arrays are small."""
+    static, arrays, _ = _prepared(fixed, settings)
+    return static, arrays
+
+
+def _prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list, tuple | None]:
+    """`prepared`, and the arrays' shapes (`_shapes`; None where an array is
+    traced), kept with them: a chunk's call reads them instead of the arrays."""
     key = (*map(id, fixed), settings)
     with _PREPARED_LOCK:
         entry = _PREPARED.get(key)
@@ -429,17 +443,19 @@ def prepared(fixed: tuple, settings: tuple) -> tuple[_Static, list]:
         )
         if same:
             _PREPARED.move_to_end(key)
-            return entry[1], entry[2]
+            return entry[1], entry[2], entry[3]
     static, arrays = _split(resident(fixed), settings)
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
-        return static, arrays  # (traced, `call_chunk`: never kept)
+        return static, arrays, None  # (traced, `call_chunk`: never kept)
+    shapes = _shapes(arrays)
     if any(np.size(a) > _RESIDENT_NUMBERS for a in arrays):
-        return static, arrays  # (not kept: the entry would keep large arrays alive)
+        # (Not kept: the entry would keep large arrays alive.)
+        return static, arrays, shapes
     with _PREPARED_LOCK:
-        _PREPARED[key] = (fixed, static, arrays)
+        _PREPARED[key] = (fixed, static, arrays, shapes)
         while len(_PREPARED) > _PREPARED_ENTRIES:
             _PREPARED.popitem(last=False)
-    return static, arrays
+    return static, arrays, shapes
 
 
 def call_chunk(
@@ -455,15 +471,15 @@ def call_chunk(
     if traced:
         static, arrays = _split(fixed, settings)
     else:
-        static, arrays = prepared(fixed, settings)
-        traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
+        static, arrays, shapes = _prepared(fixed, settings)
+        traced = shapes is None
     if traced:
         if packed:
             raise ValueError("a chunk's packed outputs are for the host: not traced")
         return _program(static, *runs, arrays)
     program = compiled_program(packed, tuple(jax.local_devices()))
     if packed:
-        layout = _layout(static, runs, arrays)
+        layout = _layout(static, runs, arrays, shapes)
         if static.settings[-1]:  # (diagnostics)
             data, iterations = program(static, *runs, arrays)
             return (data, layout), iterations
