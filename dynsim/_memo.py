@@ -88,7 +88,9 @@ def _jax_key(leaf: jax.Array) -> Hashable:
     JAX arrays are immutable, so a small one's key is kept by its identity (the
     entry holds the array, so no other array takes its identity while it is
     kept): a model's parameters are read back from the device once, not on every
-    call."""
+    call. (A JAX array made from a NumPy array may share its memory on a CPU;
+    writing to that NumPy array afterwards is undefined behaviour in JAX, whose
+    own compiled programs would keep the old values too.)"""
     with _jax_keys_lock:
         entry = _jax_keys.get(id(leaf))
     if entry is not None and entry[0] is leaf:

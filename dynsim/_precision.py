@@ -106,7 +106,8 @@ def with_achieved_error(info: RunInfo, checks: list[Any]) -> RunInfo:
             np.ravel(e).tolist(), np.ravel(n).tolist(), strict=True
         ):
             runs += device_runs
-            if device_runs > 0 and (error is None or device_error > error):
+            stays = error is not None and (math.isnan(error) or device_error <= error)
+            if device_runs > 0 and not stays:  # (a NaN wins, as in NumPy's max)
                 error = device_error
     if '"achieved_error"' in info.solver:
         raise ValueError("these settings have an achieved error already")

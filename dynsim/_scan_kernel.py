@@ -10,8 +10,9 @@ it on every call), an eighth of E1's 1 024 Lorenz solves, so it is done once per
 plan and kept (`prepared`, by the identity of the plan's fixed parts, where their
 arrays are small: a scan called again with equal arguments reuses its plan's fixed
 parts, see `_memo.py`); a chunk's call is then the program's call alone. Programs
-are compiled once per value of the compiled-in parts (`_program`, one `jax.jit`),
-so new parameter values, or plans made anew from equal arguments, never recompile.
+are compiled once per value of the compiled-in parts (`_program`, one `jax.jit` per
+set of local devices, `compiled_program`), so new parameter values, or plans made
+anew from equal arguments, never recompile.
 """
 
 from __future__ import annotations
@@ -368,12 +369,14 @@ def _packed_program(static: _Static, values, points, real, at, arrays: list):
 @functools.cache
 def compiled_program(packed: bool, devices: tuple) -> Any:
     """The chunk program (`_packed_program` where `packed`, else `_program`)
-    compiled for the local `devices`: a chunk's runs (`values`, `points`, `real`,
-    `at`: host arrays, or arrays already split so) are split over the devices along
-    their first axis by the call itself, each device's share copied straight from
-    the host array where the program reads it (the copy in JAX's own call costs a
-    third of making the device arrays first, `_placement.on_runs`: ≈ 0.05 ms of
-    E1's 1 024-run scan); the fixed parts' arrays are on the devices already."""
+    compiled for the local `devices`: a chunk's runs (`values`, `points`, `real`:
+    host arrays, or arrays split over the devices as `runs_sharding` says; `at`:
+    split so already) are split over the devices along their first axis by the
+    call itself, each device's share copied straight from the host array where the
+    program reads it (the copy within JAX's call saves ≈ 0.05 ms of E1's 1 024-run
+    scan against making the device arrays first, `_placement.on_runs`);
+    the fixed parts' arrays are on the devices already (`resident`; a large one is
+    copied by the call). Device arrays split otherwise are refused by the call."""
     runs = runs_sharding(devices)
     return jax.jit(
         _packed_program if packed else _program,

@@ -215,11 +215,13 @@ class ScanPlan:
 
     def run_chunk(
         self,
-        inputs: tuple[dict[str, Array], Array | None, Array | None, Array | None],
+        inputs: tuple[dict[str, Any], Any, Any, Array | None],
         diagnostics: bool = False,
         packed: bool = False,
     ) -> Any:
-        """Run one chunk (one jitted call); the outputs stay on the device:
+        """Run one chunk (one jitted call) from its `inputs` (`chunk_inputs`: host
+        arrays, or device arrays split over the local devices along the runs as
+        `_placement.runs_sharding` says); the outputs stay on the device:
         (observables, saved states, status, step counts, check), their runs in the
         order of `inputs` (`chunk_inputs`; the check: None, or `(error, compared)`
         per device, see `_precision`). With `diagnostics` (the ensemble executor
