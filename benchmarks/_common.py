@@ -27,11 +27,9 @@ def on_devices(inputs: Any) -> Any:
     """A scan chunk's host inputs (`ScanPlan.chunk_inputs`) split over the local
     devices along the runs, as its program reads them: for arms that time a
     chunk's program with its inputs already on the devices."""
-    import numpy as np
+    from dynsim._placement import runs_sharding
 
-    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("runs",))
-    runs = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
-    return jax.device_put(inputs, runs)
+    return jax.device_put(inputs, runs_sharding())
 
 
 def timed(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, float, Any]:

@@ -24,6 +24,11 @@ def test_keys_compare_values():
     ]
     keys = [argument_key(x) for x in [a, *different]]
     assert len(set(keys)) == len(keys)
+    # A JAX array's key, kept by the array's identity, is its value's: another
+    # array of the same value has it, one of another value does not.
+    x = jnp.asarray(a)
+    assert argument_key(x) == argument_key(x) == argument_key(jnp.asarray(a.copy()))
+    assert argument_key(x) != argument_key(jnp.asarray([1.0, 3.0]))
     assert argument_key(1) != argument_key(1.0) != argument_key(True)
     # A NumPy scalar and a 0-d array mean different things to some options.
     assert argument_key(np.int64(10)) != argument_key(np.array(10))

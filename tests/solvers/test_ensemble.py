@@ -440,6 +440,14 @@ def test_achieved_error_joins_the_settings_text():
     assert empty.solver_settings == {"achieved_error": 3e-6, "achieved_error_runs": 7}
     with pytest.raises(ValueError, match="achieved error already"):
         with_achieved_error(checked, checks)
+    # A NaN among the compared errors wins wherever it stands, as in NumPy's max,
+    # and non-finite errors are written as json.dumps writes them.
+    for errors in ([1e-6, np.nan, 2e-6], [np.nan, 2e-6, 1e-6]):
+        nan = with_achieved_error(info, [(np.array(errors), np.array([1, 1, 1]))])
+        assert np.isnan(nan.solver_settings["achieved_error"])
+    inf = with_achieved_error(info, [(np.array([1e-6, np.inf]), np.array([1, 1]))])
+    expected = dict(settings, achieved_error=np.inf, achieved_error_runs=2)
+    assert inf.solver == json.dumps(expected)
 
 
 def test_single_precision_error_is_stored(tmp_path):
