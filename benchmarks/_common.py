@@ -23,15 +23,6 @@ def block(x: Any) -> Any:
     return jax.block_until_ready(x)
 
 
-def on_devices(inputs: Any) -> Any:
-    """A scan chunk's host inputs (`ScanPlan.chunk_inputs`) split over the local
-    devices along the runs, as its program reads them: for arms that time a
-    chunk's program with its inputs already on the devices."""
-    from dynsim._placement import runs_sharding
-
-    return jax.device_put(inputs, runs_sharding())
-
-
 def timed(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, float, Any]:
     """Run `fn` once (warm-up, includes compilation), then `repeats` times.
 

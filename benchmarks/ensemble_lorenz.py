@@ -69,7 +69,6 @@ from benchmarks._common import (  # noqa: E402
     RESULTS,
     interleaved,
     machine,
-    on_devices,
     table,
     write_json,
 )
@@ -162,7 +161,7 @@ def kernel_arm(rho, mode, precision):
         raise ValueError(
             f"the kernel arm times one chunk, this scan has {plan.n_chunks}"
         )
-    inputs = on_devices(plan.chunk_inputs(0))
+    inputs = plan.chunk_inputs(0)  # (on the devices)
 
     def run():  # (the outputs as the devices hold them: no copy or reordering)
         return plan.run_chunk(inputs, packed=True)

@@ -40,7 +40,6 @@ import dynsim as ds  # noqa: E402
 from benchmarks._common import (  # noqa: E402
     interleaved,
     machine,
-    on_devices,
     table,
     write_json,
 )
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             y0=np.array([1.0, 0.0, 0.0]), rtol=TOL, atol=TOL,
         )  # fmt: skip
         plan = dataclasses.replace(plan, ensemble_lanes=lanes)
-        inputs = on_devices(plan.chunk_inputs(0))
+        inputs = plan.chunk_inputs(0)  # (on the devices)
         rho_device = jnp.asarray(rho)
         _, iterations = plan.run_chunk(inputs, diagnostics=True)
         _, plain_iterations = plain(rho_device)

@@ -369,13 +369,10 @@ def _packed_program(static: _Static, values, points, real, at, arrays: list):
 @functools.cache
 def compiled_program(packed: bool, devices: tuple) -> Any:
     """The chunk program (`_packed_program` where `packed`, else `_program`)
-    compiled for the local `devices`: a chunk's runs (`values`, `points`, `real`:
-    host arrays, or arrays split over the devices as `runs_sharding` says; `at`:
-    split so already) are split over the devices along their first axis by the
-    call itself, each device's share copied straight from the host array where the
-    program reads it (the copy within JAX's call saves ≈ 0.05 ms of E1's 1 024-run
-    scan against making the device arrays first, `_placement.on_runs`);
-    the fixed parts' arrays are on the devices already (`resident`; a large one is
+    compiled for the local `devices`: a chunk's runs (`values`, `points`, `real`,
+    `at`) split over the devices along their first axis as `runs_sharding` says
+    (`ScanPlan.chunk_inputs`; host arrays are split so by the call itself); the
+    fixed parts' arrays are on the devices already (`resident`; a large one is
     copied by the call). Device arrays split otherwise are refused by the call."""
     runs = runs_sharding(devices)
     return jax.jit(

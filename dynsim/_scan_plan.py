@@ -29,7 +29,7 @@ from dynsim.solvers import SolveOptions
 
 from ._observables import Function
 from ._packing import Layout, unpack
-from ._placement import device_order, on_runs
+from ._placement import device_order, kept_on_runs, on_runs
 from ._precision import CHECK_RUNS, check_positions, with_achieved_error
 from ._results import RunInfo, ScanResult
 from ._scan_kernel import call_chunk
@@ -179,12 +179,11 @@ class ScanPlan:
 
     def chunk_inputs(
         self, c: int
-    ) -> tuple[
-        dict[str, np.ndarray], np.ndarray | None, np.ndarray | None, Array | None
-    ]:
+    ) -> tuple[dict[str, Array], Array | None, Array | None, Array | None]:
         """The inputs of chunk `c`: parameter values, point and realisation
         indices (for the runs' keys; None for the ensemble executor, whose ODEs
-        take none), as host arrays that `run_chunk` copies to the device(s),
+        take none), split over the local devices along the runs
+        (`_placement.kept_on_runs`: the same points again are not copied again),
         padded to `lanes` runs with the chunk's first run (one shape, one
         compilation), and with a `check`, the positions of the runs it solves again
         (`_precision.check_positions`, on the devices; else None); for the
@@ -210,8 +209,7 @@ class ScanPlan:
         else:
             index = jnp.asarray(0).dtype  # (int32 unless x64 is on, as jnp.asarray)
             keys = (points.astype(index), real.astype(index))
-        # (Host arrays: the program's call copies them to where it reads them.)
-        return (values, *keys, at)
+        return (*kept_on_runs((values, *keys)), at)
 
     def run_chunk(
         self,

@@ -377,6 +377,29 @@ def test_small_arrays_stay_on_the_devices_by_value():
         assert np.allclose(res.ys[0, -1], one.ys[-1], rtol=1e-6), y0
 
 
+def test_a_chunks_inputs_are_kept_on_the_devices_by_value():
+    # The same points again reuse their copy on the devices; points changed in
+    # place (the same array object, other bytes) are copied anew, so a scan never
+    # solves another scan's points.
+    from dynsim._placement import kept_on_runs
+
+    rho = np.linspace(20.0, 30.0, 8)
+    a, b = kept_on_runs(rho), kept_on_runs(rho.copy())
+    assert a is b and np.array_equal(a, rho)
+    assert kept_on_runs(rho.astype(np.float32)) is not a  # (another dtype)
+    negative_zero = kept_on_runs(np.array([-0.0, 1.0]))
+    assert np.signbit(np.asarray(kept_on_runs(np.array([-0.0, 1.0])))[0])
+    assert kept_on_runs(np.array([0.0, 1.0])) is not negative_zero
+    model, kw = ds.models.Lorenz(), dict(y0=np.array([1.0, 0.0, 0.0]))
+    first = ds.scan(model, {"rho": rho}, (0.0, 0.5), **kw)
+    rho[3] = 10.0
+    again = ds.scan(model, {"rho": rho}, (0.0, 0.5), **kw)
+    fresh = ds.scan(model, {"rho": rho.copy()}, (0.0, 0.5), **kw)
+    assert np.array_equal(again.ys, fresh.ys)
+    assert not np.allclose(again.ys[3], first.ys[3])
+    assert np.array_equal(np.delete(again.ys, 3, 0), np.delete(first.ys, 3, 0))
+
+
 def check_packing():
     """A chunk's outputs of every kind (floats of both widths, booleans, ints, an
     empty output, per-device outputs) packed into bytes on the local devices and
