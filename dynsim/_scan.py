@@ -143,7 +143,9 @@ def plan_scan(
         chunk_size=chunk_size,
         info=info,
         executor=chosen,
-        ensemble_lanes=ensemble_lanes(chunk_size, n_devices) if use_ensemble else 0,
+        ensemble_lanes=(
+            ensemble_lanes(chunk_size, n_devices, fixed.dtype) if use_ensemble else 0
+        ),
         dtype=fixed.dtype,
         tangent=fixed.tangent,
         check=fixed.check if realisations == 1 else None,
@@ -158,7 +160,9 @@ def _info(fixed, options, config, precision, chosen, reason, chunk_size) -> RunI
     if fixed.kind != "map":
         settings["executor"] = chosen
         if chosen == "ensemble":
-            settings["lanes"] = ensemble_lanes(chunk_size, jax.local_device_count())
+            settings["lanes"] = ensemble_lanes(
+                chunk_size, jax.local_device_count(), fixed.dtype
+            )
         elif chosen == "pallas":
             settings["block"] = solvers.BLOCK
         else:

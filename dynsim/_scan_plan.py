@@ -44,11 +44,14 @@ _MIN_ENSEMBLE_CHUNK = 16384
 # The narrowest compiled kernel (see `ScanPlan.lanes`).
 _MIN_LANES = 2
 # The ensemble executor on a CPU: about this many runs per lane (the tail where the
-# last lanes finish is then short), and per device at least _MIN_DEVICE_LANES
-# lanes (the loop's fixed cost per step is shared by fewer below) and at most
-# _MAX_DEVICE_LANES (wider stops paying).
+# last lanes finish is then short), and per device at least _MIN_DEVICE_BYTES of
+# lanes per number of a run (128 float32 or 64 float64 lanes: the loop's fixed cost
+# per step is shared by fewer below; XLA's CPU runtime runs a loop body whose
+# buffers are all this small in order on the device's thread, a wider one as a graph
+# on its thread pool, whose handoffs cost more than the wider lanes gain below a few
+# thousand runs) and at most _MAX_DEVICE_LANES (wider stops paying).
 _RUNS_PER_LANE = 8
-_MIN_DEVICE_LANES = 128
+_MIN_DEVICE_BYTES = 512
 _MAX_DEVICE_LANES = 2048
 
 
@@ -325,16 +328,17 @@ def _chunk_runs(
     return runs, on_runs(check_positions(shares, check_runs // len(devices)))
 
 
-def ensemble_lanes(chunk_size: int, n_devices: int = 1) -> int:
+def ensemble_lanes(chunk_size: int, n_devices: int, dtype: np.dtype) -> int:
     """Lanes of the ensemble executor for chunks of `chunk_size` runs over
-    `n_devices` devices (each device its share of both). On a CPU a device's lanes
-    are an eighth of its runs (each lane solves about eight runs, so the tail where
-    the last lanes finish is short), but at least 128 (or all its runs) and at most
-    2048; a GPU keeps a quarter of the chunk in flight."""
+    `n_devices` devices (each device its share of both) solved in `dtype`. On a CPU
+    a device's lanes are an eighth of its runs (each lane solves about eight runs,
+    so the tail where the last lanes finish is short), but at least 512 bytes' worth
+    (128 float32 or 64 float64 lanes; or all its runs) and at most 2048; a GPU keeps
+    a quarter of the chunk in flight."""
     per_device = max(1, chunk_size // n_devices)
     if jax.default_backend() == "cpu":
         lanes = max(
-            min(per_device, _MIN_DEVICE_LANES),
+            min(per_device, _MIN_DEVICE_BYTES // np.dtype(dtype).itemsize),
             min(_MAX_DEVICE_LANES, per_device // _RUNS_PER_LANE),
         )
     else:

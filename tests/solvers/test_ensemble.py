@@ -48,8 +48,8 @@ def _same_values(a, b, names):
         assert np.allclose(va[ok], vb[ok], rtol=1e-7, atol=1e-7), key
 
 
-# 200 runs (on 128 lanes: the executor keeps at least 128 lanes per device, so
-# lanes are refilled as their runs end); tolerances rtol = atol = 1e-8.
+# 200 runs (on 64 lanes: the executor keeps at least 64 float64 lanes per device,
+# so lanes are refilled as their runs end); tolerances rtol = atol = 1e-8.
 CASES = {
     "lorenz": (ds.models.Lorenz(), {"rho": np.linspace(0.0, 60.0, 200)}, (0.0, 4.0)),
     "rossler": (ds.models.Rossler(), {"c": np.linspace(2.0, 9.0, 200)}, (0.0, 40.0)),
@@ -66,7 +66,7 @@ CASES = {
 def test_same_steps_and_states_as_the_generic_path(name):
     model, params, span = CASES[name]
     a, b = _both(model, params, span, rtol=1e-8, atol=1e-8, saveat=5)
-    assert a.info.solver_settings["lanes"] == 128  # 200 runs refill 128 lanes
+    assert a.info.solver_settings["lanes"] == 64  # 200 runs refill 64 lanes
     _same_steps(a, b)
     assert np.array_equal(a.status, b.status)
     assert np.all(a.status == ds.Status.SUCCESS)
@@ -297,9 +297,9 @@ def test_results_do_not_depend_on_chunks_or_lanes():
         )
         for c in (200, 16, 5)
     ]
-    # 200 runs refill 128 lanes; chunks of 16 and 5 runs have a lane for every run,
+    # 200 runs refill 64 lanes; chunks of 16 and 5 runs have a lane for every run,
     # whose program is the loop over steps alone.
-    assert [r.info.solver_settings["lanes"] for r in runs] == [128, 16, 5]
+    assert [r.info.solver_settings["lanes"] for r in runs] == [64, 16, 5]
     for r in runs[1:]:
         assert np.array_equal(r.ys, runs[0].ys)
         assert np.array_equal(r.stats["num_steps"], runs[0].stats["num_steps"])
