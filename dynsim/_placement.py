@@ -56,9 +56,9 @@ def kept_on_runs(tree: PyTree[np.ndarray]) -> PyTree[Array]:
     """`on_runs`, the copies of the last `_KEPT_RUNS` arrays kept by value: an array
     equal (byte for byte, same dtype and shape) to one of them is not copied again.
     A scan of the same points again (another model, tolerance or start on the same
-    grid; a benchmark's repeats) then copies none of its inputs, which over several
-    devices costs about 0.1 ms per array in a tight loop and 0.3–0.4 ms inside a
-    small scan's call: a quarter of a 1 024-run Lorenz scan's whole time."""
+    grid; a benchmark's repeats) then copies none of its inputs: over several
+    devices a copy costs about 0.1 ms per array in a tight loop and 0.3–0.4 ms
+    within a small scan's call (E1's 1 024 Lorenz runs on two CPU devices)."""
     sharding = runs_sharding()
 
     def one(a):
