@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 
 import equinox as eqx
 import jax
@@ -44,41 +45,6 @@ def on_runs(tree: PyTree[np.ndarray]) -> PyTree[Array]:
     return jtu.tree_map(one, tree)
 
 
-# The last _KEPT_RUNS arrays that `kept_on_runs` copied (of at most _KEPT_NUMBERS
-# numbers each, the largest chunk's): (sharding, dtype, shape, bytes, copy).
-_KEPT_RUNS = 8
-_KEPT_NUMBERS = 1 << 16
-_kept_runs: list[tuple] = []
-_kept_lock = threading.Lock()
-
-
-def kept_on_runs(tree: PyTree[np.ndarray]) -> PyTree[Array]:
-    """`on_runs`, the copies of the last `_KEPT_RUNS` arrays kept by value: an array
-    equal (byte for byte, same dtype and shape) to one of them is not copied again.
-    A scan of the same points again (another model, tolerance or start on the same
-    grid; a benchmark's repeats) then copies none of its inputs: over several
-    devices a copy costs about 0.1 ms per array in a tight loop and 0.3–0.4 ms
-    within a small scan's call (E1's 1 024 Lorenz runs on two CPU devices)."""
-    sharding = runs_sharding()
-
-    def one(a):
-        if a.size > _KEPT_NUMBERS:
-            return on_runs(a)
-        data = a.tobytes()
-        with _kept_lock:
-            for i, (s, dtype, shape, kept, copy) in enumerate(_kept_runs):
-                if (s, dtype, shape, kept) == (sharding, a.dtype, a.shape, data):
-                    _kept_runs.append(_kept_runs.pop(i))  # (the newest)
-                    return copy
-        copy = on_runs(a)
-        with _kept_lock:
-            _kept_runs.append((sharding, a.dtype, a.shape, data, copy))
-            del _kept_runs[:-_KEPT_RUNS]
-        return copy
-
-    return jtu.tree_map(one, tree)
-
-
 def on_each_device(fn, *args):
     """`fn(*args)`, with several local devices applied by each device to its block
     of the arguments (split along their first axis, the runs) on its own
@@ -98,11 +64,63 @@ def replicated() -> jax.sharding.Sharding:
     return _sharding_on(tuple(jax.local_devices()), ())
 
 
+class _ByValue:
+    """Device copies of host arrays kept by value: an array equal to a kept one
+    (the same bytes, dtype and shape, and the same `extra`: its sharding, its weak
+    type) gets the kept copy; the `entries` most recently used are kept."""
+
+    def __init__(self, entries: int):
+        self.entries = entries
+        self.copies: OrderedDict[tuple, Array] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, host: np.ndarray, extra: tuple, put) -> Array:
+        """The kept copy of `host`, else `put()` (kept unless traced)."""
+        key = (extra, host.dtype.str, host.shape, host.tobytes())
+        with self.lock:
+            copy = self.copies.get(key)
+            if copy is not None:
+                self.copies.move_to_end(key)
+                return copy
+        copy = put()
+        if isinstance(copy, jax.core.Tracer):
+            return copy  # (under a transform, e.g. an outer jit: not kept)
+        with self.lock:
+            self.copies[key] = copy
+            while len(self.copies) > self.entries:
+                self.copies.popitem(last=False)
+        return copy
+
+
+# A chunk's inputs (at most _KEPT_NUMBERS numbers each, the largest chunk's) kept on
+# the devices by value (`kept_on_runs`): the last _KEPT_RUNS of them.
+_KEPT_NUMBERS = 1 << 16
+_KEPT_RUNS = 8
+_kept_runs = _ByValue(_KEPT_RUNS)
+
+
+def kept_on_runs(tree: PyTree[np.ndarray]) -> PyTree[Array]:
+    """`on_runs`, the copies of the last `_KEPT_RUNS` arrays kept by value: an array
+    equal (byte for byte, same dtype and shape) to one of them is not copied again.
+    A scan of the same points again (another model, tolerance or start on the same
+    grid; a benchmark's repeats) then copies none of its inputs: over several
+    devices a copy costs about 0.1 ms per array in a tight loop and 0.3–0.4 ms
+    within a small scan's call (E1's 1 024 Lorenz runs on two CPU devices)."""
+    sharding = runs_sharding()
+
+    def one(a):
+        if a.size > _KEPT_NUMBERS:
+            return on_runs(a)
+        return _kept_runs.get(a, (sharding,), lambda: on_runs(a))
+
+    return jtu.tree_map(one, tree)
+
+
 # Small arrays (at most _RESIDENT_NUMBERS numbers) that a chunk's call reads, kept
 # on the devices by value (`resident`); at most _RESIDENT_ENTRIES of them.
 _RESIDENT_NUMBERS = 256
 _RESIDENT_ENTRIES = 1024
-_resident_arrays: dict[tuple, Array] = {}
+_resident_arrays = _ByValue(_RESIDENT_ENTRIES)
 
 
 def resident(tree: PyTree) -> PyTree:
@@ -121,17 +139,9 @@ def resident(tree: PyTree) -> PyTree:
         if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
             return a
         weak = bool(getattr(a, "weak_type", False))
-        host = np.asarray(a)
-        key = (host.dtype.str, host.shape, weak, host.tobytes())
-        copy = _resident_arrays.get(key)
-        if copy is None:
-            copy = jax.device_put(a, sharding)
-            if isinstance(copy, jax.core.Tracer):
-                return copy  # (under a transform, e.g. an outer jit: not kept)
-            if len(_resident_arrays) >= _RESIDENT_ENTRIES:
-                _resident_arrays.clear()
-            _resident_arrays[key] = copy
-        return copy
+        return _resident_arrays.get(
+            np.asarray(a), (sharding, weak), lambda: jax.device_put(a, sharding)
+        )
 
     return jtu.tree_map(one, tree)
 

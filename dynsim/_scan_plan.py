@@ -220,14 +220,14 @@ class ScanPlan:
         diagnostics: bool = False,
         packed: bool = False,
     ) -> Any:
-        """Run one chunk (one jitted call) from its `inputs` (`chunk_inputs`: host
-        arrays, or device arrays split over the local devices along the runs as
-        `_placement.runs_sharding` says); the outputs stay on the device:
-        (observables, saved states, status, step counts, check), their runs in the
-        order of `inputs` (`chunk_inputs`; the check: None, or `(error, compared)`
-        per device, see `_precision`). With `diagnostics` (the ensemble executor
-        only): `(outputs, iterations)`, the executor's loop iterations on each
-        device. `packed`: the outputs as one array of bytes and its layout, for
+        """Run one chunk (one jitted call) from its `inputs` (`chunk_inputs`:
+        arrays split over the local devices along the runs as
+        `_placement.runs_sharding` says, or host arrays); the outputs stay on the
+        device: (observables, saved states, status, step counts, check), their runs
+        in the order of `inputs` (`chunk_inputs`; the check: None, or `(error,
+        compared)` per device, see `_precision`). With `diagnostics` (the ensemble
+        executor only): `(outputs, iterations)`, the executor's loop iterations on
+        each device. `packed`: the outputs as one array of bytes and its layout, for
         `to_host` (`_packing`)."""
         if diagnostics and self.executor != "ensemble":  # (not "pallas")
             raise ValueError("diagnostics are the ensemble executor's")

@@ -219,7 +219,7 @@ def test_a_scan_traced_over_its_key_keeps_no_traced_value():
     kept = jax.tree_util.tree_leaves(
         (
             list(_scan_kernel._PREPARED.values()),
-            list(_placement._resident_arrays.values()),
+            list(_placement._resident_arrays.copies.values()),
         )
     )
     assert not any(isinstance(x, jax.core.Tracer) for x in kept)
