@@ -369,10 +369,11 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows, COLUMNS))
     info = machine()
     print(
-        f"\nmachine: {info['cpu']}, {info['cores']} cores, JAX devices "
-        f"{len(jax.devices())}; arithmetic bound ≈ {bound_ns('adaptive'):.1f} ns "
-        f"(adaptive) / {bound_ns('fixed'):.1f} ns (fixed) per trajectory-step on all "
-        "cores; SIMD fixed-step numba code reaches 12–15 ns"
+        f"\nmachine: {info['cpu']} ({info['vectors']}), {info['cores']} cores, "
+        f"JAX devices {len(jax.devices())}; arithmetic bound ≈ "
+        f"{bound_ns('adaptive'):.1f} ns (adaptive) / {bound_ns('fixed'):.1f} ns "
+        "(fixed) per trajectory-step on all cores; SIMD fixed-step numba code "
+        "reaches 12–15 ns"
     )
     path = write_json("ensemble_lorenz", {"machine": info, "rows": rows})
     png = RESULTS / "ensemble_lorenz.png"

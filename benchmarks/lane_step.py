@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print(table(rows, columns))
     info = machine()
-    print(f"\nmachine: {info['cpu']}, one CPU device")
+    print(f"\nmachine: {info['cpu']} ({info['vectors']}), one CPU device")
     path = write_json("lane_step", {"machine": info, "rows": rows})
     print(f"wrote {path}")
 

@@ -123,10 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     columns = [("arm", "arm", "s"), ("time_s", "median (s)", ".2f")]
     columns.append(("compile_s", "compile (s)", ".2f"))
     print(table(rows, columns))
+    info = machine()
     print(
         f"E2, {a.points} points, rtol = atol = {a.rtol:g}, t ∈ [0, {a.t1:g}]: "
         f"dynsim.scan {ratio:.1f}× faster than plain diffrax vmap (median of "
-        f"{a.repeats} interleaved pairs); machine: {machine()['cpu']}"
+        f"{a.repeats} interleaved pairs); machine: {info['cpu']} ({info['vectors']})"
     )
     write_json(
         "orbit_diagram",
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             "ratio": ratio,
             "times": times,
             "rows": rows,
-            "machine": machine(),
+            "machine": info,
         },
     )
 
