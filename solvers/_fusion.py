@@ -21,16 +21,18 @@ emits one loop per output with every stage copied into it (or, with
 `computed_once`, one loop per stage and component). `computed_together` makes them
 the outputs of one operation that XLA emits as one loop: a variadic reduction
 (`lax.reduce` of several operands) of each value, padded with −∞, under `max` (the
-identity for every float: NaN stays NaN, −0 stays −0). The producers are fused into
-that one loop, where the compiler computes the shared stages once for all outputs.
-It is written for one lane's values (vmapped over lanes, every number of a lane is
-one operand), and it pays where a lane's arithmetic is on scalars
+identity for every float: NaN stays NaN, −0 stays −0; integers are padded with their
+least value and booleans with False). The producers are fused into that one loop,
+where the compiler computes the shared stages once for all outputs. It is written
+for one lane's values (vmapped over lanes, every number of a lane is one operand),
+and it pays where a lane's arithmetic is on scalars
 (`componentwise`): a vector field written as arithmetic on state vectors (`jnp.roll`
 of the state, a matrix product) leaves pieces of the step that XLA does not fuse
 into the one loop, and without `computed_once` these are copied into every loop
 that reads them (Lorenz96 with a running observable: 2.5× slower). The executor's
 Lorenz step (E1) went from 57 to 36 ns per lane-step with it, and a step sampled by
-a running observable (E2) from 63 to 48 ns.
+a running observable (E2) from 63 to 48 ns. The executor also computes a whole lane
+this way where it takes two steps per loop iteration (`_ensemble.py`).
 
 A power of a constant fractional exponent (a step-size controller's
 `(1/error) ** (1/5)`) is a call of the C library's `pow` for every number on
@@ -128,47 +130,84 @@ def componentwise(fn, *args) -> bool:
     return scalar(jax.make_jaxpr(fn)(*args).jaxpr)
 
 
-def _float_numbers(tree: PyTree) -> int:
+def _real(dtype) -> bool:
+    """Whether `computed_together` takes numbers of `dtype`: real floats,
+    integers and booleans."""
+    return (
+        jnp.issubdtype(dtype, jnp.floating)
+        or jnp.issubdtype(dtype, jnp.integer)
+        or dtype == jnp.bool_
+    )
+
+
+def _numbers(tree: PyTree) -> int:
     return sum(
         math.prod(jnp.shape(x))
         for x in jtu.tree_leaves(tree)
-        if jnp.issubdtype(jnp.result_type(x), jnp.floating)
+        if _real(jnp.result_type(x))
     )
 
 
 def fits_together(tree: PyTree) -> bool:
     """Whether `computed_together` computes `tree` (arrays or their shapes) in one
-    loop: at most `TOGETHER_MAX` floating-point numbers."""
-    return 0 < _float_numbers(tree) <= TOGETHER_MAX
+    loop: at most `TOGETHER_MAX` real numbers (floats, integers, booleans)."""
+    return 0 < _numbers(tree) <= TOGETHER_MAX
 
 
 def computed_together(tree: PyTree[Array]) -> PyTree[Array]:
-    """`tree`, the same numbers, its floating-point leaves computed in one loop by
-    XLA (module doc): for one lane's several outputs of the same producers, under
-    `jax.vmap` over the lanes. Trees of more than `TOGETHER_MAX` floating-point
-    numbers are returned as they are."""
+    """`tree`, the same numbers, its real leaves (floats, integers, booleans)
+    computed in one loop by XLA (module doc): for one lane's several outputs of the
+    same producers, under `jax.vmap` over the lanes. Trees of more than
+    `TOGETHER_MAX` real numbers are returned as they are."""
     if not fits_together(tree):
         return tree
     leaves, treedef = jtu.tree_flatten(tree)
     leaves = [jnp.asarray(x) for x in leaves]
-    real = [i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.floating)]
-    sizes = [math.prod(leaves[i].shape) for i in real]
-    # One scalar operand per number (operands of one reduction share a shape),
-    # padded with −∞ to two numbers along a new axis, which the reduction removes.
-    numbers = [x for i in real for x in jnp.ravel(leaves[i])]
+    real = [i for i, x in enumerate(leaves) if _real(x.dtype)]
+    # XLA reduces the floats of one precision together: one reduction per
+    # floating-point type, the integers and booleans with the first.
+    first = next((leaves[i].dtype for i in real if _floating(leaves[i].dtype)), None)
+
+    def group(dtype):
+        return dtype if _floating(dtype) else first
+
+    groups: dict[Any, list[Array]] = {}
+    for i in real:
+        groups.setdefault(group(leaves[i].dtype), []).extend(jnp.ravel(leaves[i]))
+    reduced = {key: iter(_together(numbers)) for key, numbers in groups.items()}
+    for i in real:
+        numbers = reduced[group(leaves[i].dtype)]
+        parts = [next(numbers) for _ in range(math.prod(leaves[i].shape))]
+        leaves[i] = jnp.stack(parts).reshape(leaves[i].shape)
+    return jtu.tree_unflatten(treedef, leaves)
+
+
+def _floating(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.floating)
+
+
+def _least(dtype) -> Array:
+    """The identity of `max` in `dtype`: −∞, the least integer, False."""
+    if _floating(dtype):
+        return jnp.array(-jnp.inf, dtype)
+    if dtype == jnp.bool_:
+        return jnp.array(False)
+    return jnp.array(jnp.iinfo(dtype).min, dtype)
+
+
+def _together(numbers: list[Array]) -> tuple[Array, ...]:
+    """`numbers` (scalars) as the outputs of one reduction under `max`: one
+    operand per number (the operands of a reduction share a shape), padded with
+    max's identity to two numbers along a new axis, which the reduction removes."""
     operands = tuple(
-        jax.lax.pad(x[None], jnp.array(-jnp.inf, x.dtype), [(0, 1, 0)]) for x in numbers
+        jax.lax.pad(x[None], _least(x.dtype), [(0, 1, 0)]) for x in numbers
     )
-    inits = tuple(jnp.array(-jnp.inf, x.dtype) for x in numbers)
+    inits = tuple(_least(x.dtype) for x in numbers)
 
     def largest(a, b):
         return tuple(jnp.maximum(u, v) for u, v in zip(a, b, strict=True))
 
-    out = iter(jax.lax.reduce(operands, inits, largest, (0,)))
-    for i, size in zip(real, sizes, strict=True):
-        parts = [next(out) for _ in range(size)]
-        leaves[i] = jnp.stack(parts).reshape(leaves[i].shape)
-    return jtu.tree_unflatten(treedef, leaves)
+    return tuple(jax.lax.reduce(operands, inits, largest, (0,)))
 
 
 # fdlibm's e_log.c (Sun Microsystems, 1993; as in musl): the coefficients of the

@@ -221,6 +221,41 @@ def test_a_lane_for_every_run_agrees_with_refilled_lanes():
     assert int(iterations) == int(np.max(every.stats["num_steps"]))
 
 
+def test_few_lanes_take_two_steps_per_iteration(monkeypatch):
+    # Few lanes (at most 512 bytes of each number) take two steps per iteration of
+    # the loop, each lane computed in one loop (`solvers/_ensemble.py`): the same
+    # steps, saved states, events and statuses, bit for bit, as one step per
+    # iteration. Van der Pol stopped where x first crosses 0, saved at fixed times.
+    from dynsim.solvers import _ensemble
+
+    mus = jnp.linspace(4.5, 5.5, 12)
+    options = solvers.solve_options(
+        "ode",
+        rtol=1e-8,
+        atol=1e-8,
+        event=lambda t, y, args: y[0],
+        saveat=solvers.SaveSpec(ts=jnp.linspace(0.0, 6.0, 7)),
+    )
+
+    def run():
+        return eqx.filter_jit(
+            lambda i, o: solvers.integrate_ensemble(
+                _van_der_pol, i, 0.0, 6.0, options=o, lanes=4, diagnostics=True
+            )
+        )(mus, options)
+
+    two, two_steps = run()
+    monkeypatch.setattr(_ensemble, "_FEW_LANES_BYTES", 0)
+    one, one_steps = run()
+    assert np.all(np.asarray(two.status) == ds.Status.EVENT)
+    for a, b in zip(jtu.tree_leaves(two), jtu.tree_leaves(one), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    # The loop counts two steps per iteration; a lane whose run ends in the first
+    # waits out the second, so the loop may take a step more per refill.
+    assert int(two_steps) % 2 == 0
+    assert int(one_steps) <= int(two_steps) <= int(one_steps) + 2 * len(mus)
+
+
 def test_fused_kernel_agrees():
     # The fused kernel (`integrate_blocks`, Pallas in interpret mode on a CPU) runs
     # the executor's programs: the same steps and states as the generic path, with

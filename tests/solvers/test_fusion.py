@@ -31,7 +31,16 @@ SPECIAL = [np.nan, -np.inf, np.inf, -0.0, 0.0, 1.5, -1024.0]
 def test_every_number_comes_back_bit_for_bit(helper, dtype):
     info = jnp.finfo(dtype)
     x = jnp.asarray(SPECIAL + [info.tiny, -info.max], dtype)
-    tree = {"a": x, "b": (x[:3] * 2, jnp.arange(4)), "c": x.reshape(3, 3)}
+    other = jnp.float64 if dtype != jnp.float64 else jnp.float32
+    tree = {
+        "a": x,
+        "b": (x[:3] * 2, jnp.arange(-2, 2), jnp.asarray([True, False])),
+        "c": x.reshape(3, 3),
+        "d": jnp.asarray([0, 255], jnp.uint8),
+        "e": jnp.iinfo(jnp.int32).min + jnp.arange(2, dtype=jnp.int32),
+        # (Another precision: XLA reduces each precision's floats apart.)
+        "f": jnp.asarray(SPECIAL, other),
+    }
     out = jax.jit(helper)(tree)
 
     def bits(a):
@@ -46,7 +55,7 @@ def test_every_number_comes_back_bit_for_bit(helper, dtype):
 def test_too_many_numbers_pass_through_unchanged():
     big = jnp.ones(TOGETHER_MAX + 1)
     assert not fits_together(big) and fits_together(big[:TOGETHER_MAX])
-    assert not fits_together(jnp.arange(3))  # no floating-point numbers
+    assert not fits_together(jnp.ones(3, jnp.complex64))  # no real numbers
     assert computed_together(big) is big
 
 
