@@ -133,11 +133,7 @@ def componentwise(fn, *args) -> bool:
 def _real(dtype) -> bool:
     """Whether `computed_together` takes numbers of `dtype`: real floats,
     integers and booleans."""
-    return (
-        jnp.issubdtype(dtype, jnp.floating)
-        or jnp.issubdtype(dtype, jnp.integer)
-        or dtype == jnp.bool_
-    )
+    return _floating(dtype) or jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_
 
 
 def _numbers(tree: PyTree) -> int:

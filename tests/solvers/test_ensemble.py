@@ -190,12 +190,14 @@ def test_events_agree():
     assert np.allclose(np.asarray(ens.ys), np.asarray(gen.ys), atol=1e-7)
 
 
-def test_a_lane_for_every_run_agrees_with_refilled_lanes():
-    # With a lane for every run the executor's program is the loop over steps alone
-    # (no refills): the same steps, saved states, events and statuses as runs
-    # taken from the queue by fewer lanes, bit for bit (the same step, compiled
-    # alike). Van der Pol stopped where x first crosses 0, saved at fixed times.
-    mus = jnp.linspace(4.5, 5.5, 12)
+# Twelve runs of Van der Pol (μ ∈ [4.5, 5.5]) stopped where x first crosses 0,
+# saved at fixed times.
+_STOPPED_MUS = jnp.linspace(4.5, 5.5, 12)
+
+
+def _stopped_van_der_pol(lanes):
+    """The twelve stopped runs on `lanes` lanes: (solution, the loop's steps),
+    compiled afresh on every call."""
     options = solvers.solve_options(
         "ode",
         rtol=1e-8,
@@ -203,16 +205,20 @@ def test_a_lane_for_every_run_agrees_with_refilled_lanes():
         event=lambda t, y, args: y[0],
         saveat=solvers.SaveSpec(ts=jnp.linspace(0.0, 6.0, 7)),
     )
+    return eqx.filter_jit(
+        lambda i, o: solvers.integrate_ensemble(
+            _van_der_pol, i, 0.0, 6.0, options=o, lanes=lanes, diagnostics=True
+        )
+    )(_STOPPED_MUS, options)
 
-    def run(lanes):
-        return eqx.filter_jit(
-            lambda i, o: solvers.integrate_ensemble(
-                _van_der_pol, i, 0.0, 6.0, options=o, lanes=lanes, diagnostics=True
-            )
-        )(mus, options)
 
-    refilled, _ = run(4)
-    every, iterations = run(len(mus))
+def test_a_lane_for_every_run_agrees_with_refilled_lanes():
+    # With a lane for every run the executor's program is the loop over steps alone
+    # (no refills): the same steps, saved states, events and statuses as runs
+    # taken from the queue by fewer lanes, bit for bit (the same step, compiled
+    # alike).
+    refilled, _ = _stopped_van_der_pol(4)
+    every, iterations = _stopped_van_der_pol(_STOPPED_MUS.size)
     assert np.all(np.asarray(every.status) == ds.Status.EVENT)
     for a, b in zip(jtu.tree_leaves(every), jtu.tree_leaves(refilled), strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
@@ -225,35 +231,19 @@ def test_few_lanes_take_two_steps_per_iteration(monkeypatch):
     # Few lanes (at most 512 bytes of each number) take two steps per iteration of
     # the loop, each lane computed in one loop (`solvers/_ensemble.py`): the same
     # steps, saved states, events and statuses, bit for bit, as one step per
-    # iteration. Van der Pol stopped where x first crosses 0, saved at fixed times.
+    # iteration.
     from dynsim.solvers import _ensemble
 
-    mus = jnp.linspace(4.5, 5.5, 12)
-    options = solvers.solve_options(
-        "ode",
-        rtol=1e-8,
-        atol=1e-8,
-        event=lambda t, y, args: y[0],
-        saveat=solvers.SaveSpec(ts=jnp.linspace(0.0, 6.0, 7)),
-    )
-
-    def run():
-        return eqx.filter_jit(
-            lambda i, o: solvers.integrate_ensemble(
-                _van_der_pol, i, 0.0, 6.0, options=o, lanes=4, diagnostics=True
-            )
-        )(mus, options)
-
-    two, two_steps = run()
+    two, two_steps = _stopped_van_der_pol(4)
     monkeypatch.setattr(_ensemble, "_FEW_LANES_BYTES", 0)
-    one, one_steps = run()
+    one, one_steps = _stopped_van_der_pol(4)
     assert np.all(np.asarray(two.status) == ds.Status.EVENT)
     for a, b in zip(jtu.tree_leaves(two), jtu.tree_leaves(one), strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
     # The loop counts two steps per iteration; a lane whose run ends in the first
     # waits out the second, so the loop may take a step more per refill.
     assert int(two_steps) % 2 == 0
-    assert int(one_steps) <= int(two_steps) <= int(one_steps) + 2 * len(mus)
+    assert int(one_steps) <= int(two_steps) <= int(one_steps) + 2 * _STOPPED_MUS.size
 
 
 def test_fused_kernel_agrees():
