@@ -31,7 +31,11 @@ Against `lanes/8`, E1 (1 024 Lorenz runs, ρ ∈ [0, 21], t ∈ [0, 1], two devi
 runs 10 % faster in float32 and 3 % in float64 (E1 at 16 384 runs: 12 % and 2 %),
 with the same loop iterations; where neighbouring runs differ (the same runs
 shuffled, or van der Pol with μ ∈ [0.1, 8] shuffled) the loop takes 1–4 % more
-iterations and 1–8 % less time, and E2's lane-steps are unchanged.
+iterations and 1–8 % less time, and E2's lane-steps are unchanged. `lanes/2` (half
+as many refills) makes E1's kernel at N = 1 024 7 % faster (the same iterations),
+but Lorenz runs with ρ ∈ [0, 200] shuffled (4 096 runs, t ∈ [0, 20], two devices)
+then take 14 % more iterations than with `lanes/4` (43.9 k against 38.3 k per
+device; `lanes/8`: 35.7 k; in order all three take 33.7 k).
 
 A batch with a lane for every run has nothing to refill: its program is the loop over
 steps alone (the same steps; a smaller program, which XLA compiles faster).
@@ -54,7 +58,9 @@ steps, float64 15.8 → 11.7 ms, float32 11.6 → 7.6 ms; its first call compile
 0.3–0.8 s longer (the step compiled twice). With wide lanes the arithmetic dominates
 and the doubled step does not pay: at N = 16 384 (1 024 lanes per device) 7 %
 faster, as fast and 5 % slower (adaptive float64, float32, fixed float64), so they
-take one step per iteration.
+take one step per iteration. Few lanes are refilled in one loop too (each lane's
+fields and inputs, fresh or kept, `computed_together`): E1's kernel at N = 1 024
+5 % faster in both precisions, where at N = 16 384 it was 2–20 % slower.
 
 Because every lane goes through diffrax's own step and controller with the same
 arithmetic as `integrate`, a member takes the same steps as its generic solve (to
@@ -87,6 +93,13 @@ _REFILL_FRACTION = 4
 #: Lanes of at most this many bytes of each number take two steps per iteration of
 #: the loop over steps (module doc), on a backend that computes lanes together.
 _FEW_LANES_BYTES = 512
+
+
+def _any(flags: Array) -> Array:
+    """`jnp.any(flags)` of a vector of booleans, as a sum of integers: XLA's CPU
+    backend compiles a reduction of booleans over a thousand lanes into a loop
+    that LLVM takes 0.12 s to compile (E1's first call), a sum in 0.01 s."""
+    return jnp.sum(flags, dtype=jnp.int32) > 0
 
 
 def ensemble_support(
@@ -179,7 +192,7 @@ def integrate_ensemble(
             return v_step(run_inputs, lane), count + tick
 
         lane, count = jax.lax.while_loop(
-            lambda carry: jnp.any(carry[0].running),
+            lambda carry: _any(carry[0].running),
             step_all,
             (v_init(run_inputs, runs), zero),
         )
@@ -202,7 +215,8 @@ def integrate_ensemble(
     # Few lanes take two steps per iteration, each lane computed in one loop (module
     # doc); `program.together`: where the backend and vector field gain from it.
     few = lanes * jnp.dtype(program.tdtype).itemsize <= _FEW_LANES_BYTES
-    if few and program.together:
+    few = few and program.together
+    if few:
         v_whole = jax.vmap(lambda i, s: computed_together(program.step(i, s)))
         steps_per_iteration = 2
 
@@ -216,7 +230,7 @@ def integrate_ensemble(
         lane, _, _, next_run, _ = carry
         idle = jnp.sum(jnp.invert(lane.running), dtype=jnp.int32)
         refill_due = (next_run < n_runs) & (idle >= k)
-        return jnp.any(lane.running) & jnp.invert(refill_due)
+        return (idle < lanes) & jnp.invert(refill_due)
 
     def step(carry):
         lane, lane_inputs, out, next_run, count = carry
@@ -242,17 +256,22 @@ def integrate_ensemble(
         fresh_inputs = pick(runs)
         fresh = v_init(fresh_inputs, runs)
         lane = eqx.tree_at(lambda x: x.held, lane, lane.running)
-        keep = lambda f, o: jnp.where(  # noqa: E731
-            take.reshape(take.shape + (1,) * (o.ndim - 1)), f, o
+
+        # (With few lanes each lane's fields and inputs, fresh or kept, are
+        # computed in one loop: module doc.)
+        def kept(t, new, old):
+            kept = jtu.tree_map(lambda f, o: jnp.where(t, f, o), new, old)
+            return computed_together(kept) if few else kept
+
+        lane, lane_inputs = jax.vmap(kept)(
+            take, (fresh, fresh_inputs), (lane, lane_inputs)
         )
-        lane = jtu.tree_map(keep, fresh, lane)
-        lane_inputs = jtu.tree_map(keep, fresh_inputs, lane_inputs)
         next_run = next_run + jnp.sum(take, dtype=jnp.int32)
         return lane, lane_inputs, out, next_run, count
 
     def pending(carry):
         lane, _, _, next_run, _ = carry
-        return jnp.any(lane.held) | (next_run < n_runs)
+        return _any(lane.held) | (next_run < n_runs)
 
     def batch(carry):
         return write_and_refill(jax.lax.while_loop(stepping, step, carry))
