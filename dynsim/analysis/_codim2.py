@@ -48,6 +48,14 @@ def _fold_residual(model, names, Z, c, t, args):
 
 
 @eqx.filter_jit
+def _residual_jacobian(residual_fn, model, names, Z, c, t, args):
+    """∂residual/∂Z, compiled once per residual and model structure (JAX's
+    Jacobian of a compiled residual, taken outside a jit, traces it anew on every
+    call: 6 ms a point of a Hopf curve)."""
+    return jax.jacfwd(lambda W: residual_fn(model, names, W, c, t, args))(Z)
+
+
+@eqx.filter_jit
 def _hopf_residual(model, names, Z, c, t, args):
     n = (Z.size - 3) // 3
     y, qr, qi, omega, p = (
@@ -99,8 +107,8 @@ class _Curve:
             self.residual_fn(
                 self.model,
                 self.names,
-                jnp.asarray(Z),
-                jnp.asarray(self.c),
+                np.asarray(Z, float),
+                np.asarray(self.c, float),
                 self.t,
                 self.args,
             )
@@ -108,11 +116,15 @@ class _Curve:
 
     def jacobian(self, Z):
         return np.asarray(
-            jax.jacfwd(
-                lambda W: self.residual_fn(
-                    self.model, self.names, W, jnp.asarray(self.c), self.t, self.args
-                )
-            )(jnp.asarray(Z))
+            _residual_jacobian(
+                self.residual_fn,
+                self.model,
+                self.names,
+                np.asarray(Z, float),
+                np.asarray(self.c, float),
+                self.t,
+                self.args,
+            )
         )
 
     def at(self, Z):
