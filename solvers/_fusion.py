@@ -154,12 +154,13 @@ def computed_together(tree: PyTree[Array]) -> PyTree[Array]:
     """`tree`, the same numbers, its real leaves (floats, integers, booleans)
     computed in one loop by XLA (module doc): for one lane's several outputs of the
     same producers, under `jax.vmap` over the lanes. Trees of more than
-    `TOGETHER_MAX` real numbers are returned as they are."""
+    `TOGETHER_MAX` real numbers are returned as they are, and so are leaves of
+    size 0."""
     if not fits_together(tree):
         return tree
     leaves, treedef = jtu.tree_flatten(tree)
     leaves = [jnp.asarray(x) for x in leaves]
-    real = [i for i, x in enumerate(leaves) if _real(x.dtype)]
+    real = [i for i, x in enumerate(leaves) if _real(x.dtype) and x.size]
     # XLA reduces the floats of one precision together: one reduction per
     # floating-point type, the integers and booleans with the first.
     first = next((leaves[i].dtype for i in real if _floating(leaves[i].dtype)), None)

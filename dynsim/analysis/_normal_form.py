@@ -68,9 +68,10 @@ def multilinear(model: Any, y: np.ndarray, *vectors: np.ndarray, t=0.0, args=Non
             coefficients.append(np.prod([c for _, c in choice]))
     if not terms:
         return np.zeros(y.shape)
-    # (Padded with zero terms to all 2^k: one compilation for every form of order k.)
-    k = len(vectors)
-    padded = np.zeros((2**k, k, *y.shape), np.result_type(y.dtype, np.float32))
+    # (Padded with zero terms to a power of two: at most k + 1 compilations for the
+    # forms of order k, and a form of real vectors evaluates one derivative.)
+    k, size = len(vectors), 1 << (len(terms) - 1).bit_length()
+    padded = np.zeros((size, k, *y.shape), np.result_type(y.dtype, np.float32))
     padded[: len(terms)] = terms
     d = np.asarray(_derivatives(model, y, padded, t, args))[: len(terms)]
     # (Real coefficients as floats: a form of real vectors stays real.)

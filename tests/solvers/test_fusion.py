@@ -40,6 +40,8 @@ def test_every_number_comes_back_bit_for_bit(helper, dtype):
         "e": jnp.iinfo(jnp.int32).min + jnp.arange(2, dtype=jnp.int32),
         # (Another precision: XLA reduces each precision's floats apart.)
         "f": jnp.asarray(SPECIAL, other),
+        # (Leaves without numbers: a run's input of shape (0,).)
+        "g": (jnp.zeros((0,), dtype), jnp.zeros((2, 0), jnp.int32)),
     }
     out = jax.jit(helper)(tree)
 
