@@ -102,30 +102,22 @@ class _Curve:
         n = self.size
         return Z[n : 2 * n]
 
-    def residual(self, Z):
-        return np.asarray(
-            self.residual_fn(
-                self.model,
-                self.names,
-                np.asarray(Z, float),
-                np.asarray(self.c, float),
-                self.t,
-                self.args,
-            )
+    def _inputs(self, Z):
+        """The residual's arguments at Z (NumPy arrays: no device copy each)."""
+        return (
+            self.model,
+            self.names,
+            np.asarray(Z, float),
+            np.asarray(self.c, float),
+            self.t,
+            self.args,
         )
 
+    def residual(self, Z):
+        return np.asarray(self.residual_fn(*self._inputs(Z)))
+
     def jacobian(self, Z):
-        return np.asarray(
-            _residual_jacobian(
-                self.residual_fn,
-                self.model,
-                self.names,
-                np.asarray(Z, float),
-                np.asarray(self.c, float),
-                self.t,
-                self.args,
-            )
-        )
+        return np.asarray(_residual_jacobian(self.residual_fn, *self._inputs(Z)))
 
     def at(self, Z):
         """The model at Z's parameters, the equilibrium, ∂f/∂y and its eigenvalues."""
