@@ -56,16 +56,27 @@ def neumann_green_matrix(centers: ArrayLike) -> Array:
     return jnp.where(eye, neumann_regular(c)[:, None] * jnp.eye(m), off)
 
 
-def _series(theta: complex, r: np.ndarray, rho: float, dphi: np.ndarray) -> np.ndarray:
+def _series(
+    theta: complex, r: ArrayLike, rho: ArrayLike, dphi: ArrayLike
+) -> np.ndarray:
     """Σₙ σₙ (Kₙ'(θ)/Iₙ'(θ)) Iₙ(θr) Iₙ(θρ) cos(n Δφ), summed to convergence (in
-    vectorised blocks of orders)."""
-    r, dphi = np.broadcast_arrays(np.asarray(r, float), np.asarray(dphi, float))
+    vectorised blocks of orders), elementwise over the broadcast `r`, `rho`, `dphi`."""
+    r, rho, dphi = np.broadcast_arrays(
+        np.asarray(r, float), np.asarray(rho, float), np.asarray(dphi, float)
+    )
     total = np.zeros(r.shape, dtype=complex)
+    points = theta * np.stack([r, rho])
     block = 16
     for start in range(0, _NMAX, block):
-        n = np.arange(start, start + block).reshape((block,) + (1,) * r.ndim)
-        coef = special.kvp(n, theta) / special.ivp(n, theta)
-        term = coef * special.iv(n, theta * r) * special.iv(n, theta * rho)
+        # Kₙ'(θ)/Iₙ'(θ) from Kₙ₋₁ + Kₙ₊₁ over Iₙ₋₁ + Iₙ₊₁ (K₋₁ = K₁, I₋₁ = I₁): one
+        # Bessel call each for the block's orders and their neighbours.
+        n = np.arange(start, start + block)
+        around = np.abs(np.arange(start - 1, start + block + 1))
+        k, i = special.kv(around, theta), special.iv(around, theta)
+        coef = -(k[:-2] + k[2:]) / (i[:-2] + i[2:])
+        n = n.reshape((block,) + (1,) * r.ndim)
+        at_r, at_rho = special.iv(n[:, None], points).swapaxes(0, 1)
+        term = coef.reshape(n.shape) * at_r * at_rho
         term = np.where(n == 0, 1.0, 2.0) * term * np.cos(n * dphi)
         total = total + term.sum(axis=0)
         if np.all(np.abs(term[-1]) <= 1e-16 * np.maximum(np.abs(total), 1e-300)):
@@ -86,25 +97,33 @@ def reduced_wave_green(x: ArrayLike, xi: ArrayLike, theta: complex) -> np.ndarra
     r, phi = _polar(x)
     rho, phi0 = _polar(xi)
     d = np.hypot(*(np.asarray(x, float) - np.asarray(xi, float)).T)
-    return (special.kv(0, theta * d) - _series(theta, r, float(rho), phi - phi0)) / (
-        2 * np.pi
-    )
+    return (special.kv(0, theta * d) - _series(theta, r, rho, phi - phi0)) / (2 * np.pi)
 
 
 def reduced_wave_regular(xi: ArrayLike, theta: complex) -> complex:
     """R(ξ) = lim_{x→ξ} [G(x; ξ) + log|x − ξ|/(2π)] for Δ − θ²."""
     rho, _ = _polar(xi)
-    series = _series(theta, np.asarray(rho), float(rho), np.zeros(()))
-    return complex((-(np.log(theta / 2) + np.euler_gamma) - series) / (2 * np.pi))
+    return complex(_regular(theta, rho))
+
+
+def _regular(theta: complex, rho: np.ndarray) -> np.ndarray:
+    """R at points of radius `rho` (K₀'s expansion minus the series at x = ξ)."""
+    series = _series(theta, rho, rho, 0.0)
+    return (-(np.log(theta / 2) + np.euler_gamma) - series) / (2 * np.pi)
 
 
 def reduced_wave_matrix(centers: ArrayLike, theta: complex) -> np.ndarray:
     """𝒢_θ: G(xᵢ; xⱼ) off the diagonal, R(xⱼ) on it (complex, symmetric)."""
     c = np.asarray(centers, dtype=float)
     m = c.shape[0]
-    out = np.empty((m, m), dtype=complex)
-    for j in range(m):
-        out[j, j] = reduced_wave_regular(c[j], theta)
-        for i in range(j + 1, m):
-            out[i, j] = out[j, i] = complex(reduced_wave_green(c[i], c[j], theta))
+    r, phi = _polar(c)
+    # Every pair i < j in one series (one SciPy call per block of orders).
+    i, j = np.triu_indices(m, 1)
+    d = np.hypot(*(c[i] - c[j]).T)
+    out = np.zeros((m, m), dtype=complex)
+    out[i, j] = (
+        special.kv(0, theta * d) - _series(theta, r[i], r[j], phi[i] - phi[j])
+    ) / (2 * np.pi)
+    out = out + out.T
+    out[np.diag_indices(m)] = _regular(theta, r)
     return out

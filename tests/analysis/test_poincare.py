@@ -105,7 +105,7 @@ def test_lorenz_orbit_diagram_from_a_section():
     # The section z = ρ − 1 crossed downwards, x there, after t = 60: chaotic at
     # ρ = 28, a stable periodic orbit in the window 99.52 < ρ < 100.79 (Sparrow,
     # The Lorenz Equations, 1982, §5).
-    rho = np.linspace(26.0, 106.0, 1024)
+    rho = np.linspace(26.0, 106.0, 256)
     rho[np.argmin(np.abs(rho - 28.0))] = 28.0
     rho[np.argmin(np.abs(rho - 100.5))] = 100.5
     section = Section(state="w", direction=-1, max_crossings=256, t_from=60.0)
