@@ -19,7 +19,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
-from scipy import special
 
 AREA = np.pi
 _NMAX = 160  # Iₙ/Kₙ products stay in double range up to here
@@ -61,6 +60,9 @@ def _series(
 ) -> np.ndarray:
     """Σₙ σₙ (Kₙ'(θ)/Iₙ'(θ)) Iₙ(θr) Iₙ(θρ) cos(n Δφ), summed to convergence (in
     vectorised blocks of orders), elementwise over the broadcast `r`, `rho`, `dphi`."""
+    # (SciPy's special functions take 0.2 s to import: imported where first used.)
+    from scipy import special
+
     r, rho, dphi = np.broadcast_arrays(
         np.asarray(r, float), np.asarray(rho, float), np.asarray(dphi, float)
     )
@@ -94,6 +96,8 @@ def _polar(p: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 def reduced_wave_green(x: ArrayLike, xi: ArrayLike, theta: complex) -> np.ndarray:
     """G(x; ξ) for Δ − θ², Neumann walls (x ≠ ξ); complex θ with Re θ > 0."""
+    from scipy import special
+
     r, phi = _polar(x)
     rho, phi0 = _polar(xi)
     d = np.hypot(*(np.asarray(x, float) - np.asarray(xi, float)).T)
@@ -114,6 +118,8 @@ def _regular(theta: complex, rho: np.ndarray) -> np.ndarray:
 
 def reduced_wave_matrix(centers: ArrayLike, theta: complex) -> np.ndarray:
     """𝒢_θ: G(xᵢ; xⱼ) off the diagonal, R(xⱼ) on it (complex, symmetric)."""
+    from scipy import special
+
     c = np.asarray(centers, dtype=float)
     m = c.shape[0]
     r, phi = _polar(c)
