@@ -217,7 +217,8 @@ def integrate_ensemble(
     few = lanes * jnp.dtype(program.tdtype).itemsize <= _FEW_LANES_BYTES
     few = few and program.together
     if few:
-        v_whole = jax.vmap(lambda i, s: computed_together(program.step(i, s)))
+        # (Traced once for both steps: the second call reuses the first's trace.)
+        v_whole = jax.jit(jax.vmap(lambda i, s: computed_together(program.step(i, s))))
         steps_per_iteration = 2
 
         def advance(lane_inputs, lane):
