@@ -55,7 +55,9 @@ change): the same steps and states (bit for bit in the tests and in E1). E1's ke
 at N = 1 024 on a 2-core AMD EPYC (two devices, interleaved in one process) took
 3–34 % less time: adaptive float32 1.43 → 1.22 ms, float64 2.81 → 2.72 ms; fixed
 steps, float64 15.8 → 11.7 ms, float32 11.6 → 7.6 ms; its first call compiled
-0.3–0.8 s longer (the step compiled twice). With wide lanes the arithmetic dominates
+0.3–0.8 s longer (the step compiled twice; it is traced once, jitted inside the loop
+so that the second step reuses the first's trace: E1's first call traces in
+0.44–0.46 s instead of 0.62–0.86 s). With wide lanes the arithmetic dominates
 and the doubled step does not pay: at N = 16 384 (1 024 lanes per device) 7 %
 faster, as fast and 5 % slower (adaptive float64, float32, fixed float64), so they
 take one step per iteration. Few lanes are refilled in one loop too (each lane's
