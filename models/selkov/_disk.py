@@ -74,14 +74,19 @@ def _series(
         # Bessel call each for the block's orders and their neighbours.
         n = np.arange(start, start + block)
         around = np.abs(np.arange(start - 1, start + block + 1))
-        k, i = special.kv(around, theta), special.iv(around, theta)
-        coef = -(k[:-2] + k[2:]) / (i[:-2] + i[2:])
+        with np.errstate(over="ignore", invalid="ignore"):  # (checked below)
+            k, i = special.kv(around, theta), special.iv(around, theta)
+            coef = -(k[:-2] + k[2:]) / (i[:-2] + i[2:])
         n = n.reshape((block,) + (1,) * r.ndim)
         at_r, at_rho = special.iv(n[:, None], points).swapaxes(0, 1)
-        term = coef.reshape(n.shape) * at_r * at_rho
-        term = np.where(n == 0, 1.0, 2.0) * term * np.cos(n * dphi)
-        total = total + term.sum(axis=0)
-        if np.all(np.abs(term[-1]) <= 1e-16 * np.maximum(np.abs(total), 1e-300)):
+        with np.errstate(invalid="ignore"):  # (inf · 0 at the centre: checked)
+            size = np.where(n == 0, 1.0, 2.0) * coef.reshape(n.shape) * at_r * at_rho
+        if not np.all(np.isfinite(size)):
+            break  # (Kₙ'/Iₙ' overflowed before the terms fell off)
+        total = total + (size * np.cos(n * dphi)).sum(axis=0)
+        # (Converged by the terms' size, not by their value: cos(nΔφ) can vanish
+        # at the block's last order.)
+        if np.all(np.abs(size[-1]) <= 1e-16 * np.maximum(np.abs(total), 1e-300)):
             return total
     raise ArithmeticError(
         "reduced-wave Green's function series did not converge: a point too close "

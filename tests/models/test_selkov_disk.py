@@ -35,6 +35,25 @@ class TestGreensFunctions:
         for d in (1e-5, 1e-6):
             assert abs(g(xi + [d, 0]) + np.log(d) / (2 * np.pi) - reg) < 1e-4 * d**0
 
+    def test_series_summed_by_its_terms_size_and_refused_near_the_wall(self):
+        # Points a quarter turn apart: cos(nπ/2) vanishes at every odd order, where
+        # a series judged by its terms' values stopped (n = 15, error 1e-7). The
+        # reference sums the series term by term to n = 60 (SciPy's kvp and ivp).
+        theta, x, xi = 1.0, np.array([0.6, 0.0]), np.array([0.0, 0.6])
+        n = np.arange(60)
+        terms = (
+            np.where(n == 0, 1, 2) * special.kvp(n, theta) / special.ivp(n, theta)
+            * special.iv(n, 0.6 * theta) ** 2 * np.cos(n * np.pi / 2)
+        )  # fmt: skip
+        exact = (special.kv(0, theta * np.hypot(0.6, 0.6)) - terms.sum()) / (2 * np.pi)
+        assert abs(selkov.reduced_wave_green(x, xi, theta) - exact) < 1e-14
+        matrix = selkov.reduced_wave_matrix([x, xi], theta)
+        assert abs(matrix[0, 1] - exact) < 1e-14 and matrix[0, 1] == matrix[1, 0]
+        # Near the wall Kₙ'/Iₙ' overflows before the terms fall off: an error
+        # naming the cause, never an infinite entry.
+        with pytest.raises(ArithmeticError, match="too close to the wall"):
+            selkov.reduced_wave_matrix([(0.9, 0.0), (0.1, 0.1)], 0.7)
+
     def test_small_theta_limit_is_the_neumann_green_function(self):
         # G_θ = 1/(|Ω|θ²) + G₀ + O(θ²): ties the Bessel series to the closed form.
         theta, xi, p = 1e-3, np.array([0.1, 0.6]), np.array([-0.5, -0.3])
