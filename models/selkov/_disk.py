@@ -105,7 +105,7 @@ def reduced_wave_green(x: ArrayLike, xi: ArrayLike, theta: complex) -> np.ndarra
 
     r, phi = _polar(x)
     rho, phi0 = _polar(xi)
-    d = np.hypot(*(np.asarray(x, float) - np.asarray(xi, float)).T)
+    d = np.hypot(*np.moveaxis(np.asarray(x, float) - np.asarray(xi, float), -1, 0))
     return (special.kv(0, theta * d) - _series(theta, r, rho, phi - phi0)) / (2 * np.pi)
 
 
