@@ -54,6 +54,15 @@ class TestGreensFunctions:
         with pytest.raises(ArithmeticError, match="too close to the wall"):
             selkov.reduced_wave_matrix([(0.9, 0.0), (0.1, 0.1)], 0.7)
 
+    def test_reduced_wave_green_of_a_grid_of_points_is_pointwise(self):
+        # Points as an (a, b, 2) array: distances over the last axis (a square grid
+        # had its axes swapped), every value as the point's own.
+        grid = np.random.default_rng(1).uniform(-0.5, 0.5, (3, 3, 2))
+        xi, theta = np.array([0.2, -0.1]), 1.3 + 0.4j
+        values = selkov.reduced_wave_green(grid, xi, theta)
+        each = [[selkov.reduced_wave_green(p, xi, theta) for p in row] for row in grid]
+        assert np.allclose(values, np.array(each), rtol=1e-13, atol=0)
+
     def test_small_theta_limit_is_the_neumann_green_function(self):
         # G_θ = 1/(|Ω|θ²) + G₀ + O(θ²): ties the Bessel series to the closed form.
         theta, xi, p = 1e-3, np.array([0.1, 0.6]), np.array([-0.5, -0.3])
